@@ -1,0 +1,73 @@
+"""`fedxnor export` and `fedxnor reference`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fedxnor.errors import FedxnorError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="fold a checkpoint into integer thresholds, ROM images and a manifest")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="export directory (replaced atomically)")
+    p.add_argument("--pe", type=int, nargs="+", default=None, help="PE rows per layer (one value, or one per layer)")
+    p.add_argument("--simd", type=int, nargs="+", default=None, help="SIMD lanes per layer (one value, or one per layer)")
+    p.add_argument("--data", type=Path, default=None, help="IDX data directory for the agreement check")
+    p.add_argument("--check-images", type=int, default=None, help="check agreement on the first N test images (default all)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_export)
+
+    r = sub.add_parser("reference", help="run the bit-exact reference on test images from an export directory")
+    r.add_argument("directory", type=Path)
+    r.add_argument("--images", type=int, default=None, help="first N test images (default all)")
+    r.add_argument("--data", type=Path, default=None, help="IDX data directory (default: Debian's Fashion-MNIST)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=run_reference)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from fedxnor.export.from_checkpoint import export_checkpoint
+
+    summary = export_checkpoint(args.checkpoint, args.out, args.pe, args.simd, data_dir=args.data,
+                                check_images=args.check_images)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"exported {summary['layers']} layers to {summary['out']}; reference equals torch eval on "
+              f"{summary['checked_images']} test images (torch accuracy {summary['torch_accuracy']:.4f})")
+    return 0
+
+
+def run_reference(args: argparse.Namespace) -> int:
+    from fedxnor.export.from_checkpoint import PREDICTIONS_FILE
+    from fedxnor.export.reference import Reference
+    from fedxnor.train.data import load_split
+
+    ref = Reference(args.directory)
+    if args.images is not None and args.images < 1:
+        raise FedxnorError("--images must be at least 1")
+    test = load_split("test", args.data).take(args.images)
+    result = ref.classify(test.images)
+    out = {"images": len(test), "accuracy": float((result.classes == test.labels).mean())}
+    files = ref.export.manifest.get("files", {})
+    if PREDICTIONS_FILE in files:
+        torch_pred = np.frombuffer((args.directory / PREDICTIONS_FILE).read_bytes(), np.uint8).astype(np.int64)
+        n = min(len(test), len(torch_pred))
+        if n < len(test):
+            raise FedxnorError(f"the export recorded torch predictions for {len(torch_pred)} images; use --images {len(torch_pred)}")
+        agree = result.classes[:n] == torch_pred[:n]
+        out["agreement"] = float(agree.mean())
+        out["mismatches"] = int((~agree).sum())
+    else:
+        out["agreement"] = None
+    out["checkpoint"] = ref.export.manifest.get("source", {}).get("checkpoint")
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['images']} images: accuracy {out['accuracy']:.4f}, agreement with torch eval {out['agreement']}")
+    return 0 if out.get("mismatches", 0) == 0 else 1

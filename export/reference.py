@@ -1,0 +1,115 @@
+"""Bit-exact reference: what the hardware must compute, from the exported files alone.
+
+It reads only an export directory (through load_export, which validates it) and
+computes per-layer activation bits, output scores and classes with integers.
+Two implementations agree by test: a fast one on matrix products (exact in
+float64) and a literal one that walks the packed ROM words with XNOR/AND and
+popcount, bit plane by bit plane, as the accelerator does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fedxnor.errors import FedxnorError
+from fedxnor.export import images as img
+from fedxnor.export.manifest import Export, load_export
+from fedxnor.export.network import argmax_lowest
+
+
+@dataclass(frozen=True)
+class ReferenceResult:
+    activations: list[np.ndarray]  # per hidden layer: (batch, fan_out) bits
+    scores: np.ndarray  # (batch, classes) output-layer accumulators
+    classes: np.ndarray  # (batch,) argmax, ties to the lowest index
+
+
+def prepare_inputs(export: Export, images: np.ndarray) -> np.ndarray:
+    """Turn dataset samples into the first layer's integer inputs, as the manifest says.
+
+    encodings: "pixels" (unsigned B-bit values, B = input bits, used as they are),
+    "pixels-binarized" (bit = pixel >= input.threshold), "bits" (already 0/1).
+    """
+    spec = export.manifest["input"]
+    enc = spec.get("encoding", "raw")
+    n = export.layers[0].fan_in
+    x = np.asarray(images).reshape(len(images), -1)
+    if x.shape[1] != n:
+        raise FedxnorError(f"inputs have {x.shape[1]} values, the model's first layer takes {n}")
+    if enc == "pixels-binarized":
+        return (x >= int(spec["threshold"])).astype(np.int64)
+    maxv = (1 << export.input_bits) - 1
+    x = x.astype(np.int64)
+    if (x < 0).any() or (x > maxv).any():
+        raise FedxnorError(f"inputs must be unsigned {export.input_bits}-bit values (0..{maxv})")
+    return x
+
+
+class Reference:
+    """The integer model of an export directory."""
+
+    def __init__(self, export: Export | Path | str):
+        self.export = export if isinstance(export, Export) else load_export(Path(export))
+
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        return prepare_inputs(self.export, images)
+
+    def run(self, x: np.ndarray, batch: int = 2048) -> ReferenceResult:
+        """Run prepared inputs (batch, N) through the network."""
+        acts_parts: list[list[np.ndarray]] = []
+        scores_parts = []
+        for s in range(0, len(x), batch):
+            acts, scores, _ = self.export.network.run(x[s : s + batch])
+            acts_parts.append(acts)
+            scores_parts.append(scores)
+        nl = len(self.export.network.layers) - 1
+        acts = [np.concatenate([a[i] for a in acts_parts]) for i in range(nl)]
+        scores = np.concatenate(scores_parts)
+        return ReferenceResult(acts, scores, argmax_lowest(scores))
+
+    def classify(self, images: np.ndarray) -> ReferenceResult:
+        return self.run(self.prepare(images))
+
+
+def literal_accumulate(export: Export, layer_index: int, x: np.ndarray) -> np.ndarray:
+    """Accumulators of one layer for ONE input vector, computed as the hardware does.
+
+    Walks each PE's ROM words, L input bits per word, with XNOR-popcount (bipolar)
+    or AND-popcount per bit plane with a shifted accumulator (unsigned). Slow;
+    it exists to pin down the contract, and tests check the fast path against it.
+    """
+    info = export.layers[layer_index]
+    words = export.weight_words[layer_index]
+    L, W = info.simd, info.words_per_row
+    x = [int(v) for v in np.asarray(x).reshape(-1)] + [0] * (W * L - info.fan_in)  # inputs padded with 0
+    mask = (1 << L) - 1
+    acc = np.zeros(info.fan_out, np.int64)
+    for p in range(info.pe):
+        for local in range(info.neurons_per_pe):
+            m = local * info.pe + p
+            total = 0
+            for c in range(W):
+                w = words[p][local * W + c]
+                chunk = x[c * L : (c + 1) * L]
+                if info.encoding == "bipolar":
+                    a = sum(b << j for j, b in enumerate(chunk))
+                    xnor = ~(a ^ w) & mask
+                    total += xnor.bit_count()
+                else:
+                    for b in range(info.input_bits):
+                        plane = sum(((v >> b) & 1) << j for j, v in enumerate(chunk))
+                        total += (2 * (plane & w).bit_count() - plane.bit_count()) << b
+            acc[m] = total
+    return acc
+
+
+def literal_thresholds(export: Export, layer_index: int) -> np.ndarray:
+    """Thresholds decoded from the threshold ROM images (two's complement)."""
+    info = export.layers[layer_index]
+    out = np.zeros(info.fan_out, np.int64)
+    for p, words in enumerate(export.threshold_words[layer_index]):
+        out[p :: info.pe] = [img.to_signed(v, info.threshold_width) for v in words]
+    return out

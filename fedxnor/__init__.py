@@ -1,0 +1,1 @@
+"""fedxnor.fedxnor."""

@@ -1,0 +1,5 @@
+import sys
+
+from fedxnor.cli import main
+
+sys.exit(main())
