@@ -46,19 +46,18 @@ def run_export(args: argparse.Namespace) -> int:
 def run_reference(args: argparse.Namespace) -> int:
     from fedxnor.export.from_checkpoint import PREDICTIONS_FILE
     from fedxnor.export.reference import Reference
-    from fedxnor.train.data import load_split
-
+    
     ref = Reference(args.directory)
     if args.images is not None and args.images < 1:
         raise FedxnorError("--images must be at least 1")
-    test = load_split("test", args.data).take(args.images)
-    result = ref.classify(test.images)
-    out = {"images": len(test), "accuracy": float((result.classes == test.labels).mean())}
+    images, labels = reference_inputs(ref, args.data, args.images)
+    result = ref.classify(images)
+    out = {"images": len(labels), "accuracy": float((result.classes == labels).mean())}
     files = ref.export.manifest.get("files", {})
     if PREDICTIONS_FILE in files:
         torch_pred = np.frombuffer((args.directory / PREDICTIONS_FILE).read_bytes(), np.uint8).astype(np.int64)
-        n = min(len(test), len(torch_pred))
-        if n < len(test):
+        n = min(len(labels), len(torch_pred))
+        if n < len(labels):
             raise FedxnorError(f"the export recorded torch predictions for {len(torch_pred)} images; use --images {len(torch_pred)}")
         agree = result.classes[:n] == torch_pred[:n]
         out["agreement"] = float(agree.mean())
@@ -71,3 +70,19 @@ def run_reference(args: argparse.Namespace) -> int:
     else:
         print(f"{out['images']} images: accuracy {out['accuracy']:.4f}, agreement with torch eval {out['agreement']}")
     return 0 if out.get("mismatches", 0) == 0 else 1
+
+
+def reference_inputs(ref, data_dir: Path | None, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The test inputs of an export: its own inputs file when it has one (e.g. HyBNN
+    latents made by a frozen encoder), else the dataset's test split."""
+    files = ref.export.manifest.get("files", {})
+    d = ref.export.directory
+    if "test_inputs.u8" in files and "test_labels.u8" in files:
+        n_in = ref.export.layers[0].fan_in
+        x = np.frombuffer((d / "test_inputs.u8").read_bytes(), np.uint8).reshape(-1, n_in)
+        y = np.frombuffer((d / "test_labels.u8").read_bytes(), np.uint8).astype(np.int64)
+        return x[:limit], y[:limit]
+    from fedxnor.train.data import load_split
+
+    test = load_split("test", data_dir).take(limit)
+    return test.images, test.labels

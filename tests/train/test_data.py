@@ -1,0 +1,52 @@
+"""IDX reading: gzipped and raw, Fashion-MNIST's real files, clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fedxnor.errors import FedxnorError
+from fedxnor.train.data import load_split, read_idx
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    return header + arr.astype(np.uint8).tobytes()
+
+
+def test_fashion_mnist_from_debian_package():
+    train, test = load_split("train"), load_split("test")
+    assert train.images.shape == (60000, 28, 28) and test.images.shape == (10000, 28, 28)
+    assert set(np.unique(test.labels)) == set(range(10))
+    assert np.bincount(test.labels).tolist() == [1000] * 10
+
+
+def test_raw_and_gzipped_idx_any_directory(tmp_path, rng):
+    imgs = rng.integers(0, 256, (7, 28, 28)).astype(np.uint8)
+    labels = rng.integers(0, 10, 7).astype(np.uint8)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(imgs))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    d = load_split("test", tmp_path)
+    assert np.array_equal(d.images, imgs) and np.array_equal(d.labels, labels)
+
+
+def test_truncated_idx(tmp_path):
+    p = tmp_path / "x"
+    p.write_bytes(idx_bytes(np.zeros((3, 4), np.uint8))[:-1])
+    with pytest.raises(FedxnorError, match="IDX body"):
+        read_idx(p)
+    p.write_bytes(b"\x01\x02")
+    with pytest.raises(FedxnorError, match="magic"):
+        read_idx(p)
+
+
+def test_missing_dataset_names_flag(tmp_path):
+    with pytest.raises(FedxnorError, match="--data DIR"):
+        load_split("test", tmp_path)
+    r = subprocess.run([sys.executable, "-m", "fedxnor", "train", "--data", str(tmp_path), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--data DIR" in r.stderr
