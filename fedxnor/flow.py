@@ -1,41 +1,301 @@
-"""`fedxnor flow`: the main job end to end (grows with each part of the flow)."""
+"""`fedxnor flow`: the main job end to end, as resumable stages.
+
+Stages run in order: train -> export -> reference -> verify -> build -> report.
+Each writes into RUN/<stage>/ and records RUN/<stage>/stage.json with its summary
+and a fingerprint of everything it depended on (its config and its inputs'
+fingerprints). A rerun skips a stage whose fingerprint is unchanged, so a flow
+that failed resumes where it stopped; --force reruns, --only/--skip choose.
+
+Exit codes: 0 done; 1 a check failed (reference or RTL disagrees); 2 bad input
+or configuration (before any work); 3 a stage failed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from fedxnor.atomic import write_text_atomic
+from fedxnor.config import STAGES, dump_toml, load_config
+from fedxnor.errors import FedxnorError
 from fedxnor.progress import log
 
 
+class CheckFailed(Exception):
+    """A stage ran but its check failed (e.g. a mismatch): exit code 1."""
+
+
+@dataclass
+class Context:
+    cfg: dict[str, Any]
+    run_dir: Path
+    progress: bool = True
+
+    def dir(self, stage: str) -> Path:
+        return self.run_dir / stage
+
+    def summary(self, stage: str) -> dict[str, Any]:
+        path = self.dir(stage) / "stage.json"
+        if not path.is_file():
+            raise FedxnorError(f"stage '{stage}' has no output in {self.dir(stage)}: run it first "
+                               f"(fedxnor flow --only {stage})")
+        return json.loads(path.read_text())["summary"]
+
+    @property
+    def data_dir(self) -> Path | None:
+        return Path(self.cfg["data"]) if self.cfg["data"] else None
+
+
+# ---------------------------------------------------------------- stages
+
+
+def stage_train(ctx: Context) -> dict[str, Any]:
+    t = ctx.cfg["train"]
+    out = ctx.dir("train")
+    if t["algo"] == "central":
+        from fedxnor.train.central import CentralConfig, train_central
+
+        kw: dict[str, Any] = {"lr": t["lr"]} if t["lr"] else {}
+        if t["train_limit"]:
+            kw["train_limit"] = t["train_limit"]
+        ckpt = train_central(CentralConfig(model=t["model"], epochs=t["epochs"], seed=ctx.cfg["seed"], **kw), out,
+                             ctx.data_dir, progress=ctx.progress)
+    else:
+        from fedxnor.train.federated import flow_train  # the federated part of the flow
+
+        ckpt = flow_train(t, ctx.cfg["seed"], out, ctx.data_dir, progress=ctx.progress)
+    metrics = json.loads((out / "metrics.json").read_text())
+    meta = metrics.get("meta", {})
+    summary = {"checkpoint": str(ckpt), "algo": t["algo"], "model": t["model"],
+               "test_accuracy": meta.get("test_accuracy"), "metrics": str(out / "metrics.json")}
+    for key in ("uplink_bytes_total", "downlink_bytes_total", "uplink_bits_per_param", "rounds"):
+        if key in meta:
+            summary[key] = meta[key]
+    return summary
+
+
+def stage_export(ctx: Context) -> dict[str, Any]:
+    from fedxnor.export.from_checkpoint import export_checkpoint
+    from fedxnor.export.manifest import load_export
+
+    e = ctx.cfg["export"]
+    ckpt = Path(ctx.summary("train")["checkpoint"])
+    out = ctx.dir("export") / "model"
+    pe, simd = e["pe"] or None, e["simd"] or None
+    if e["fold"] == "board" and "build" in ctx.cfg["stages"]:
+        from fedxnor.hw.folding import foldings_for_board  # the solver picks (P, L) for the board
+
+        export_checkpoint(ckpt, out, data_dir=ctx.data_dir)
+        folds = foldings_for_board(load_export(out), ctx.cfg["build"]["board"])
+        export_checkpoint(ckpt, out, foldings=folds, data_dir=ctx.data_dir)
+    else:
+        export_checkpoint(ckpt, out, pe, simd, data_dir=ctx.data_dir)
+    exp = load_export(out)
+    return {"directory": str(out), "manifest_sha256": exp.sha256,
+            "layers": [{"name": i.name, "fan_in": i.fan_in, "fan_out": i.fan_out, "input_bits": i.input_bits,
+                        "pe": i.pe, "simd": i.simd, "weight_depth": i.weight_depth,
+                        "weight_bits": i.fan_in * i.fan_out} for i in exp.layers]}
+
+
+def stage_reference(ctx: Context) -> dict[str, Any]:
+    import numpy as np
+
+    from fedxnor.export.cli import reference_inputs
+    from fedxnor.export.from_checkpoint import PREDICTIONS_FILE
+    from fedxnor.export.reference import Reference
+
+    directory = Path(ctx.summary("export")["directory"])
+    ref = Reference(directory)
+    images, labels = reference_inputs(ref, ctx.data_dir, ctx.cfg["reference"]["images"])
+    res = ref.classify(images)
+    torch_pred = np.frombuffer((directory / PREDICTIONS_FILE).read_bytes(), np.uint8)[: len(labels)]
+    mismatches = int((res.classes != torch_pred).sum())
+    summary = {"images": len(labels), "accuracy": float((res.classes == labels).mean()),
+               "agreement": float((res.classes == torch_pred).mean()), "mismatches": mismatches}
+    if mismatches:
+        raise CheckFailed(f"reference disagrees with torch eval on {mismatches} images")
+    return summary
+
+
+def stage_verify(ctx: Context) -> dict[str, Any]:
+    from fedxnor.sim.verify import verify_export
+
+    v = ctx.cfg["verify"]
+    result = verify_export(ctx.summary("export")["directory"], sim=v["sim"], images=v["images"],
+                           progress=ctx.progress, data_dir=ctx.data_dir)
+    if result["mismatches"]:
+        raise CheckFailed(f"RTL disagrees with the reference on {result['mismatches']} of {result['images']} images")
+    return dict(result, sim=v["sim"])
+
+
+def stage_build(ctx: Context) -> dict[str, Any]:
+    from fedxnor.boards.build import build_board
+
+    return build_board(ctx.summary("export")["directory"], ctx.cfg["build"]["board"], ctx.dir("build"),
+                       progress=ctx.progress)
+
+
+def stage_report(ctx: Context) -> dict[str, Any]:
+    from fedxnor.flow_report import write_report
+
+    return write_report(ctx)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[Context], dict[str, Any]]
+    needs: tuple[str, ...]
+    config: tuple[str, ...]  # config keys the stage's result depends on
+
+
+PIPELINE = [
+    Stage("train", stage_train, (), ("seed", "data", "train")),
+    Stage("export", stage_export, ("train",), ("data", "export", "build")),
+    Stage("reference", stage_reference, ("export",), ("data", "reference")),
+    Stage("verify", stage_verify, ("export",), ("data", "verify")),
+    Stage("build", stage_build, ("export",), ("build",)),
+    Stage("report", stage_report, ("train", "export", "reference", "verify", "build"), ()),
+]
+assert [s.name for s in PIPELINE] == STAGES
+
+
+def fingerprint(ctx: Context, stage: Stage, selected: list[str]) -> str:
+    parts: dict[str, Any] = {"stage": stage.name, "config": {k: ctx.cfg[k] for k in stage.config}}
+    for dep in stage.needs:
+        path = ctx.dir(dep) / "stage.json"
+        if dep in selected or path.is_file():
+            parts[dep] = json.loads(path.read_text())["fingerprint"] if path.is_file() else None
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_flow_config(cfg: dict[str, Any], only: list[str] | None = None, skip: list[str] | None = None,
+                    force: bool = False, progress: bool = True) -> int:
+    run_dir = Path(cfg["out"])
+    ctx = Context(cfg, run_dir, progress)
+    selected = [s for s in cfg["stages"] if (not only or s in only) and s not in (skip or [])]
+    for name in (only or []) + (skip or []):
+        if name not in STAGES:
+            raise FedxnorError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
+    preflight(ctx, selected)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.toml", dump_toml(cfg))
+    results: list[tuple[str, str, float]] = []
+    code = 0
+    for i, stage in enumerate(s for s in PIPELINE if s.name in selected):
+        fp = fingerprint(ctx, stage, selected)
+        record = ctx.dir(stage.name) / "stage.json"
+        if not force and record.is_file() and json.loads(record.read_text()).get("fingerprint") == fp \
+                and stage.name != "report":
+            log(f"[{stage.name}] up to date, skipped (use --force to rerun)")
+            results.append((stage.name, "cached", 0.0))
+            continue
+        log(f"[{i + 1}/{len(selected)}] {stage.name}")
+        t0 = time.monotonic()
+        ctx.dir(stage.name).mkdir(parents=True, exist_ok=True)
+        status = "ok"
+        try:
+            summary = stage.run(ctx)
+        except CheckFailed as e:
+            summary, status, code = {"error": str(e)}, "check-failed", 1
+        except FedxnorError as e:
+            summary, status, code = {"error": str(e)}, "failed", 3
+        except Exception as e:  # a bug or a tool crash: keep the traceback in the stage directory
+            write_text_atomic(ctx.dir(stage.name) / "error.txt", traceback.format_exc())
+            summary, status, code = {"error": f"{type(e).__name__}: {e}"}, "failed", 3
+        seconds = round(time.monotonic() - t0, 1)
+        if status == "ok":
+            write_text_atomic(record, json.dumps({"stage": stage.name, "status": status, "fingerprint": fp,
+                                                  "seconds": seconds, "summary": summary}, indent=1) + "\n")
+        else:
+            record.unlink(missing_ok=True)
+        results.append((stage.name, status, seconds))
+        if status != "ok":
+            print(f"fedxnor flow: stage '{stage.name}' {status}: {summary['error']}", file=sys.stderr)
+            break
+    print_summary(ctx, results)
+    return code
+
+
+def preflight(ctx: Context, selected: list[str]) -> None:
+    """Checks that need no work: dataset present, model known, model fits the board."""
+    from fedxnor.train.data import load_split
+    from fedxnor.train.models import get_config
+
+    for stage in PIPELINE:
+        if stage.name in selected and stage.name != "report":  # the report takes whatever stages ran
+            for dep in stage.needs:
+                if dep not in selected and not (ctx.dir(dep) / "stage.json").is_file():
+                    raise FedxnorError(f"stage '{dep}' has no output in {ctx.dir(dep)}: run it first "
+                                       f"(fedxnor flow --only {dep}), or include it")
+    if "train" in selected:
+        get_config(ctx.cfg["train"]["model"])
+        load_split("test", ctx.data_dir)
+    if "build" in selected:
+        from fedxnor.boards.build import check_fit_model
+
+        check_fit_model(ctx.cfg["train"]["model"], ctx.cfg["build"]["board"], ctx.cfg["export"])
+
+
+def print_summary(ctx: Context, results: list[tuple[str, str, float]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"fedxnor flow: {ctx.run_dir}")
+    for col in ("stage", "status", "seconds", "headline"):
+        table.add_column(col)
+    for name, status, seconds in results:
+        headline = ""
+        path = ctx.dir(name) / "stage.json"
+        if path.is_file() and status in ("ok", "cached"):
+            s = json.loads(path.read_text())["summary"]
+            headline = headline_of(name, s)
+        table.add_row(name, status, f"{seconds:.1f}", headline)
+    Console(stderr=True).print(table)
+
+
+def headline_of(name: str, s: dict[str, Any]) -> str:
+    if name == "train":
+        return f"test accuracy {s.get('test_accuracy', 0):.4f}"
+    if name == "export":
+        return "folding " + ", ".join(f"{la['pe']}x{la['simd']}" for la in s["layers"])
+    if name == "reference":
+        return f"accuracy {s['accuracy']:.4f}, agreement {s['agreement']:.4f} on {s['images']} images"
+    if name == "verify":
+        return f"{s['mismatches']} mismatches on {s['images']} images"
+    if name == "build":
+        return f"{s.get('board', '')} Fmax {s.get('fmax_mhz', 0):.1f} MHz"
+    if name == "report":
+        return s.get("report", "")
+    return ""
+
+
+# ---------------------------------------------------------------- CLI
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("flow", help="run the main job end to end: train, export, reference check")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
-    p.add_argument("--model", default="mlp-small")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", type=Path, default=None)
+    p = sub.add_parser("flow", help="run the main job end to end: train, export, reference, verify, build, report")
+    p.add_argument("--config", type=Path, default=None, help="TOML configuration (defaults: fedxnor/config.py)")
+    p.add_argument("--out", type=Path, default=None, help="run directory (overrides 'out')")
+    p.add_argument("--only", nargs="+", default=None, metavar="STAGE", help="run only these stages")
+    p.add_argument("--skip", nargs="+", default=None, metavar="STAGE", help="skip these stages")
+    p.add_argument("--force", action="store_true", help="rerun stages that are up to date")
+    p.add_argument("--print-config", action="store_true", help="print the effective configuration and exit")
     p.set_defaults(func=run_flow)
 
 
 def run_flow(args: argparse.Namespace) -> int:
-    from fedxnor.export.from_checkpoint import export_checkpoint
-    from fedxnor.export.reference import Reference
-    from fedxnor.train.central import CentralConfig, train_central
-    from fedxnor.train.data import load_split
-
-    out: Path = args.out
-    log(f"[1/3] training {args.model} for {args.epochs} epochs (seed {args.seed})")
-    ckpt = train_central(CentralConfig(model=args.model, epochs=args.epochs, seed=args.seed), out / "train", args.data)
-    log("[2/3] exporting integer thresholds and ROM images (agreement with torch on the full test set)")
-    summary = export_checkpoint(ckpt, out / "export", data_dir=args.data)
-    log("[3/3] bit-exact reference on the Fashion-MNIST test set")
-    test = load_split("test", args.data)
-    result = Reference(out / "export").classify(test.images)
-    report = {"model": args.model, "torch_accuracy": summary["torch_accuracy"],
-              "reference_accuracy": float((result.classes == test.labels).mean()),
-              "agreement": summary["agreement"], "images": len(test)}
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report))
-    return 0
+    overrides = {"out": str(args.out)} if args.out else None
+    cfg = load_config(args.config, overrides)
+    if args.print_config:
+        print(dump_toml(cfg), end="")
+        return 0
+    return run_flow_config(cfg, args.only, args.skip, args.force)

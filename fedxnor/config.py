@@ -1,0 +1,136 @@
+"""The flow's configuration: a TOML file over defaults kept in one place (DEFAULTS).
+
+Validation happens before any work: an unknown key, a wrong type or a bad
+choice is one FedxnorError line naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from fedxnor.errors import FedxnorError
+
+STAGES = ["train", "export", "reference", "verify", "build", "report"]
+
+# The defaults of `fedxnor flow` (what `make demo` runs). Types are taken from these values;
+# CHOICES restricts strings; lists are lists of integers.
+DEFAULTS: dict[str, Any] = {
+    "out": "runs/demo",
+    "seed": 0,
+    "data": "",  # IDX directory; "" means Debian's Fashion-MNIST
+    "stages": ["train", "export", "reference", "report"],
+    "train": {
+        "algo": "central",  # central | fedavg | fedbnn | fedbat | fedhybnn | signsgd | efsign
+        "model": "mlp-small",
+        "epochs": 3,  # central training only
+        "rounds": 10,
+        "clients": 100,
+        "per_round": 10,
+        "local_epochs": 1,
+        "partition": "iid",
+        "codec": "",  # "" = the algorithm's own codec
+        "lr": 0.0,  # 0 = the algorithm's default
+        "train_limit": 0,  # use only the first N training samples (0 = all); for quick runs
+    },
+    "export": {"pe": [], "simd": [], "fold": "board"},  # fold: board (solver for build.board) | manual
+    "reference": {"images": 10000},
+    "verify": {"sim": "verilator", "images": 1000},
+    "build": {"board": "icebreaker"},
+}
+
+CHOICES: dict[str, list[str]] = {
+    "train.algo": ["central", "fedavg", "fedbnn", "fedbat", "fedhybnn", "signsgd", "efsign"],
+    "train.partition": ["iid", "dir0.3", "cls3"],
+    "export.fold": ["board", "manual"],
+    "verify.sim": ["verilator", "icarus"],
+    "build.board": ["icebreaker", "ice40-hx8k", "ulx3s-85f"],
+}
+
+POSITIVE = {"train.epochs", "train.rounds", "train.clients", "train.per_round", "train.local_epochs",
+            "reference.images", "verify.images"}
+
+
+def _type_name(v: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}[type(v)]
+
+
+def _check(defaults: dict[str, Any], given: dict[str, Any], prefix: str, where: str) -> dict[str, Any]:
+    out = copy.deepcopy(defaults)
+    for key, value in given.items():
+        name = f"{prefix}{key}"
+        if key not in defaults:
+            close = difflib.get_close_matches(key, list(defaults), n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f"; known keys: {', '.join(defaults)}"
+            raise FedxnorError(f"{where}: unknown key '{name}'{hint}")
+        want = defaults[key]
+        if isinstance(want, dict):
+            if not isinstance(value, dict):
+                raise FedxnorError(f"{where}: '{name}' must be a table ([{name}])")
+            out[key] = _check(want, value, f"{name}.", where)
+            continue
+        ok = type(value) is type(want) or (isinstance(want, float) and type(value) is int)
+        if not ok:
+            raise FedxnorError(f"{where}: '{name}' must be {_type_name(want)}, got {value!r}")
+        if isinstance(want, list):
+            kind = str if key == "stages" else int
+            if not all(type(v) is kind for v in value):
+                raise FedxnorError(f"{where}: '{name}' must be a list of {'strings' if kind is str else 'integers'}")
+        if name in CHOICES and value not in CHOICES[name]:
+            raise FedxnorError(f"{where}: '{name}' = {value!r} is not one of {', '.join(CHOICES[name])}")
+        if name in POSITIVE and value < 1:
+            raise FedxnorError(f"{where}: '{name}' must be at least 1, got {value}")
+        out[key] = float(value) if isinstance(want, float) else value
+    return out
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults, then the TOML file, then overrides (already nested dicts), all validated."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FedxnorError(f"{path}: no such config file")
+        try:
+            given = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise FedxnorError(f"{path}: not valid TOML ({e})") from None
+        cfg = _check(cfg, given, "", str(path))
+    if overrides:
+        cfg = _check(cfg, overrides, "", "command line")
+    unknown = [s for s in cfg["stages"] if s not in STAGES]
+    if unknown:
+        raise FedxnorError(f"config: unknown stage {unknown[0]!r} in 'stages'; stages are {', '.join(STAGES)}")
+    t = cfg["train"]
+    if t["per_round"] > t["clients"]:
+        raise FedxnorError(f"config: 'train.per_round' ({t['per_round']}) exceeds 'train.clients' ({t['clients']})")
+    if cfg["export"]["fold"] == "manual" and not cfg["export"]["pe"] and not cfg["export"]["simd"]:
+        raise FedxnorError("config: 'export.fold' = 'manual' needs 'export.pe' and/or 'export.simd'")
+    return cfg
+
+
+def dump_toml(cfg: dict[str, Any]) -> str:
+    """The effective configuration as TOML (written into the run directory)."""
+    lines: list[str] = []
+
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return repr(v)
+
+    for k, v in cfg.items():
+        if not isinstance(v, dict):
+            lines.append(f"{k} = {val(v)}")
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            lines.append(f"\n[{k}]")
+            lines += [f"{kk} = {val(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"
