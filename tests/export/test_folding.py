@@ -34,7 +34,9 @@ def check_layer(n: int, shift, scale, bias, encoding: str, bits: int) -> None:
     assert ((t >= lo) & (t <= hi + 1)).all()
 
 
-f32 = st.one_of(st.integers(-300, 300).map(float), st.floats(-300, 300, width=32, allow_nan=False, allow_infinity=False))  # integers make exact ties common
+# Integer-valued statistics make exact ties (y == 0 at an integer pre-activation) common.
+f32 = st.one_of(st.integers(-300, 300).map(float),
+                st.floats(-300, 300, width=32, allow_nan=False, allow_infinity=False))
 
 
 @settings(max_examples=150, deadline=None)
