@@ -1,0 +1,209 @@
+"""Build the generated RTL for Icarus or Verilator with cocotb_tools.runner, and run a job on it.
+
+A build is cached per design: the key is the exported model (sha256 of its
+manifest and images), the hw/ and sim/ sources that generate the Verilog, the
+simulator and whether waveforms are on. Tests in one session therefore build
+each configuration once, and `fedxnor verify` reuses a build across runs.
+
+A job (the images to run, stall settings, where to write results) travels to
+the cocotb test module fedxnor.sim.tb through a JSON file named by the
+FEDXNOR_SIM_JOB environment variable; results come back as an .npz file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedxnor.errors import FedxnorError
+from fedxnor.export.manifest import Export, load_export
+from fedxnor.sim import adapter
+from fedxnor.sim.env import apply_simulator_env
+from fedxnor.sim.ports import SimPorts
+
+TOPLEVEL = "fedxnor_sim_top"
+TB_MODULE = "fedxnor.sim.tb"
+TIMESCALE = ("1ns", "1ps")
+CLOCK_PERIOD_NS = 10
+BUILD_JOBS = 2  # the machines here have two cores shared with others
+
+
+def cache_root() -> Path:
+    env = os.environ.get("FEDXNOR_SIM_CACHE")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "fedxnor" / "sim"
+
+
+def _source_fingerprint() -> str:
+    """Hash of the Python sources that generate or wrap the Verilog (hw/ and sim/)."""
+    h = hashlib.sha256()
+    roots = [Path(__file__).resolve().parent]
+    try:
+        import fedxnor.hw as hw
+
+        roots.append(Path(hw.__file__).resolve().parent)
+    except ImportError:
+        pass
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def design_key(export: Export, sim: str, waves: bool) -> str:
+    h = hashlib.sha256()
+    h.update(export.sha256.encode())
+    for info in export.layers:  # images are pinned by the manifest's sha256 entries, but be explicit
+        for f in (*info.weight_files, *info.threshold_files):
+            h.update(f.read_bytes())
+    h.update(_source_fingerprint().encode())
+    h.update(f"{sim}|{int(waves)}".encode())
+    return h.hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Build:
+    sim: str
+    directory: Path  # the cocotb build directory
+    ports: SimPorts
+    waves: bool
+    build_s: float  # seconds spent building now (0 when cached)
+    cached: bool
+
+
+def build_design(export: Export | Path | str, sim: str, waves: bool = False, root: Path | None = None,
+                 log: Callable[[str], None] | None = None) -> Build:
+    """Generate the Verilog (hw's generator plus the sim-only wrapper) and compile it for `sim`."""
+    export = export if isinstance(export, Export) else load_export(Path(export))
+    apply_simulator_env(sim)
+    key = design_key(export, sim, waves)
+    directory = (root or cache_root()) / f"{sim}-{key}"
+    marker = directory / "build.json"
+    if marker.is_file():
+        meta = json.loads(marker.read_text())
+        return Build(sim, directory, SimPorts.from_dict(meta["ports"]), waves, 0.0, True)
+    if directory.exists():
+        shutil.rmtree(directory)  # a build that did not finish
+    directory.mkdir(parents=True)
+    t0 = time.perf_counter()
+    if log:
+        log(f"generating Verilog for {export.directory} ({sim})")
+    sources, ports = adapter.write_sources(export, directory / "rtl")
+    if log:
+        log(f"compiling with {sim} (cached afterwards in {directory})")
+    from cocotb_tools import runner as cr
+
+    cr.MAX_PARALLEL_BUILD_JOBS = BUILD_JOBS
+    runner = cr.get_runner(sim)
+    build_args: list[str] = []
+    if sim == "verilator":
+        build_args = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                      "--build-jobs", str(BUILD_JOBS), "-CFLAGS", "-O1"]
+        if waves:
+            build_args.append("--trace-fst")
+    log_file = directory / "build.log"
+    try:
+        runner.build(sources=[str(s) for s in sources], hdl_toplevel=TOPLEVEL, build_dir=str(directory / "obj"),
+                     timescale=TIMESCALE, waves=waves, build_args=build_args, log_file=str(log_file), always=True)
+    except (RuntimeError, SystemExit, OSError) as e:
+        tail = _tail(log_file)
+        raise FedxnorError(f"{sim} could not build the generated Verilog ({e}); see {log_file}: {tail}") from None
+    build_s = time.perf_counter() - t0
+    marker.write_text(json.dumps({"ports": ports.to_dict(), "build_s": build_s, "sim": sim, "waves": waves,
+                                  "export": str(export.directory)}))
+    return Build(sim, directory, ports, waves, build_s, False)
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    keep = [t for t in text if "rror" in t][-lines:] or text[-lines:]
+    return " | ".join(t.strip() for t in keep)[-400:]
+
+
+def run_job(build: Build, job: dict[str, Any], inputs: np.ndarray, run_dir: Path,
+            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run the cocotb testbench on `inputs` (prepared integer inputs, one row per image).
+
+    Returns the job's results: classes (images,), activations (list of (images, M) bit
+    arrays, or None), cycles, sim_wall_s, and waves (a path, or None).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    apply_simulator_env(build.sim)
+    np.save(run_dir / "inputs.npy", np.ascontiguousarray(inputs, dtype=np.int64))
+    results = run_dir / "results.npz"
+    progress_file = run_dir / "progress.txt"
+    for p in (results, progress_file):
+        p.unlink(missing_ok=True)
+    spec = dict(job, inputs=str(run_dir / "inputs.npy"), results=str(results), progress=str(progress_file),
+                ports=build.ports.to_dict(), clock_period_ns=CLOCK_PERIOD_NS)
+    (run_dir / "job.json").write_text(json.dumps(spec, indent=1))
+    from cocotb_tools import runner as cr
+
+    runner = cr.get_runner(build.sim)
+    log_file = run_dir / "sim.log"
+    stop = threading.Event()
+
+    def watch() -> None:
+        last = -1
+        while not stop.wait(0.5):
+            try:
+                done = int(progress_file.read_text().split()[-1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if done != last and progress:
+                progress(done)
+                last = done
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    failure = None
+    pytest_name = os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner would sys.exit() under pytest
+    try:
+        runner.test(test_module=TB_MODULE, hdl_toplevel=TOPLEVEL, build_dir=str(build.directory / "obj"),
+                    test_dir=str(run_dir), hdl_toplevel_lang="verilog", extra_env={"FEDXNOR_SIM_JOB": str(run_dir / "job.json")},
+                    waves=build.waves, log_file=str(log_file), results_xml=str(run_dir / "results.xml"),
+                    timescale=TIMESCALE)
+    except (RuntimeError, SystemExit) as e:
+        failure = e
+    finally:
+        if pytest_name is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = pytest_name
+        stop.set()
+        watcher.join()
+    if not results.is_file():
+        raise FedxnorError(f"the {build.sim} simulation ended without results ({failure or 'no error code'}); "
+                           f"see {log_file}: {_tail(log_file)}")
+    data = np.load(results, allow_pickle=False)
+    meta = json.loads(str(data["meta"]))
+    if meta.get("error"):
+        raise FedxnorError(f"{build.sim} testbench: {meta['error']} (log: {log_file})")
+    nl = int(meta["hidden_layers"])
+    acts = [data[f"act{i}"] for i in range(nl)] if meta["debug"] else None
+    waves = None
+    if build.waves:
+        for name in ("dump.fst", f"{TOPLEVEL}.fst", "dump.vcd"):
+            for where in (run_dir, build.directory / "obj"):
+                if (where / name).is_file():
+                    waves = str(where / name)
+                    break
+            if waves:
+                break
+    return {"classes": data["classes"], "activations": acts, "cycles": int(meta["cycles"]),
+            "sim_wall_s": float(meta["wall_s"]), "waves": waves, "log": str(log_file), "meta": meta}
