@@ -16,6 +16,13 @@ M/P-bit shift register (neuron k·P + p ends at position k), which needs no
 address decoding; the consumer reads L-bit words through a mux. A 4 Kbit EBR per
 64-bit bank would waste the block RAM that weights need.
 
+Read latency: `rd_data` holds the word asked for one cycle later, or two with
+`read_reg` (ECP5, NetworkTop read_regs): the image buffer then registers the
+block RAM's output (its clock-to-output is most of a 120 MHz cycle), and the
+activation buffer splits its word mux in two registered halves, groups of
+READ_GROUP words first. A bank is static while its consumer reads it, so the
+first half may sample it a cycle before the word is due.
+
 Bank flags: `full` (the producer finished the image), `pending` (the producer
 started it), `consumed` (the consumer issued its last read), `dbgd` (the debug
 stream sent it). A bank is freed when consumed and, with debug, sent.
@@ -31,10 +38,20 @@ from amaranth.utils import ceil_log2
 
 from fedxnor.hw.array import bits_for
 
+READ_GROUP = 8  # words per first-stage mux of a two-stage activation-buffer read (an 8:1 mux is one slice pair)
+
+
+def read_stage_bits(lanes: int, words: int, first: bool) -> int:
+    """Flip-flops a two-stage input read adds (read_reg): the first half's registers."""
+    if first or words <= READ_GROUP:
+        return lanes
+    return lanes * -(-words // READ_GROUP)
+
 
 class ImageBuffer(wiring.Component):
-    def __init__(self, fan_in: int, input_bits: int, lanes: int):
+    def __init__(self, fan_in: int, input_bits: int, lanes: int, *, read_reg: bool = False):
         self.N, self.B, self.L = fan_in, input_bits, lanes
+        self.read_reg = bool(read_reg)
         self.W = -(-fan_in // lanes)
         self.lin_bits = max(1, ceil_log2(self.B * self.W))
         super().__init__({
@@ -58,8 +75,13 @@ class ImageBuffer(wiring.Component):
         m.submodules.mem = mem
         wr = mem.write_port()
         rd = mem.read_port(transparent_for=())
-        m.d.comb += [rd.addr.eq(Cat(self.rd_lin.as_unsigned()[: self.lin_bits], self.rd_bank)),
-                     self.rd_data.eq(rd.data)]
+        m.d.comb += rd.addr.eq(Cat(self.rd_lin.as_unsigned()[: self.lin_bits], self.rd_bank))
+        if self.read_reg:
+            data_q = Signal(L, reset_less=True)
+            m.d.sync += data_q.eq(rd.data)
+            m.d.comb += self.rd_data.eq(data_q)
+        else:
+            m.d.comb += self.rd_data.eq(rd.data)
 
         ib = Signal()  # intake bank
         j = Signal(bits_for(W))  # beat
@@ -93,8 +115,9 @@ class ImageBuffer(wiring.Component):
 class ActivationBuffer(wiring.Component):
     """Between hidden layer l (producer: P rows, M neurons) and layer l + 1 (reads L-bit words)."""
 
-    def __init__(self, fan_out: int, pe: int, lanes: int, *, debug: bool):
+    def __init__(self, fan_out: int, pe: int, lanes: int, *, debug: bool, read_reg: bool = False):
         self.M, self.P, self.L = fan_out, pe, lanes
+        self.read_reg = bool(read_reg)
         self.NP = fan_out // pe
         self.W = -(-fan_out // lanes)
         self.debug = debug
@@ -116,16 +139,19 @@ class ActivationBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         M, P, NP, L, W = self.M, self.P, self.NP, self.L, self.W
-        sr = [[Signal(NP, name=f"sr_b{b}_p{p}") for p in range(P)] for b in range(2)]
+        sr = [[Signal(NP, name=f"sr_b{b}_p{p}", reset_less=True) for p in range(P)] for b in range(2)]
         for b in range(2):
             for p in range(P):
                 with m.If(self.shift[p] & (self.banks[p] == b)):
                     m.d.sync += sr[b][p].eq(Cat(sr[b][p][1:], self.bits[p]) if NP > 1 else self.bits[p])
         vec = [Cat(*[sr[b][n % P][n // P] for n in range(M)]) for b in range(2)]
-        words = [vec[b].as_unsigned()[c * L: c * L + L] for b in range(2) for c in range(W)]
-        sel = Signal(bits_for(2 * W) + 1)
-        m.d.comb += sel.eq(self.rd_bank * W + self.rd_word)
-        m.d.sync += self.rd_data.eq(Array(words)[sel])
+        if self.read_reg:
+            self._two_stage_read(m, vec)
+        else:
+            words = [vec[b].as_unsigned()[c * L: c * L + L] for b in range(2) for c in range(W)]
+            sel = Signal(bits_for(2 * W) + 1)
+            m.d.comb += sel.eq(self.rd_bank * W + self.rd_word)
+            m.d.sync += self.rd_data.eq(Array(words)[sel])
         m.d.comb += self.dbg_bits.eq(Mux(self.dbg_bank, vec[1], vec[0]))
 
         full, pending, consumed, dbgd = Signal(2), Signal(2), Signal(2), Signal(2)
@@ -148,3 +174,25 @@ class ActivationBuffer(wiring.Component):
                 m.d.sync += dbgd[b].eq(1)
         m.d.comb += self.busy.eq(full.any() | pending.any())
         return m
+
+    def _two_stage_read(self, m: Module, vec) -> None:
+        """rd_data two cycles after rd_word: a bank-and-low-bits mux per group of READ_GROUP words, registered,
+        then the group mux. No adder on the select (rd_bank·W + rd_word was the ECP5 critical path)."""
+        L, W, G = self.L, self.W, READ_GROUP
+        words = [[vec[b].as_unsigned()[c * L: c * L + L] for c in range(W)] for b in range(2)]
+        if W <= G:
+            first = Signal(L, reset_less=True)
+            m.d.sync += first.eq(Array([Array(words[0]), Array(words[1])])[self.rd_bank][self.rd_word])
+            m.d.sync += self.rd_data.eq(first)
+            return
+        lo_bits = bits_for(G)
+        lo = self.rd_word[:lo_bits]
+        hi_q = Signal(len(self.rd_word) - lo_bits, reset_less=True)
+        m.d.sync += hi_q.eq(self.rd_word[lo_bits:])
+        groups = []
+        for j in range(-(-W // G)):
+            g = Signal(L, name=f"rd_group{j}", reset_less=True)
+            banks = [Array(words[b][j * G: j * G + G]) for b in range(2)]
+            m.d.sync += g.eq(Array(banks)[self.rd_bank][lo])
+            groups.append(g)
+        m.d.sync += self.rd_data.eq(Array(groups)[hi_q])

@@ -59,9 +59,11 @@ class Device:
     # counted apart). top_lcs: the board top around the accelerator (UART host link, PLL, reset), see LC_FIT.
     lcs: int = 0
     top_lcs: int = 0
-    # A register between each weight RAM and its lanes (hw/lanes.py in_reg): ECP5's block RAM clock-to-output
-    # plus the route to the lanes limited the 784-256-256-256-10 build to 64 MHz; iCE40 cells are too scarce.
-    weight_reg: bool = False
+    # Registers after every memory read (NetworkTop read_regs): one between each weight RAM and its lanes
+    # (hw/lanes.py in_reg; ECP5's block RAM clock-to-output plus the route to the lanes limited the
+    # 784-256-256-256-10 build to 64 MHz) and a second stage in each layer's input-buffer read (the
+    # activation buffer's word mux, hw/buffers.py). iCE40 cells are too scarce for them.
+    read_regs: bool = False
     # the board's weight loader (boards/core.py WeightLoader: SHA-256 core, hex parser, digest compare), built
     # only when a layer keeps its weights in SPRAM: its logic cells and block RAMs come off the budget
     loader_lcs: int = 0
@@ -92,9 +94,9 @@ DEVICES: dict[str, Device] = {
     "hx8k": Device("hx8k", "ice40", luts=7680, ffs=7680, bram=32, bram_bits=4096, bram_configs=_ICE40_EBR,
                    default_clock_hz=48e6, yosys_synth="synth_ice40", lcs=7680, top_lcs=250),
     "ecp5-25": Device("ecp5-25", "ecp5", luts=24288, ffs=24288, bram=56, bram_bits=18432, bram_configs=_ECP5_DP16,
-                      dsp=28, default_clock_hz=100e6, yosys_synth="synth_ecp5", weight_reg=True),
+                      dsp=28, default_clock_hz=100e6, yosys_synth="synth_ecp5", read_regs=True),
     "ecp5-85": Device("ecp5-85", "ecp5", luts=83640, ffs=83640, bram=208, bram_bits=18432, bram_configs=_ECP5_DP16,
-                      dsp=156, default_clock_hz=100e6, yosys_synth="synth_ecp5", weight_reg=True),
+                      dsp=156, default_clock_hz=100e6, yosys_synth="synth_ecp5", read_regs=True),
 }
 
 BOARDS: dict[str, str] = {"icebreaker": "up5k", "ice40-hx8k": "hx8k", "ulx3s-85f": "ecp5-85"}
@@ -296,6 +298,16 @@ def image_buffer_depth(shape: LayerShape, fold: Folding) -> int:
     return 2 << max(0, (planes - 1).bit_length())
 
 
+READ_STAGE_CONTROL_FFS = 12  # read_regs: the sequencer's token fields delayed one cycle more (~12 bits)
+
+
+def read_stage_ffs(lanes: int, words: int, first: bool) -> int:
+    """Flip-flops of a layer's two-stage input read (read_regs, hw/buffers.py)."""
+    from fedxnor.hw.buffers import read_stage_bits
+
+    return read_stage_bits(lanes, words, first)
+
+
 def input_buffer_cost(shape: LayerShape, fold: Folding, first: bool, device: Device,
                       model: ResourceModel) -> tuple[int, float, float]:
     """(block RAM tiles, LUTs, FFs) of the buffer a layer reads its input from."""
@@ -349,14 +361,14 @@ def layer_cost(shape: LayerShape, fold: Folding, device: Device, model: Resource
     luts = (model.layer + p * (model.row + model.row_bit * aw) + groups * lanes * model.lane + rom_luts
             + b_luts) * model.flatten
     ffs = model.ff_layer + p * (lanes + model.ff_row + aw) + groups * lanes * model.ff_lane + late_ffs + b_ffs
-    if device.weight_reg:  # the a and w registers before every lane group (hw/lanes.py in_reg)
-        ffs += 2 * groups * lanes
+    if device.read_regs:  # the a and w registers before every lane group (hw/lanes.py in_reg)
+        ffs += 2 * groups * lanes + read_stage_ffs(lanes, words, first) + READ_STAGE_CONTROL_FFS
     t = layer_cycles(shape, fold)
-    drain, own = layer_timing(shape, fold, first=first, weight_reg=device.weight_reg)
+    drain, own = layer_timing(shape, fold, first=first, read_regs=device.read_regs)
     return LayerCost(t, luts, ffs, tiles + b_tiles, rom_bits, drain, own, cells)
 
 
-def layer_timing(shape: LayerShape, fold: Folding, *, first: bool = False, weight_reg: bool = False) -> tuple[int, int]:
+def layer_timing(shape: LayerShape, fold: Folding, *, first: bool = False, read_regs: bool = False) -> tuple[int, int]:
     """(D, own) of hw/timing.py's II formula for one layer (docs/accelerator.md, "Cycle model").
 
     II = max(T_in, max T_l, max over hidden l of (T_l + D_l + T_{l+1}) / 2, (T_out + D_out) / 2):
@@ -367,7 +379,7 @@ def layer_timing(shape: LayerShape, fold: Folding, *, first: bool = False, weigh
 
     t = layer_cycles(shape, fold)
     fixed = timing.CREDIT_FIXED if shape.is_output else timing.DRAIN_FIXED
-    drain = tree_levels(fold.simd) + bool(weight_reg) + fold.pe + fixed
+    drain = tree_levels(fold.simd) + timing.READ_REGS_CYCLES * bool(read_regs) + fold.pe + fixed
     own = t
     if first:
         own = max(own, -(-shape.fan_in // fold.simd) * shape.input_bits)  # the intake
@@ -515,7 +527,7 @@ def plan_for(shapes: Sequence[LayerShape], foldings: Sequence[Folding], device: 
         if costs[i].spram == 0:
             raise FedxnorError(f"layer {i} folded {foldings[i].pe}x{foldings[i].simd} has rows deeper than one SPRAM "
                                f"(16384 words): fold it with more PE rows")
-    cpi, lat = timing_cycles(shapes, foldings, weight_reg=dev.weight_reg)
+    cpi, lat = timing_cycles(shapes, foldings, read_regs=dev.read_regs)
     return Plan(dev.name, tuple(foldings), costs, max(c.cycles for c in costs),
                 model.fixed * model.flatten + sum(c.luts for c in costs), model.ff_fixed + sum(c.ffs for c in costs),
                 sum(c.bram for c in costs), budget_for(dev, max_lut_share, max_lc_share, loader=bool(store)),
@@ -523,7 +535,7 @@ def plan_for(shapes: Sequence[LayerShape], foldings: Sequence[Folding], device: 
 
 
 def timing_cycles(shapes: Sequence[LayerShape], foldings: Sequence[Folding], *,
-                  weight_reg: bool = False) -> tuple[int, int]:
+                  read_regs: bool = False) -> tuple[int, int]:
     """(cycles per inference, latency) from hw/timing.py, which reads only export.layers' LayerInfo."""
     from fedxnor.export.manifest import LayerInfo
     from fedxnor.hw import timing
@@ -542,8 +554,8 @@ def timing_cycles(shapes: Sequence[LayerShape], foldings: Sequence[Folding], *,
         layers = tuple(infos)
 
     layers = _Layers()
-    return (timing.cycles_per_inference(layers, weight_reg=weight_reg),  # type: ignore[arg-type]
-            timing.latency_cycles(layers, weight_reg=weight_reg))  # type: ignore[arg-type]
+    return (timing.cycles_per_inference(layers, read_regs=read_regs),  # type: ignore[arg-type]
+            timing.latency_cycles(layers, read_regs=read_regs))  # type: ignore[arg-type]
 
 
 def _check_folding(i: int, s: LayerShape, f: Folding) -> None:

@@ -77,7 +77,9 @@ class LaneGroup(wiring.Component):
         # Lane terms as one word (one expression for the simulator), then bit slices into the tree.
         a, w = self.a, self.w
         if self.in_reg:
-            a, w = Signal(self.lanes, name="a_q"), Signal(self.lanes, name="w_q")
+            # data registers carry no reset: fewer loads on the reset net (the valid bits travel elsewhere)
+            a = Signal(self.lanes, name="a_q", reset_less=True)
+            w = Signal(self.lanes, name="w_q", reset_less=True)
             m.d.sync += [a.eq(self.a), w.eq(self.w)] if self.mode != "pop" else a.eq(self.a)
         word = Signal(self.lanes)
         if self.mode == "xnor":
@@ -112,7 +114,7 @@ class LaneGroup(wiring.Component):
     @staticmethod
     def _register(m: Module, nodes, tag: str):
         widths = [max(1, mx.bit_length()) for _, mx in nodes]
-        reg = Signal(sum(widths), name=f"pipe_{tag}")
+        reg = Signal(sum(widths), name=f"pipe_{tag}", reset_less=True)
         m.d.sync += reg.eq(Cat(*[v[:w] for (v, _), w in zip(nodes, widths)]))
         out, pos = [], 0
         for (_, mx), w in zip(nodes, widths):

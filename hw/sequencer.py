@@ -8,7 +8,9 @@ image; the next image starts on the cycle after the last token when its input
 bank is full and its output is free (`start_ok`).
 
 Read request: `rd_lin` = plane·W + c (linear index into a plane-major image
-memory), `rd_word` = c, bank `rb`; `rd_data` must hold that word one cycle later.
+memory), `rd_word` = c, bank `rb`; `rd_data` must hold that word `read_latency`
+cycles later (1, or 2 for a buffer with a registered read, hw/buffers.py); the
+token's other fields are delayed to match.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from fedxnor.hw.array import ArrayShape, bits_for
 
 
 class LayerSequencer(wiring.Component):
-    def __init__(self, shape: ArrayShape):
+    def __init__(self, shape: ArrayShape, *, read_latency: int = 1):
+        if read_latency not in (1, 2):
+            raise ValueError("read_latency must be 1 or 2")
+        self.read_latency = read_latency
         self.shape = shape
         s = shape
         super().__init__({
@@ -58,7 +63,8 @@ class LayerSequencer(wiring.Component):
             self.rd_lin.eq(lin),
             self.rd_word.eq(c),
         ]
-        tok = self.tok
+        # The token's fields but the chunk, registered once per cycle of read latency.
+        tok = Signal(s.token(), name="tok_ctl")
         m.d.sync += [
             tok.valid.eq(issue),
             tok.waddr.eq(waddr),
@@ -69,7 +75,13 @@ class LayerSequencer(wiring.Component):
             tok.k.eq(k),
             tok.bank.eq(self.wb),
         ]
-        m.d.comb += tok.chunk.eq(self.rd_data)
+        for _ in range(self.read_latency - 1):
+            later = Signal(s.token(), name="tok_ctl_q")
+            m.d.sync += later.eq(tok)
+            tok = later
+        fields = ("valid", "waddr", "first", "pstart", "last", "imglast", "k", "bank")
+        m.d.comb += [getattr(self.tok, f).eq(getattr(tok, f)) for f in fields]
+        m.d.comb += self.tok.chunk.eq(self.rd_data)
         with m.If(issue):
             m.d.sync += [self.running.eq(~end_img), c.eq(c + 1), lin.eq(lin + 1), waddr.eq(waddr + 1)]
             with m.If(end_word):

@@ -20,6 +20,7 @@ from fedxnor.hw.lanes import tree_levels
 DRAIN_FIXED = 3  # last token issued -> next layer may issue its first token: R + P + 3
 RESULT_FIXED = 4  # last token of the output layer -> result valid: R + P + 4
 CREDIT_FIXED = 4  # result FIFO credits: output layer start n -> start n + 2 >= T + R + P + 4
+READ_REGS_CYCLES = 2  # read_regs: the weight register (hw/lanes.py in_reg) + the input read's second stage
 
 
 @dataclass(frozen=True)
@@ -35,45 +36,46 @@ def layer_tokens(info: LayerInfo) -> int:
     return info.neurons_per_pe * info.words_per_row * b
 
 
-def tree_latency(info: LayerInfo, stages: int | None = None, weight_reg: bool = False) -> int:
-    """R: register stages of the lane group's adder tree (default: one per level), plus the weight register."""
-    return (tree_levels(info.simd) if stages is None else stages) + bool(weight_reg)
+def tree_latency(info: LayerInfo, stages: int | None = None, read_regs: bool = False) -> int:
+    """R: register stages of the lane group's adder tree (default: one per level), plus, with read_regs,
+    the weight register before the lanes and the extra cycle of the layer's input-buffer read."""
+    return (tree_levels(info.simd) if stages is None else stages) + READ_REGS_CYCLES * bool(read_regs)
 
 
-def stage_timings(export: Export, stages: int | None = None, weight_reg: bool = False) -> list[StageTiming]:
+def stage_timings(export: Export, stages: int | None = None, read_regs: bool = False) -> list[StageTiming]:
     first = export.layers[0]
     out = [StageTiming("intake", first.words_per_row * first.input_bits, 0)]
     for info in export.layers:
         fixed = RESULT_FIXED if info.is_output else DRAIN_FIXED
-        out.append(StageTiming(info.name, layer_tokens(info), tree_latency(info, stages, weight_reg) + info.pe + fixed))
+        out.append(StageTiming(info.name, layer_tokens(info), tree_latency(info, stages, read_regs) + info.pe + fixed))
     return out
 
 
-def initiation_interval(export: Export, stages: int | None = None, weight_reg: bool = False) -> float:
+def initiation_interval(export: Export, stages: int | None = None, read_regs: bool = False) -> float:
     """Steady-state cycles between results with images back to back and the result always taken.
 
         II = max( T_in, max_l T_l,
                   max over hidden l of (T_l + D_l + T_{l+1}) / 2,      bank of activation buffer l
                   (T_out + R_out + P_out + CREDIT_FIXED) / 2 )          the 2-entry result FIFO
     """
-    st = stage_timings(export, stages, weight_reg)
+    st = stage_timings(export, stages, read_regs)
     ii = float(max(s.tokens for s in st))
     for prod, cons in zip(st[1:-1], st[2:]):  # hidden layer -> next layer
         ii = max(ii, (prod.tokens + prod.drain + cons.tokens) / 2)
     out = st[-1]
     info = export.layers[-1]
-    ii = max(ii, (out.tokens + tree_latency(info, stages, weight_reg) + info.pe + CREDIT_FIXED) / 2)
+    ii = max(ii, (out.tokens + tree_latency(info, stages, read_regs) + info.pe + CREDIT_FIXED) / 2)
     return ii
 
 
-def cycles_per_inference(export: Export, *, stages: int | None = None, weight_reg: bool = False) -> int:
+def cycles_per_inference(export: Export, *, stages: int | None = None, read_regs: bool = False) -> int:
     """Steady-state clock cycles per image (the initiation interval, rounded up)."""
-    return int(-(-initiation_interval(export, stages, weight_reg) // 1))
+    return int(-(-initiation_interval(export, stages, read_regs) // 1))
 
 
-def latency_cycles(export: Export, stages: int | None = None, weight_reg: bool = False) -> int:
+def latency_cycles(export: Export, stages: int | None = None, read_regs: bool = False) -> int:
     """Cycles from the first beat of an image being offered to an idle accelerator until its result is valid."""
-    st = stage_timings(export, stages, weight_reg)
+    st = stage_timings(export, stages, read_regs)
     total = st[0].tokens
     for s in st[1:]:
         total += s.tokens - 1 + s.drain

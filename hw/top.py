@@ -94,11 +94,13 @@ class NetworkTop(wiring.Component):
     """image stream in, class stream out, optional debug stream; see docs/accelerator.md."""
 
     def __init__(self, export: Export, *, debug: bool = False, stages: int | None = None,
-                 weight_store: dict[int, str] | None = None, weight_reg: bool = False):
+                 weight_store: dict[int, str] | None = None, read_regs: bool = False):
         check_buildable(export)
         self.export = export
         self.stages = stages
-        self.weight_reg = bool(weight_reg)  # register weight words before the lanes (ECP5: hw/lanes.py)
+        # registers after every memory read (ECP5): weight word -> lanes (hw/lanes.py in_reg) and a second
+        # stage in each layer's input-buffer read (hw/buffers.py); hw.timing counts both
+        self.read_regs = bool(read_regs)
         # layers whose weights are written at run time through `wload` (hw/weightstore.py), e.g. {0: "spram"}
         self.weight_store = normalize_weight_store(export, weight_store)
         self.weight_images = writable_images(export, self.weight_store)
@@ -125,7 +127,7 @@ class NetworkTop(wiring.Component):
         ex = self.export
         infos = ex.layers
         first = infos[0]
-        img = ImageBuffer(first.fan_in, first.input_bits, first.simd)
+        img = ImageBuffer(first.fan_in, first.input_bits, first.simd, read_reg=self.read_regs)
         m.submodules.image_buffer = img
         wiring.connect(m, wiring.flipped(self.image), img.image)
 
@@ -133,7 +135,7 @@ class NetworkTop(wiring.Component):
         acts: list[ActivationBuffer] = []
         for info in infos[:-1]:
             nxt = infos[info.index + 1]
-            buf = ActivationBuffer(info.fan_out, info.pe, nxt.simd, debug=self.has_debug)
+            buf = ActivationBuffer(info.fan_out, info.pe, nxt.simd, debug=self.has_debug, read_reg=self.read_regs)
             m.submodules[f"act{info.index}"] = buf
             acts.append(buf)
             busy_terms.append(buf.busy)
@@ -146,12 +148,12 @@ class NetworkTop(wiring.Component):
             i = info.index
             store = self.weight_store.get(i)
             arr = SystolicArray(info, ex.weight_words[i], None if info.is_output else ex.threshold_words[i],
-                                stages=self.stages, store=store, in_reg=self.weight_reg)
+                                stages=self.stages, store=store, in_reg=self.read_regs)
             if store:
                 base = next(w.index for w in self.weight_images if w.layer == i)
                 m.d.comb += [arr.w_en[p].eq(wl.en & (wl.row == base + p)) for p in range(info.pe)]
                 m.d.comb += [arr.w_addr.eq(wl.addr), arr.w_data.eq(wl.data)]
-            seq = LayerSequencer(arr.shape)
+            seq = LayerSequencer(arr.shape, read_latency=2 if self.read_regs else 1)
             m.submodules[f"seq{i}"] = seq
             m.submodules[f"array{i}"] = arr
             m.d.comb += arr.tok.eq(seq.tok)
@@ -188,7 +190,11 @@ class NetworkTop(wiring.Component):
         busy = Signal()
         m.d.comb += busy.eq(_any(busy_terms))
         m.d.comb += self.busy.eq(busy)
-        with m.If(busy):
+        count = busy
+        if self.read_regs:  # busy gathers flags from across the die: the counter takes it a cycle late (same total)
+            count = Signal()
+            m.d.sync += count.eq(busy)
+        with m.If(count):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         return m
 
@@ -219,9 +225,9 @@ def _any(terms):
 
 def generate_verilog(export: Export, *, debug: bool = True, name: str = "fedxnor_top",
                      stages: int | None = None, weight_store: dict[int, str] | None = None,
-                     weight_reg: bool = False) -> tuple[str, TopPorts]:
+                     read_regs: bool = False) -> tuple[str, TopPorts]:
     """Verilog text of the network top (module `name`) and its port description."""
-    top = NetworkTop(export, debug=debug, stages=stages, weight_store=weight_store, weight_reg=weight_reg)
+    top = NetworkTop(export, debug=debug, stages=stages, weight_store=weight_store, read_regs=read_regs)
     text = verilog.convert(top, name=name, emit_src=False)
     ports = top_ports(export, debug=debug, name=name)
     return text, ports
