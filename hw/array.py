@@ -126,14 +126,20 @@ class ProcessingRow(wiring.Component):
             rd = rom.read_port()
             m.d.comb += rd.addr.eq(self.e_prev.waddr)
             rdata = rd.data
-        m.d.sync += [self.e_out.eq(self.e_prev), self.l_out.eq(self.l_prev)]
+        # The token hops one row per cycle. Only its valid bit needs a reset (what it guards is don't-care):
+        # thousands of reset-less flip-flops keep the reset net small (an ECP5 timing limit at 120 MHz).
+        e_q = Signal(s.early(), reset_less=True)
+        l_q = Signal(s.late(), reset_less=True)
+        valid_q = Signal()
+        m.d.sync += [e_q.eq(self.e_prev), l_q.eq(self.l_prev), valid_q.eq(self.l_prev.valid)]
+        m.d.comb += [self.e_out.eq(e_q), self.l_out.eq(l_q), self.l_out.valid.eq(valid_q)]
 
         lanes = LaneGroup(s.L, mode="and" if s.unsigned else "xnor", stages=s.stages, in_reg=s.in_reg)
         m.submodules.lanes = lanes
         m.d.comb += [lanes.a.eq(self.e_out.chunk), lanes.w.eq(rdata)]
 
         late = self.l_out
-        acc = Signal(signed(s.acc_width))
+        acc = Signal(signed(s.acc_width), reset_less=True)  # set by each neuron's first token
         if s.unsigned:
             d = Signal(signed(s.cw + 2))
             m.d.comb += d.eq((lanes.count << 1) - late.pcx)
