@@ -64,8 +64,10 @@ class ArrayShape:
         self.tw = info.threshold_width
         self.class_width = bits_for(info.fan_out)
         self.stages = stages
-        self.in_reg = bool(in_reg)  # a register between the weight RAM and the lanes (hw/lanes.py)
-        self.R = (tree_levels(self.L) if stages is None else stages) + self.in_reg  # lane group latency
+        # in_reg: two registers between a weight RAM and its lanes (ECP5, see ProcessingRow); the chunk, which
+        # needs one, travels a cycle behind its weight address instead, so both arrive together
+        self.in_reg = bool(in_reg)
+        self.R = (tree_levels(self.L) if stages is None else stages) + 2 * self.in_reg  # token in -> count
 
     def early(self) -> data.StructLayout:
         return data.StructLayout({"chunk": self.L, "waddr": self.aw})
@@ -136,6 +138,14 @@ class ProcessingRow(wiring.Component):
 
         lanes = LaneGroup(s.L, mode="and" if s.unsigned else "xnor", stages=s.stages, in_reg=s.in_reg)
         m.submodules.lanes = lanes
+        if s.in_reg:
+            # An ECP5 DP16KD's clock-to-output (5.8 ns, no output register) leaves ~2.4 ns of a 120 MHz cycle: a
+            # flip-flop whose only load is the next flip-flop can sit beside the RAM, which the lanes' own input
+            # register, placed by the lanes, could not (11.35 ns path). The chunk lags its address by one cycle
+            # (SystolicArray) to match.
+            w_near = Signal(s.L, name="w_near", reset_less=True)
+            m.d.sync += w_near.eq(rdata)
+            rdata = w_near
         m.d.comb += [lanes.a.eq(self.e_out.chunk), lanes.w.eq(rdata)]
 
         late = self.l_out
@@ -228,6 +238,10 @@ class SystolicArray(wiring.Component):
                      late0.last.eq(tok.last), late0.imglast.eq(tok.imglast), late0.k.eq(tok.k),
                      late0.bank.eq(tok.bank)]
         R = self._tree_latency()
+        chunk = tok.chunk
+        if s.in_reg:  # the chunk one cycle behind its weight address (ProcessingRow's second weight register)
+            chunk = Signal(s.L, name="chunk_lag", reset_less=True)
+            m.d.sync += chunk.eq(tok.chunk)
         cur = late0
         for i in range(R):
             nxt = Signal(s.late(), name=f"late_dl{i}")
@@ -238,10 +252,10 @@ class SystolicArray(wiring.Component):
         if s.unsigned:
             pop = LaneGroup(s.L, mode="pop", stages=s.stages, in_reg=s.in_reg)
             m.submodules.pcx = pop
-            m.d.comb += [pop.a.eq(tok.chunk), late_in.pcx.eq(pop.count)]
+            m.d.comb += [pop.a.eq(chunk), late_in.pcx.eq(pop.count)]
 
         early0 = Signal(s.early())
-        m.d.comb += [early0.chunk.eq(tok.chunk), early0.waddr.eq(tok.waddr)]
+        m.d.comb += [early0.chunk.eq(chunk), early0.waddr.eq(tok.waddr)]
         e_prev, l_prev = early0, late_in
         arg_prev = None
         if s.is_output:

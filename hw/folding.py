@@ -361,8 +361,8 @@ def layer_cost(shape: LayerShape, fold: Folding, device: Device, model: Resource
     luts = (model.layer + p * (model.row + model.row_bit * aw) + groups * lanes * model.lane + rom_luts
             + b_luts) * model.flatten
     ffs = model.ff_layer + p * (lanes + model.ff_row + aw) + groups * lanes * model.ff_lane + late_ffs + b_ffs
-    if device.read_regs:  # the a and w registers before every lane group (hw/lanes.py in_reg)
-        ffs += 2 * groups * lanes + read_stage_ffs(lanes, words, first) + READ_STAGE_CONTROL_FFS
+    if device.read_regs:  # a, w and the RAM-side w registers of every row (hw/array.py), the lagging chunk
+        ffs += 3 * groups * lanes + lanes + read_stage_ffs(lanes, words, first) + READ_STAGE_CONTROL_FFS
     t = layer_cycles(shape, fold)
     drain, own = layer_timing(shape, fold, first=first, read_regs=device.read_regs)
     return LayerCost(t, luts, ffs, tiles + b_tiles, rom_bits, drain, own, cells)

@@ -20,7 +20,7 @@ from fedxnor.hw.lanes import tree_levels
 DRAIN_FIXED = 3  # last token issued -> next layer may issue its first token: R + P + 3
 RESULT_FIXED = 4  # last token of the output layer -> result valid: R + P + 4
 CREDIT_FIXED = 4  # result FIFO credits: output layer start n -> start n + 2 >= T + R + P + 4
-READ_REGS_CYCLES = 2  # read_regs: the weight register (hw/lanes.py in_reg) + the input read's second stage
+READ_REGS_CYCLES = 3  # read_regs: two weight registers (hw/array.py) + the input read's second stage
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def layer_tokens(info: LayerInfo) -> int:
 
 def tree_latency(info: LayerInfo, stages: int | None = None, read_regs: bool = False) -> int:
     """R: register stages of the lane group's adder tree (default: one per level), plus, with read_regs,
-    the weight register before the lanes and the extra cycle of the layer's input-buffer read."""
+    the two weight registers before the lanes and the extra cycle of the layer's input-buffer read."""
     return (tree_levels(info.simd) if stages is None else stages) + READ_REGS_CYCLES * bool(read_regs)
 
 
