@@ -9,7 +9,11 @@ FedBNN's checkpoints are exported, which proves the integer network equals torch
 10,000 test images. Writes bench/results/federated.json after every run.
 
     nice python bench/bench_federated.py [--rounds 20] [--local-epochs 2] [--partitions iid dir0.3 cls3] [--name federated]
-        [--lr-schedule cosine] [--bnn-lr 0.001] [--bnn-local-epochs E] [--jobs 2]
+        [--lr-schedule cosine] [--bnn-lr 0.001] [--bnn-local-epochs E] [--jobs 2] [--runs LABEL ...] [--merge]
+
+--merge reruns only the given --runs x --partitions and replaces those rows of the existing
+results file, keeping the others; it refuses when the file's shared settings (data, clients,
+rounds, local epochs, batch, seed, schedule) differ from this run's, so every row keeps the same settings.
 """
 
 from __future__ import annotations
@@ -59,6 +63,37 @@ def goals(rows: list[dict]) -> dict:
     return out
 
 
+def local_update(conf: dict) -> dict:
+    """The client's optimizer and drift settings as the run resolved them (recorded per row)."""
+    bnn = conf["model"] in MODELS
+    opt = conf.get("optimizer") or ("adam" if bnn else "sgd")
+    out = {"optimizer": opt, "momentum": conf.get("momentum", 0.0)} if opt == "sgd" else {"optimizer": opt}
+    for key in ("prox_mu", "logit_adjust"):
+        if conf.get(key):
+            out[key] = conf[key]
+    return out
+
+
+# settings every row of one results file shares (--merge checks them)
+SHARED = ("dataset", "clients", "per_round", "rounds", "local_epochs", "bnn_local_epochs", "batch", "seed",
+          "lr_schedule")
+
+
+def merge_base(name: str, settings: dict, rerun: set[tuple[str, str]]) -> tuple[list[dict], list[str]]:
+    """The existing file's rows minus those rerun, and its commands; FedxnorError-free SystemExit on a mismatch."""
+    from common import RESULTS
+
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        raise SystemExit(f"--merge: {path} does not exist; run without --merge first")
+    old = json.loads(path.read_text())
+    diff = [k for k in SHARED if old["settings"].get(k) != settings.get(k)]
+    if diff:
+        raise SystemExit(f"--merge: {path} was run with other {', '.join(diff)}; rerun every row instead")
+    cmds = old["settings"].get("commands") or [old["settings"]["command"]]
+    return [r for r in old["rows"] if (r["partition"], r["label"]) not in rerun], cmds
+
+
 def run_row(part: str, label: str, args: argparse.Namespace, tmp: str) -> dict:
     """One (partition, algorithm) run in its own directory; returns its results row."""
     torch.set_num_threads(1)
@@ -79,8 +114,10 @@ def run_row(part: str, label: str, args: argparse.Namespace, tmp: str) -> dict:
     meta, hist = metrics["meta"], metrics["history"]
     if algo == "fedhybnn" and not vae_cache.is_file():
         shutil.copy(run / "vae.pt", vae_cache)
+    conf = meta["config"]
     row = {"label": label, "partition": part, "algo": algo, "model": model, "codec": codec,
            "rounds": args.rounds, "local_epochs": cfg.local_epochs, "lr": meta["lr"], "lr_schedule": cfg.lr_schedule,
+           "local_update": local_update(conf),
            "test_accuracy": meta["test_accuracy"], "best_accuracy": max(h["test_accuracy"] for h in hist),
            "uplink_mb": round(meta["uplink_bytes_total"] / 1e6, 3),
            "downlink_mb": round(meta["downlink_bytes_total"] / 1e6, 3),
@@ -112,18 +149,34 @@ def main() -> int:
     ap.add_argument("--lr-schedule", default="cosine", choices=["constant", "cosine"],
                     help="the clients' lr over the rounds, for every run")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (one torch thread each)")
+    ap.add_argument("--merge", action="store_true",
+                    help="replace only the rows of these --runs x --partitions in the existing results file")
     args = ap.parse_args()
+    bnn = FederatedConfig(algo="fedbnn", model="mlp").resolved()  # the BNN runs' local update (defaults)
     settings = {"dataset": "Fashion-MNIST", "clients": args.clients, "per_round": args.per_round, "rounds": args.rounds,
                 "local_epochs": args.local_epochs, "bnn_local_epochs": args.bnn_local_epochs or args.local_epochs,
                 "batch": 64, "seed": args.seed,
                 "client_data": "training set minus the last 1/6 (10,000 images, the HyBNN VAE's data)",
-                "lr": f"SGD 0.1 for fp-mlp (FedBAT's setting), Adam {args.bnn_lr or 0.001} for BNNs",
+                "lr": f"SGD 0.1 for fp-mlp (FedBAT's setting), Adam {args.bnn_lr or bnn.learning_rate} for BNNs",
+                "bnn_local_update": f"Adam, fresh state every round; cross-entropy on logits + {bnn.logit_adjust:g}"
+                                    " * log(client's label prior) (logit adjustment; fp-mlp: plain cross-entropy)",
                 "lr_schedule": args.lr_schedule + (" (round r of R: lr * (1 + cos(pi r / R)) / 2)"
                                                    if args.lr_schedule == "cosine" else ""),
                 "fedbat": {"rho": 6, "phi": 0.5}, "seconds_are": f"wall time with {args.jobs} run(s) in parallel",
                 "command": "python bench/bench_federated.py " + " ".join(sys.argv[1:])}
     order = {(p, lab): i for i, (p, lab) in enumerate((p, lab) for p in args.partitions for lab in args.runs)}
     rows: list[dict] = []
+    if args.merge:
+        rows, cmds = merge_base(args.name, settings, set(order))
+        settings["commands"] = [*cmds, settings.pop("command")]  # every command that made a row, in order
+        settings["seconds_are"] = "wall time of each run (see each command's --jobs)"
+        every = ["iid", "dir0.3", "cls3", *args.partitions]
+        labels = [*RUNS]
+        order = {k: (every.index(k[0]), labels.index(k[1])) for k in {*order, *((r["partition"], r["label"])
+                                                                               for r in rows)}}
+        todo = [(p, lab) for p in args.partitions for lab in args.runs]
+    else:
+        todo = list(order)
     t_all = time.monotonic()
 
     def done(row: dict) -> None:
@@ -135,7 +188,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="fedxnor-bench-") as tmp:
         if args.jobs <= 1:
-            for part, label in order:
+            for part, label in todo:
                 done(run_row(part, label, args, tmp))
         else:
             import multiprocessing as mp
@@ -143,7 +196,7 @@ def main() -> int:
 
             # slowest first (BNN with FedBAT's codec, then BNN), so the two workers end together
             cost = {"FedBNN+FedBAT": 0, "FedBNN": 1}
-            todo = sorted(order, key=lambda k: (cost.get(k[1], 2), order[k]))
+            todo = sorted(todo, key=lambda k: (cost.get(k[1], 2), order[k]))
             with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
                 for fut in as_completed([pool.submit(run_row, part, label, args, tmp) for part, label in todo]):
                     done(fut.result())

@@ -27,9 +27,17 @@ def _federated_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--local-epochs", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (central: Adam 5e-3; federated: SGD 0.1 full precision, Adam 1e-3 BNN)")
+                   help="learning rate (central: Adam 5e-3; federated: SGD 0.1 full precision, Adam 2e-3 BNN)")
     p.add_argument("--lr-schedule", default=None, choices=["constant", "cosine"],
                    help="federated: the clients' lr over the rounds (default cosine: decays towards 0; constant)")
+    p.add_argument("--optimizer", default=None, choices=["sgd", "adam"],
+                   help="federated: the clients' optimizer (default: SGD full precision, Adam BNN)")
+    p.add_argument("--momentum", type=float, default=None, help="federated: SGD momentum (default 0)")
+    p.add_argument("--prox-mu", type=float, default=None,
+                   help="federated: FedProx's mu/2·||w - w_global||² in the clients' loss (default 0: off)")
+    p.add_argument("--logit-adjust", type=float, default=None,
+                   help="federated: clients train on logits + tau·log(their label prior) (default: 1 for BNNs, "
+                        "0 for full precision; 0 turns it off)")
     p.add_argument("--batch", type=int, default=None, help="batch size (central 100, federated 64)")
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
     p.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test samples")
@@ -66,6 +74,9 @@ def federated_config(args: argparse.Namespace):
         kw["batch"] = args.batch
     if args.lr_schedule:
         kw["lr_schedule"] = args.lr_schedule
+    for key in ("optimizer", "momentum", "prox_mu", "logit_adjust"):
+        if getattr(args, key) is not None:
+            kw[key] = getattr(args, key)
     return FederatedConfig(**kw).resolved()
 
 

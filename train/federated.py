@@ -63,8 +63,13 @@ class FederatedConfig:
     rounds: int = 20
     local_epochs: int = 1
     batch: int = 64
-    lr: float = 0.0  # 0 = default: SGD 0.1 for full precision (FedBAT's setting), Adam 0.001 for BNNs
+    lr: float = 0.0  # 0 = default: SGD 0.1 for full precision (FedBAT's setting), Adam 0.002 for BNNs
     optimizer: str = ""  # "" = default: sgd for full precision, adam for BNNs
+    momentum: float = 0.0  # SGD's momentum (a fresh buffer every round, like every client's optimizer state)
+    prox_mu: float = 0.0  # FedProx: the clients minimise loss + mu/2·||w - w_global||² (0 = plain FedAvg)
+    # tau: the clients train on logits + tau·log(their own label prior) (logit adjustment, Menon et al. 2021;
+    # FedLC's label-skew fix); 0 = plain cross-entropy; negative = the default: 1 for BNNs, 0 for full precision
+    logit_adjust: float = -1.0
     lr_schedule: str = "cosine"  # cosine: round r's clients train at lr·½(1 + cos(π·r/rounds)); constant: lr
     seed: int = 0
     holdout: float = 1 / 6  # last part of the training set: the VAE's data, never a client's
@@ -99,6 +104,10 @@ class FederatedConfig:
             raise FedxnorError(f"lr schedule {cfg.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
         if cfg.optimizer not in ("", "sgd", "adam"):
             raise FedxnorError(f"optimizer {cfg.optimizer!r}: choose sgd or adam")
+        if cfg.logit_adjust < 0:
+            cfg = replace(cfg, logit_adjust=1.0 if cfg.model in MODELS else 0.0)
+        if cfg.momentum < 0 or cfg.prox_mu < 0:
+            raise FedxnorError("momentum and prox_mu must be >= 0")
         if not 0 <= cfg.holdout < 1 or not 0 <= cfg.fedbat_phi < 1:
             raise FedxnorError("holdout and fedbat_phi must be in [0, 1)")
         return cfg
@@ -109,7 +118,9 @@ class FederatedConfig:
 
     @property
     def learning_rate(self) -> float:
-        return self.lr or (0.001 if self.is_bnn else 0.1)  # BNN: 0.005 drifts apart under non-IID (bench)
+        # BNN: Adam 0.002 with the logit adjustment (without it, 0.001: faster clients drift apart under label skew;
+        # bench/results/federated_fedbnn_ablation.json)
+        return self.lr or (0.002 if self.is_bnn else 0.1)
 
     def lr_at(self, rnd: int) -> float:
         """The clients' learning rate in round rnd (0-based): a decay over the rounds damps the round-to-round
@@ -238,7 +249,7 @@ class Federation:
         lr = self.cfg.lr_at(rnd)
         if self.cfg.optimizer == "adam" or (self.cfg.is_bnn and self.cfg.optimizer != "sgd"):
             return torch.optim.Adam(params, lr=lr)
-        return torch.optim.SGD(params, lr=lr)
+        return torch.optim.SGD(params, lr=lr, momentum=self.cfg.momentum)
 
     def _batches(self, idx: torch.Tensor, gen: torch.Generator):
         for _ in range(self.cfg.local_epochs):
@@ -250,16 +261,34 @@ class Federation:
 
     def _local_train(self, model: torch.nn.Module, idx: torch.Tensor, gen: torch.Generator, rnd: int) -> float:
         model.train()
-        opt = self._optimizer(model.parameters(), rnd)
+        params = list(model.parameters())
+        opt = self._optimizer(params, rnd)
+        mu = self.cfg.prox_mu
+        anchor = [p.detach().clone() for p in params] if mu else []
+        adjust = self._logit_adjustment(idx)
         total, n = 0.0, 0
         for x, y in self._batches(idx, gen):
-            loss = F.cross_entropy(model(x), y)
+            out = model(x)
+            loss = F.cross_entropy(out if adjust is None else out + adjust, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            for p, p0 in zip(params, anchor):  # FedProx: gradient of mu/2·||w - w_global||²
+                if p.grad is not None:
+                    p.grad.add_(p.detach() - p0, alpha=mu)
             opt.step()
             model.clip_latent()
             total, n = total + loss.item(), n + 1
         return total / max(1, n)
+
+    def _logit_adjustment(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """tau·log of the client's label distribution, added to its scores in training (None when logit_adjust is 0).
+
+        A label the client does not hold gets -inf: it drops out of the client's softmax (no gradient to it)."""
+        if not self.cfg.logit_adjust:
+            return None
+        classes = (MODELS.get(self.cfg.model) or FP_MODELS[self.cfg.model]).sizes[-1]
+        counts = torch.bincount(self.train_y[idx], minlength=classes).double()
+        return (self.cfg.logit_adjust * torch.log(counts / counts.sum())).float()
 
     def _fedbat_update(self, model, idx, gen, rnd: int) -> tuple[bytes, None, float]:
         """FedBAT: train the binarized update (train/fedbat.py), upload its last draw."""
@@ -273,6 +302,7 @@ class Federation:
         steps = cfg.local_epochs * sum(1 for s in range(0, len(idx), cfg.batch) if len(idx) - s >= 2)
         warm = int(cfg.fedbat_phi * steps)
         opt = self._optimizer([*m.values(), *a_e.values()], rnd)
+        adjust = self._logit_adjustment(idx)
 
         lo, hi = (5e-4, 0.5) if cfg.is_bnn else (5e-4, 5e-2)  # FedBAT's code clamps a; BNN latents are larger
 
@@ -288,7 +318,7 @@ class Federation:
             else:
                 weights = {k: base[k] + stochastic_binarize(m[k], step_size(k), gen) for k in base}
             out = torch.func.functional_call(model, {**weights, **buffers}, (x,))
-            loss = F.cross_entropy(out, y)
+            loss = F.cross_entropy(out if adjust is None else out + adjust, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -510,7 +540,8 @@ def flow_train(train_cfg: dict[str, Any], seed: int, out: Path, data_dir: Path |
                              Path(out), data_dir, progress=progress)
     known = {f.name for f in fields(FederatedConfig)}
     kw = {k: train_cfg[k] for k in ("model", "codec", "partition", "clients", "per_round", "rounds", "local_epochs",
-                                     "lr", "lr_schedule", "train_limit") if k in train_cfg and k in known}
+                                     "lr", "lr_schedule", "optimizer", "momentum", "prox_mu", "logit_adjust",
+                                     "train_limit") if k in train_cfg and k in known}
     cfg = FederatedConfig(algo=algo, seed=seed, **kw)
     if data_dir is not None:
         cfg = replace(cfg, data_dir=str(data_dir))

@@ -189,6 +189,64 @@ def test_lr_schedule():
     assert [cos.lr_at(r) for r in range(4)] == pytest.approx([0.1, 0.1 * (1 + 2 ** -0.5) / 2, 0.05,
                                                               0.1 * (1 - 2 ** -0.5) / 2])
     const = FederatedConfig(algo="fedbnn", model="mlp-small", rounds=4, lr_schedule="constant").resolved()
-    assert {const.lr_at(r) for r in range(4)} == {0.001}
+    assert {const.lr_at(r) for r in range(4)} == {0.002}
     with pytest.raises(FedxnorError, match="lr schedule"):
         FederatedConfig(lr_schedule="step").resolved()
+
+
+def _client_update_tensors(cfg: FederatedConfig, cid: int) -> tuple[bytes, list[np.ndarray], Federation]:
+    fed = Federation(cfg)
+    payload, _, _ = fed.client_update(fed.broadcast(fed.initial_state()), cid, 0)
+    return payload, codecs.decode(payload, fed.layout), fed
+
+
+def test_fedprox_pulls_the_update_towards_the_global_model():
+    """mu/2·||w - w_global||² in the client's loss: a smaller update of every latent weight tensor, deterministic."""
+    base = dict(algo="fedbnn", model="mlp-small", rounds=1, partition="cls3", logit_adjust=0.0, **TINY)
+    plain, plain_t, fed = _client_update_tensors(FederatedConfig(**base), 1)
+    prox, prox_t, _ = _client_update_tensors(FederatedConfig(**base, prox_mu=1.0), 1)
+    again, _, _ = _client_update_tensors(FederatedConfig(**base, prox_mu=1.0), 1)
+    assert prox == again and prox != plain
+    latent = [i for i, k in enumerate(fed.float_keys) if k.endswith("weight") and "norms" not in k]
+    assert latent
+    for i in latent:
+        assert np.linalg.norm(prox_t[i]) < np.linalg.norm(plain_t[i])
+    with pytest.raises(FedxnorError, match="prox_mu"):
+        FederatedConfig(prox_mu=-1.0).resolved()
+
+
+def test_logit_adjustment_is_the_clients_label_prior():
+    """BNNs train on logits + log(the client's label distribution) by default; full precision does not."""
+    assert FederatedConfig(algo="fedbnn", model="mlp-small").resolved().logit_adjust == 1.0
+    assert FederatedConfig(algo="fedhybnn").resolved().logit_adjust == 1.0
+    assert FederatedConfig(algo="fedavg", model="fp-mlp").resolved().logit_adjust == 0.0
+    assert FederatedConfig(algo="fedbnn", model="mlp-small", logit_adjust=0.0).resolved().logit_adjust == 0.0
+    fed = Federation(FederatedConfig(algo="fedbnn", model="mlp-small", rounds=1, partition="cls3",
+                                     logit_adjust=0.5, **TINY))
+    idx = torch.from_numpy(fed.partition.indices[2])
+    counts = np.bincount(fed.labels[fed.partition.indices[2]], minlength=10)
+    assert (counts > 0).sum() == 3  # cls3: three labels per client
+    adj = fed._logit_adjustment(idx).numpy()
+    held = counts > 0
+    assert np.allclose(adj[held], 0.5 * np.log(counts[held] / counts.sum()), atol=1e-6)
+    assert np.all(adj[~held] == -np.inf)  # labels the client lacks drop out of its softmax
+    off = Federation(FederatedConfig(algo="fedbnn", model="mlp-small", rounds=1, logit_adjust=0.0, **TINY))
+    assert off._logit_adjustment(idx) is None
+    # the adjusted client update differs from the plain one and is a pure function of the configuration
+    cfg = dict(algo="fedbnn", model="mlp-small", rounds=1, partition="cls3", **TINY)
+    a, _, _ = _client_update_tensors(FederatedConfig(**cfg), 2)
+    b, _, _ = _client_update_tensors(FederatedConfig(**cfg), 2)
+    c, _, _ = _client_update_tensors(FederatedConfig(**cfg, logit_adjust=0.0), 2)
+    assert a == b and a != c
+    assert all(np.isfinite(t).all() for t in codecs.decode(a, Federation(FederatedConfig(**cfg)).layout))
+
+
+def test_logit_adjustment_leaves_absent_labels_to_other_clients():
+    """A plain BNN client (no rotation mixing the output rows) never moves the output weights of labels it lacks."""
+    cfg = FederatedConfig(algo="fedavg", model="mlp-small", rounds=1, partition="cls3", **TINY)
+    _, tensors, fed = _client_update_tensors(cfg, 4)
+    held = np.bincount(fed.labels[fed.partition.indices[4]], minlength=10) > 0
+    out = tensors[fed.float_keys.index("out.linear.weight")]
+    assert np.all(out[~held] == 0) and np.all(np.abs(out[held]).sum(axis=1) > 0)
+    _, plain, _ = _client_update_tensors(FederatedConfig(**{**cfg.__dict__, "logit_adjust": 0.0}), 4)
+    assert np.all(np.abs(plain[fed.float_keys.index("out.linear.weight")]).sum(axis=1) > 0)
