@@ -71,7 +71,9 @@ class ImageBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         B, W, L = self.B, self.W, self.L
-        mem = Memory(shape=L, depth=2 << self.lin_bits, init=[])
+        # no_rw_check: the intake writes one bank while the sequencer reads the other (never one address in the
+        # same cycle), so Yosys need not add its collision bypass, a LUT between the block RAM and its reader
+        mem = Memory(shape=L, depth=2 << self.lin_bits, init=[], attrs={"no_rw_check": 1})
         m.submodules.mem = mem
         wr = mem.write_port()
         rd = mem.read_port(transparent_for=())
