@@ -9,7 +9,7 @@ FedBNN's checkpoints are exported, which proves the integer network equals torch
 10,000 test images. Writes bench/results/federated.json after every run.
 
     nice python bench/bench_federated.py [--rounds 20] [--local-epochs 2] [--partitions iid dir0.3 cls3] [--name federated]
-        [--lr-schedule cosine] [--bnn-lr 0.001] [--bnn-local-epochs E] [--jobs 2] [--runs LABEL ...] [--merge]
+        [--lr-schedule cosine] [--bnn-lr LR] [--bnn-local-epochs E] [--jobs 2] [--runs LABEL ...] [--merge]
 
 --merge reruns only the given --runs x --partitions and replaces those rows of the existing
 results file, keeping the others; it refuses when the file's shared settings (data, clients,
@@ -145,7 +145,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-export", action="store_true", help="skip the export check of FedBNN checkpoints")
     ap.add_argument("--name", default="federated", help="results file bench/results/NAME.json")
-    ap.add_argument("--bnn-lr", type=float, default=0.0, help="learning rate of the BNN runs (0 = default, Adam 0.001)")
+    ap.add_argument("--bnn-lr", type=float, default=0.0, help="learning rate of the BNN runs (0 = the default of FederatedConfig)")
     ap.add_argument("--lr-schedule", default="cosine", choices=["constant", "cosine"],
                     help="the clients' lr over the rounds, for every run")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (one torch thread each)")
