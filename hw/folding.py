@@ -258,14 +258,21 @@ class ResourceModel:
 # iCE40: fitted part by part to `yosys synth_ice40 -device u -abc9 -noflatten` of mlp-small folded
 # 4x112, 1x5, 1x1 (hw/estimate.py module_breakdown); flatten = flattened total / per-module sum,
 # 0.87 there and 0.93 on the solver's 8x47, 4x1, 1x1 (bench/bench_hw.py), whose flattened LUTs the
-# model then predicts within 5% (FFs within 5%, block RAM exactly). ECP5 reuses the shape of the
-# model (LUT4s; CCU2C counted as two), not fitted there.
+# model then predicts within 5% (FFs within 5%, block RAM exactly). ECP5 keeps the shape of the model
+# with two factors fitted on two routed ULX3S-85F builds of the 784-256-256-256-10 network (nextpnr's
+# TRELLIS_COMB, board top included): 32x98,1x256,1x128,1x6 (20,209; mostly lanes and rows) and
+# 64x49,8x64,8x64,2x64 (37,610; mostly weight ROMs in logic): everything but ROM logic costs 1.507x the
+# iCE40 LUTs (a CCU2C adder bit is a TRELLIS_COMB of its own, where an SB_CARRY shares the LUT's cell),
+# ROM logic 0.506x (PFUMX/L6MUX21 build wide muxes without LUTs).
+_ECP5_LOGIC, _ECP5_ROM = 1.507, 0.506
 _ICE40_FIT = dict(lane=2.42, ff_lane=2.93, row=13.0, row_bit=3.0, ff_row=16.0, layer=67.0, ff_layer=53.0,
                   intake_bit=1.34, ff_intake_lane=2.2, act_bit=1.34, ff_act_bit=1.07, fixed=85.0, ff_fixed=60.0,
                   flatten=0.90)
 MODELS: dict[str, ResourceModel] = {
     "ice40": ResourceModel(**_ICE40_FIT, tile_cost=64, calibrated="yosys-0.70 synth_ice40 -device u, mlp-small 4x112 + 8x47"),
-    "ecp5": ResourceModel(**_ICE40_FIT, tile_cost=128, calibrated="ice40 fit reused (not fitted on ECP5)"),
+    "ecp5": ResourceModel(**(_ICE40_FIT | {"flatten": _ICE40_FIT["flatten"] * _ECP5_LOGIC}),
+                          lut_rom_bits_per_lut=8.0 * _ECP5_LOGIC / _ECP5_ROM, tile_cost=128,
+                          calibrated="ice40 shape scaled to 2 routed ULX3S-85F sfc builds (nextpnr TRELLIS_COMB)"),
 }
 
 
