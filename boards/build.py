@@ -201,18 +201,21 @@ def fit_device(board: str) -> str:
     return FOLD_BOARDS[board]
 
 
-def check_fit_export(export, board: Board) -> dict[int, str]:
+def check_fit_export(export, board: Board, weight_roms: str = "auto") -> dict[int, str]:
     """The hw-plan solver's fit check of an export's own foldings, before any synthesis.
 
     Returns the weight store it fits with: {} (every weight in the bitstream), or on the UP5K {0: "spram"}
     when the weights do not fit in block RAM but do with layer 0's in SPRAM (loaded over the host link)."""
-    from fedxnor.hw.folding import check_fit, solve_foldings
+    from dataclasses import replace
 
+    from fedxnor.hw.folding import check_fit, get_device, solve_foldings
+
+    device = replace(get_device(fit_device(board.name)), weight_roms=weight_roms)
     try:
-        return check_fit(export, fit_device(board.name), spram=True)
+        return check_fit(export, device, spram=True)
     except FedxnorError as e:
         try:
-            fold = solve_foldings(export, fit_device(board.name), spram=True)
+            fold = solve_foldings(export, device, spram=True)
             hint = "a folding that fits: " + " ".join(f"{f.pe}x{f.simd}" for f in fold) + " (P x L per layer)"
         except FedxnorError:
             hint = "no folding of this network fits; pick a smaller model or a bigger board"
@@ -259,12 +262,13 @@ def check_fit_model(model_name: str, board: str, export_cfg: dict) -> None:
 
 
 def board_core(export, board: Board, clock_hz: float, baud: int, *, debug: bool = False,
-               weight_store: dict[int, str] | None = None) -> LinkedCore:
+               weight_store: dict[int, str] | None = None, weight_roms: str = "auto") -> LinkedCore:
     """The board-independent design: UART, host link (with the weight loader when `weight_store` names
     layers kept in SPRAM) and the accelerator."""
     from fedxnor.hw.top import NetworkTop
 
-    accel = NetworkTop(export, debug=debug, weight_store=weight_store, read_regs=board.resources.read_regs)
+    accel = NetworkTop(export, debug=debug, weight_store=weight_store, read_regs=board.resources.read_regs,
+                       weight_roms=weight_roms)
     geom = link_geometry(export, accel_in_width(accel))
     return LinkedCore(accel, geom, export.sha256, clock_hz=int(clock_hz), divisor=divisor_for(clock_hz, baud))
 
@@ -289,8 +293,10 @@ def load_figures(export, weight_store: dict[int, str], baud: int, chunk: int | N
 
 def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progress: bool = True, *,
                 baud: int | None = None, target_mhz: float | None = None,
-                weight_store: dict[int, str] | None = None) -> dict[str, Any]:
+                weight_store: dict[int, str] | None = None, weight_roms: str = "auto") -> dict[str, Any]:
     """Build a bitstream of an export directory for `board`; write it and report.json into out_dir.
+
+    weight_roms: "auto" (Yosys puts each weight ROM in block RAM or LUTs by cost) or "logic" (all in LUTs).
 
     weight_store: layers whose weights go to SPRAM ({0: "spram"}); None lets the fit check decide ({} when
     everything fits in block RAM); given, the fit check is skipped (the place and route is the judge).
@@ -303,7 +309,7 @@ def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progres
     b = get_board(board)
     export = load_export(Path(export_dir))
     if weight_store is None:
-        weight_store = check_fit_export(export, b)
+        weight_store = check_fit_export(export, b, weight_roms)
     elif weight_store and not b.resources.spram:
         raise FedxnorError(f"{b.name} has no SPRAM: its weights must all be in block RAM")
     out = Path(out_dir)
@@ -314,7 +320,8 @@ def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progres
     if progress and weight_store:
         log(f"{b.name}: layer(s) {', '.join(map(str, weight_store))} keep their weights in SPRAM: "
             f"run 'fedxnor board load --port PORT {export.directory}' after programming")
-    rep = run_flow(b, lambda pll: BoardTop(b, board_core(export, b, pll.fout_hz, baud, weight_store=weight_store), pll),
+    rep = run_flow(b, lambda pll: BoardTop(b, board_core(export, b, pll.fout_hz, baud, weight_store=weight_store,
+                                                         weight_roms=weight_roms), pll),
                    out / "build",
                    target_hz=(target_mhz * 1e6) if target_mhz else None)
     bit = Path(rep["bitstream"])
@@ -325,7 +332,7 @@ def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progres
               "target_mhz": target_mhz or b.target_mhz, "utilisation": rep["utilisation"],
               **performance(export, b, rep["clock_hz"]), "baud": baud, "bitstream": str(dest),
               "pll": rep["pll"], "attempts": rep["attempts"], "build_s": rep["build_s"], "build_dir": rep["build_dir"],
-              "weight_store": {str(k): v for k, v in weight_store.items()}}
+              "weight_store": {str(k): v for k, v in weight_store.items()}, "weight_roms": weight_roms}
     if weight_store:
         report["load"] = load_figures(export, weight_store, baud)
     write_text_atomic(out / "report.json", json.dumps(report, indent=1) + "\n")

@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", type=Path, help="output directory (default: build/BOARD)")
     b.add_argument("--baud", type=int, help="host-link baud rate (default 115200)")
     b.add_argument("--clock-mhz", type=float, help="PLL target (default: the board's goal; lowered to the routed Fmax)")
+    b.add_argument("--weight-roms", choices=["auto", "logic"], default="auto",
+                   help="auto: Yosys puts each weight ROM in block RAM or LUTs by cost; logic: all in LUTs")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.set_defaults(func=cmd_build)
 
@@ -54,7 +56,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from fedxnor.boards.build import build_board
 
     out = args.out or Path("build") / args.board
-    report = build_board(args.export, args.board, out, progress=not args.json, baud=args.baud, target_mhz=args.clock_mhz)
+    report = build_board(args.export, args.board, out, progress=not args.json, baud=args.baud, target_mhz=args.clock_mhz,
+                         weight_roms=args.weight_roms)
     if args.json:
         print(json.dumps(report, indent=1))
     else:

@@ -47,7 +47,8 @@ def bits_for(n: int) -> int:
 class ArrayShape:
     """Widths of one layer's array, derived from its manifest entry."""
 
-    def __init__(self, info, *, stages: int | None = None, store: str | None = None, in_reg: bool = False):
+    def __init__(self, info, *, stages: int | None = None, store: str | None = None, in_reg: bool = False,
+                 rom_logic: bool = False):
         self.info = info
         self.store = store  # None: weight ROMs initialised by the bitstream; a hw.weightstore kind: written at run time
         self.P, self.L = info.pe, info.simd
@@ -67,6 +68,7 @@ class ArrayShape:
         # in_reg: two registers between a weight RAM and its lanes (ECP5, see ProcessingRow); the chunk, which
         # needs one, travels a cycle behind its weight address instead, so both arrive together
         self.in_reg = bool(in_reg)
+        self.rom_logic = bool(rom_logic)  # weight ROMs as LUT logic, never block RAM (NetworkTop weight_roms)
         self.R = (tree_levels(self.L) if stages is None else stages) + 2 * self.in_reg  # token in -> count
 
     def early(self) -> data.StructLayout:
@@ -85,9 +87,12 @@ class ArrayShape:
                                   "first_pass": 1, "imglast": 1})
 
 
+LOGIC_ROM = {"rom_style": "logic", "ram_style": "logic"}  # Yosys: build this memory of LUTs
+
+
 def small_rom_attrs(bits: int) -> dict:
     """Tiny ROMs go to logic: a 4 Kbit EBR is the scarce resource on iCE40."""
-    return {"rom_style": "logic", "ram_style": "logic"} if bits <= 512 else {}
+    return LOGIC_ROM if bits <= 512 else {}
 
 
 class ProcessingRow(wiring.Component):
@@ -123,7 +128,7 @@ class ProcessingRow(wiring.Component):
             rdata = rd.rdata
         else:
             rom = Memory(shape=unsigned(s.L), depth=s.depth, init=self.weight_words,
-                         attrs=small_rom_attrs(s.L * s.depth))
+                         attrs=LOGIC_ROM if s.rom_logic else small_rom_attrs(s.L * s.depth))
             m.submodules.rom = rom
             rd = rom.read_port()
             m.d.comb += rd.addr.eq(self.e_prev.waddr)
@@ -205,8 +210,8 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, info, weight_words, threshold_words=None, *, stages: int | None = None,
-                 store: str | None = None, in_reg: bool = False):
-        self.shape = ArrayShape(info, stages=stages, store=store, in_reg=in_reg)
+                 store: str | None = None, in_reg: bool = False, rom_logic: bool = False):
+        self.shape = ArrayShape(info, stages=stages, store=store, in_reg=in_reg, rom_logic=rom_logic)
         s = self.shape
         self.weight_words = weight_words
         self.threshold_words = threshold_words

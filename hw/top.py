@@ -26,6 +26,8 @@ from fedxnor.hw.buffers import ActivationBuffer, ImageBuffer
 from fedxnor.hw.sequencer import LayerSequencer
 from fedxnor.hw.weightstore import normalize_weight_store, writable_images, write_layout
 
+WEIGHT_ROMS = ("auto", "logic")
+
 
 @dataclass(frozen=True)
 class TopPorts:
@@ -94,13 +96,18 @@ class NetworkTop(wiring.Component):
     """image stream in, class stream out, optional debug stream; see docs/accelerator.md."""
 
     def __init__(self, export: Export, *, debug: bool = False, stages: int | None = None,
-                 weight_store: dict[int, str] | None = None, read_regs: bool = False):
+                 weight_store: dict[int, str] | None = None, read_regs: bool = False, weight_roms: str = "auto"):
         check_buildable(export)
         self.export = export
         self.stages = stages
         # registers after every memory read (ECP5): weight word -> lanes (hw/lanes.py in_reg) and a second
         # stage in each layer's input-buffer read (hw/buffers.py); hw.timing counts both
         self.read_regs = bool(read_regs)
+        # "auto": Yosys picks block RAM or LUTs per ROM by cost; "logic": every weight ROM of LUTs (ECP5: no block
+        # RAM clock-to-output in the weight path, hw.folding.Device.weight_roms)
+        if weight_roms not in WEIGHT_ROMS:
+            raise FedxnorError(f"weight_roms {weight_roms!r}: choose one of {', '.join(WEIGHT_ROMS)}")
+        self.weight_roms = weight_roms
         # layers whose weights are written at run time through `wload` (hw/weightstore.py), e.g. {0: "spram"}
         self.weight_store = normalize_weight_store(export, weight_store)
         self.weight_images = writable_images(export, self.weight_store)
@@ -148,7 +155,8 @@ class NetworkTop(wiring.Component):
             i = info.index
             store = self.weight_store.get(i)
             arr = SystolicArray(info, ex.weight_words[i], None if info.is_output else ex.threshold_words[i],
-                                stages=self.stages, store=store, in_reg=self.read_regs)
+                                stages=self.stages, store=store, in_reg=self.read_regs,
+                                rom_logic=self.weight_roms == "logic")
             if store:
                 base = next(w.index for w in self.weight_images if w.layer == i)
                 m.d.comb += [arr.w_en[p].eq(wl.en & (wl.row == base + p)) for p in range(info.pe)]
