@@ -105,7 +105,7 @@ def save_row(row: dict, settings: dict, merge: bool, fresh: list[dict]) -> None:
 
 def docs_table(results: dict) -> str:
     """Markdown table of the ablation (final accuracy, gap to FedAvg, best round) from the results file."""
-    lines = ["| client's local update | partition | final accuracy | FedAvg (fp) | gap | best round |",
+    lines = ["| client's local update | partition | final accuracy | FedAvg (fp), final | gap | best round's accuracy |",
              "|---|---|---|---|---|---|"]
     for r in results["rows"]:
         gap = f"{100 * r['minus_fedavg']:+.2f} pt" if "minus_fedavg" in r else "—"
