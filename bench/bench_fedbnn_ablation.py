@@ -91,7 +91,7 @@ def run_variant(name: str, part: str, args: argparse.Namespace) -> dict:
 def save_row(row: dict, settings: dict, merge: bool, fresh: list[dict]) -> None:
     """Write the results file with this row (under a lock: invocations may run side by side)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / f".{NAME}.lock", "w") as lock:
+    with open(Path(tempfile.gettempdir()) / f"fedxnor-{NAME}.lock", "w") as lock:  # not in the repository
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = RESULTS / f"{NAME}.json"
         rows = json.loads(path.read_text())["rows"] if merge and path.is_file() else list(fresh)
