@@ -32,6 +32,8 @@ from fedxnor.progress import log  # noqa: E402
 
 MODEL_FOR = {"icebreaker": "mlp-small", "ice40-hx8k": "mlp-small", "ulx3s-85f": "sfc", "icebreaker-spram": "mlp-160"}
 BOARD_OF = {"icebreaker-spram": "icebreaker"}  # a row name -> the board it builds for (default: itself)
+# Weight ROMs of LUTs, not block RAM (fedxnor build --weight-roms logic): see docs/boards.md, ULX3S.
+WEIGHT_ROMS: dict[str, str] = {}
 GOAL_FMAX = {"icebreaker": 35.0, "ice40-hx8k": 80.0, "ulx3s-85f": 120.0, "icebreaker-spram": 35.0}
 GATE_FAMILY = {"icebreaker": "ice40", "ice40-hx8k": "hx8k", "ulx3s-85f": "ecp5", "icebreaker-spram": "ice40"}
 # Shares of the device's LUTs offered to the solver, tried in order until the routed design fits (None: the
@@ -150,7 +152,8 @@ def main() -> int:
                 rep = prebuilt_report(prebuilt[board], exp_dir)
                 break
             try:
-                rep = build_board(exp_dir, target, args.work / f"build-{board}-{share or 'default'}")
+                rep = build_board(exp_dir, target, args.work / f"build-{board}-{share or 'default'}",
+                                  weight_roms=WEIGHT_ROMS.get(board, "auto"))
                 break
             except FedxnorError as e:
                 tried.append({"max_lut_share": share, "error": str(e)})
@@ -174,6 +177,7 @@ def main() -> int:
                "bram_bound_share": rep["bram_bound_share"], "bram_bound_cycles": rep["bram_bound_cycles"],
                "accuracy": accuracy, "test_images": len(test), "fully_on_chip": True,
                "weight_store": rep.get("weight_store") or {}, "load": rep.get("load"),
+               "weight_roms": rep.get("weight_roms", "auto"),
                "build_dir": str(prebuilt.get(board, args.work / f"build-{board}-{share or 'default'}")),
                "manifest_sha256": rep["manifest_sha256"], "build_s": rep["build_s"], "attempts": rep["attempts"],
                "max_lut_share": share, "refused_foldings": tried}

@@ -78,7 +78,8 @@ def federated(d: dict) -> str:
     return (f"## {title}\n\n"
             f"`python bench/bench_federated.py` — {st.get('clients')} clients, {st.get('per_round')} per round, "
             f"{st.get('rounds')} rounds, {st.get('local_epochs')} local epochs, batch {st.get('batch')}, seed "
-            f"{st.get('seed')}. Uplink is measured on the serialized payloads. `export agreement`: the exported "
+            f"{st.get('seed')}. BNN clients' local update: {st.get('bnn_local_update', 'plain cross-entropy')}. "
+            "Uplink is measured on the serialized payloads. `export agreement`: the exported "
             "integer network vs torch eval on the 10,000 test images.\n\n"
             + table(["partition", "method", "model", "codec", "test accuracy", "uplink MB", "uplink bits/param",
                      "export agreement"], rows)
@@ -86,6 +87,13 @@ def federated(d: dict) -> str:
                "full-precision FedAvg):\n\n"
                + table(["partition", "FedBAT - FedAvg", "within 1 pt", "above sign codecs", "FedBNN - FedAvg",
                         "within 3 pt"], grows) if grows else "") + prov(d))
+
+
+def fedbnn_ablation(d: dict) -> str:
+    from bench_fedbnn_ablation import docs_table  # bench/ is on sys.path when this script runs
+
+    return ("## FedBNN client update ablation\n\n`python bench/bench_fedbnn_ablation.py` — what closes FedBNN's gap "
+            "to full-precision FedAvg under label skew (docs/federated.md).\n\n" + docs_table(d) + prov(d))
 
 
 def federation_speed(d: dict) -> str:
@@ -126,7 +134,8 @@ def boards(d: dict) -> str:
                      f"{spram['used']}/{spram['available']}" if spram["available"] else "-",
                      r["fmax_mhz"], r["goal_fmax_mhz"], r["clock_mhz"], r["timing_met"], r["cycles_per_inference"],
                      r["inferences_per_s"], r["bram_bound_share"], r["accuracy"],
-                     "SPRAM, loaded over the link" if r.get("weight_store") else "block RAM"])
+                     "SPRAM, loaded over the link" if r.get("weight_store")
+                     else "LUT ROMs" if r.get("weight_roms") == "logic" else "block RAM"])
         g = r.get("gate_level")
         if g:
             gates.append([r["board"], g["family"], g["sim"], g["images"], g["class_mismatches"],
@@ -156,6 +165,7 @@ def boards(d: dict) -> str:
 
 # Results file stem (or its part before the first "_") -> renderer.
 SECTIONS = {"central": central, "hw": hw_device, "verify": verify, "boards": boards, "federated": federated,
+            "federated_fedbnn_ablation": fedbnn_ablation,
             "federation_speed": federation_speed}
 
 # Published figures our goals are measured against. These are citations, not our measurements:
