@@ -64,7 +64,8 @@ class Device:
     # 784-256-256-256-10 build to 64 MHz) and a second stage in each layer's input-buffer read (the
     # activation buffer's word mux, hw/buffers.py). iCE40 cells are too scarce for them.
     read_regs: bool = False
-    # "auto": Yosys puts a weight ROM in block RAM or LUTs by cost; "logic": always LUTs (NetworkTop weight_roms)
+    # "auto": Yosys puts a weight ROM in block RAM or LUTs by cost; "logic": always LUTs; "shallow": LUTs up to
+    # 64 words deep (NetworkTop weight_roms)
     weight_roms: str = "auto"
     # the board's weight loader (boards/core.py WeightLoader: SHA-256 core, hex parser, digest compare), built
     # only when a layer keeps its weights in SPRAM: its logic cells and block RAMs come off the budget
@@ -296,7 +297,9 @@ def _rom_cost(width: int, depth: int, device: Device, model: ResourceModel) -> t
     tiles = rom_tiles(width, depth, device)
     if depth <= 2:  # each data bit is a constant or one address bit: next to free in logic
         return 0, 0.0
-    if device.weight_roms == "logic":
+    from fedxnor.hw.top import rom_in_logic
+
+    if rom_in_logic(device.weight_roms, depth):
         return 0, bits / model.lut_rom_bits_per_lut
     if bits <= model.force_logic_bits or bits * model.logic_cost_rom <= model.tile_cost * tiles + model.logic_margin:
         return 0, bits / model.lut_rom_bits_per_lut

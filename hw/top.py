@@ -26,7 +26,13 @@ from fedxnor.hw.buffers import ActivationBuffer, ImageBuffer
 from fedxnor.hw.sequencer import LayerSequencer
 from fedxnor.hw.weightstore import normalize_weight_store, writable_images, write_layout
 
-WEIGHT_ROMS = ("auto", "logic")
+WEIGHT_ROMS = ("auto", "logic", "shallow")
+SHALLOW_ROM_DEPTH = 64  # "shallow": a ROM this deep is a 64:1 LUT mux per bit, three slice levels on ECP5
+
+
+def rom_in_logic(weight_roms: str, depth: int) -> bool:
+    """Whether NetworkTop builds a weight ROM of `depth` words of LUTs (hw.folding counts it the same way)."""
+    return weight_roms == "logic" or (weight_roms == "shallow" and depth <= SHALLOW_ROM_DEPTH)
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,8 @@ class NetworkTop(wiring.Component):
         # stage in each layer's input-buffer read (hw/buffers.py); hw.timing counts both
         self.read_regs = bool(read_regs)
         # "auto": Yosys picks block RAM or LUTs per ROM by cost; "logic": every weight ROM of LUTs (ECP5: no block
-        # RAM clock-to-output in the weight path, hw.folding.Device.weight_roms)
+        # RAM clock-to-output in the weight path, hw.folding.Device.weight_roms); "shallow": LUTs for ROMs of at
+        # most SHALLOW_ROM_DEPTH words (a deeper LUT ROM is a slower mux tree than block RAM), Yosys decides the rest
         if weight_roms not in WEIGHT_ROMS:
             raise FedxnorError(f"weight_roms {weight_roms!r}: choose one of {', '.join(WEIGHT_ROMS)}")
         self.weight_roms = weight_roms
@@ -156,7 +163,7 @@ class NetworkTop(wiring.Component):
             store = self.weight_store.get(i)
             arr = SystolicArray(info, ex.weight_words[i], None if info.is_output else ex.threshold_words[i],
                                 stages=self.stages, store=store, in_reg=self.read_regs,
-                                rom_logic=self.weight_roms == "logic")
+                                rom_logic=rom_in_logic(self.weight_roms, info.weight_depth))
             if store:
                 base = next(w.index for w in self.weight_images if w.layer == i)
                 m.d.comb += [arr.w_en[p].eq(wl.en & (wl.row == base + p)) for p in range(info.pe)]
