@@ -84,6 +84,23 @@ def test_ecp5_read_registers_sit_right_after_block_ram(tmp_path):
     assert loads and all(t == {"TRELLIS_FF"} for t in loads)
 
 
+def test_shallow_weight_roms_are_logic_deep_ones_block_ram(tmp_path):
+    """weight_roms="shallow" (ECP5 boards): a 64-word ROM is LUTs, a 256-word one stays in block RAM."""
+    from fedxnor.hw.top import rom_in_logic
+
+    net = random_network(np.random.default_rng(1), [256, 64, 10])
+    ex = load_export(write_export(net, tmp_path / "exp", [Folding(4, 64), Folding(2, 16)]))  # 64 x 64 bits: EBR if auto
+    ex2 = load_export(write_export(net, tmp_path / "exp2", [Folding(2, 32), Folding(2, 16)]))  # 256 words deep
+    for export, logic in ((ex, True), (ex2, False)):
+        info = export.layers[0]
+        assert rom_in_logic("shallow", info.weight_depth) is logic
+        row = ProcessingRow(ArrayShape(info, rom_logic=logic), 0, export.weight_words[0][0], export.threshold_words[0][0])
+        (tmp_path / "row.v").write_text(verilog.convert(row, name="row"))
+        subprocess.run([YOSYS, "-q", "-p", "read_verilog row.v; synth_ecp5 -top row; tee -q -o row.stat stat"],
+                       check=True, capture_output=True, text=True, cwd=tmp_path)
+        assert ("DP16KD" in (tmp_path / "row.stat").read_text()) is not logic
+
+
 @pytest.mark.slow
 def test_mlp_small_fits_up5k(small_checkpoint, tmp_path):
     from fedxnor.export.from_checkpoint import export_checkpoint
