@@ -54,19 +54,17 @@ def make_pll(board: Board, target_hz: float):
 
 
 def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *, target_hz: float | None = None,
-             retries: int | None = None, seed: int = 1) -> dict[str, Any]:
+             retries: int = 2, seed: int = 1) -> dict[str, Any]:
     """Build `top_factory(pll)` for `board`; lower the PLL to the routed Fmax and rebuild if needed.
 
-    retries: rebuilds at a lowered clock (default: 1 on iCE40; 2 on ECP5, where a placement at a lower
-    clock target can come out slower than the first, so one step down may still miss).
+    retries: rebuilds at a lowered clock (2: a placement at a lower clock target can come out slower than
+    the first, so one step down may still miss).
 
     Returns the parsed report of the final build (see parse_reports) plus 'pll', 'clock_hz',
     'bitstream' (path) and 'attempts'.
     """
     os.environ.update(tool_env())
     target = target_hz or board.target_mhz * 1e6
-    if retries is None:
-        retries = 2 if board.family == "ecp5" else 1
     attempts = []
     for attempt in range(retries + 1):
         pll = make_pll(board, target)
