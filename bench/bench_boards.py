@@ -32,8 +32,6 @@ from fedxnor.progress import log  # noqa: E402
 
 MODEL_FOR = {"icebreaker": "mlp-small", "ice40-hx8k": "mlp-small", "ulx3s-85f": "sfc", "icebreaker-spram": "mlp-160"}
 BOARD_OF = {"icebreaker-spram": "icebreaker"}  # a row name -> the board it builds for (default: itself)
-# Weight ROMs of LUTs, not block RAM (fedxnor build --weight-roms logic): see docs/boards.md, ULX3S.
-WEIGHT_ROMS: dict[str, str] = {}
 GOAL_FMAX = {"icebreaker": 35.0, "ice40-hx8k": 80.0, "ulx3s-85f": 120.0, "icebreaker-spram": 35.0}
 GATE_FAMILY = {"icebreaker": "ice40", "ice40-hx8k": "hx8k", "ulx3s-85f": "ecp5", "icebreaker-spram": "ice40"}
 # Shares of the device's LUTs offered to the solver, tried in order until the routed design fits (None: the
@@ -152,8 +150,7 @@ def main() -> int:
                 rep = prebuilt_report(prebuilt[board], exp_dir)
                 break
             try:
-                rep = build_board(exp_dir, target, args.work / f"build-{board}-{share or 'default'}",
-                                  weight_roms=WEIGHT_ROMS.get(board, "auto"))
+                rep = build_board(exp_dir, target, args.work / f"build-{board}-{share or 'default'}")
                 break
             except FedxnorError as e:
                 tried.append({"max_lut_share": share, "error": str(e)})

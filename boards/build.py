@@ -199,7 +199,7 @@ def fit_device(board: str) -> str:
     return FOLD_BOARDS[board]
 
 
-def check_fit_export(export, board: Board, weight_roms: str = "auto") -> dict[int, str]:
+def check_fit_export(export, board: Board, weight_roms: str | None = None) -> dict[int, str]:
     """The hw-plan solver's fit check of an export's own foldings, before any synthesis.
 
     Returns the weight store it fits with: {} (every weight in the bitstream), or on the UP5K {0: "spram"}
@@ -208,7 +208,9 @@ def check_fit_export(export, board: Board, weight_roms: str = "auto") -> dict[in
 
     from fedxnor.hw.folding import check_fit, get_device, solve_foldings
 
-    device = replace(get_device(fit_device(board.name)), weight_roms=weight_roms)
+    device = get_device(fit_device(board.name))
+    if weight_roms:
+        device = replace(device, weight_roms=weight_roms)
     try:
         return check_fit(export, device, spram=True)
     except FedxnorError as e:
@@ -291,10 +293,11 @@ def load_figures(export, weight_store: dict[int, str], baud: int, chunk: int | N
 
 def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progress: bool = True, *,
                 baud: int | None = None, target_mhz: float | None = None,
-                weight_store: dict[int, str] | None = None, weight_roms: str = "auto") -> dict[str, Any]:
+                weight_store: dict[int, str] | None = None, weight_roms: str | None = None) -> dict[str, Any]:
     """Build a bitstream of an export directory for `board`; write it and report.json into out_dir.
 
-    weight_roms: "auto" (Yosys puts each weight ROM in block RAM or LUTs by cost) or "logic" (all in LUTs).
+    weight_roms: "auto" (Yosys puts each weight ROM in block RAM or LUTs by cost), "logic" (all in LUTs),
+    "shallow" (LUTs up to 64 words deep); None: the device's default (hw.folding.Device.weight_roms).
 
     weight_store: layers whose weights go to SPRAM ({0: "spram"}); None lets the fit check decide ({} when
     everything fits in block RAM); given, the fit check is skipped (the place and route is the judge).
@@ -305,6 +308,7 @@ def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progres
     from fedxnor.export.manifest import load_export
 
     b = get_board(board)
+    weight_roms = weight_roms or b.resources.weight_roms
     export = load_export(Path(export_dir))
     if weight_store is None:
         weight_store = check_fit_export(export, b, weight_roms)

@@ -21,9 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", type=Path, help="output directory (default: build/BOARD)")
     b.add_argument("--baud", type=int, help="host-link baud rate (default 115200)")
     b.add_argument("--clock-mhz", type=float, help="PLL target (default: the board's goal; lowered to the routed Fmax)")
-    b.add_argument("--weight-roms", choices=["auto", "logic", "shallow"], default="auto",
+    b.add_argument("--weight-roms", choices=["auto", "logic", "shallow"],
                    help="auto: Yosys puts each weight ROM in block RAM or LUTs by cost; logic: all in LUTs; "
-                        "shallow: LUTs for ROMs of at most 64 words")
+                        "shallow: LUTs for ROMs of at most 64 words (default: shallow on ECP5, auto on iCE40)")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.set_defaults(func=cmd_build)
 

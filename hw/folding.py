@@ -97,9 +97,9 @@ DEVICES: dict[str, Device] = {
     "hx8k": Device("hx8k", "ice40", luts=7680, ffs=7680, bram=32, bram_bits=4096, bram_configs=_ICE40_EBR,
                    default_clock_hz=48e6, yosys_synth="synth_ice40", lcs=7680, top_lcs=250),
     "ecp5-25": Device("ecp5-25", "ecp5", luts=24288, ffs=24288, bram=56, bram_bits=18432, bram_configs=_ECP5_DP16,
-                      dsp=28, default_clock_hz=100e6, yosys_synth="synth_ecp5", read_regs=True),
+                      dsp=28, default_clock_hz=100e6, yosys_synth="synth_ecp5", read_regs=True, weight_roms="shallow"),
     "ecp5-85": Device("ecp5-85", "ecp5", luts=83640, ffs=83640, bram=208, bram_bits=18432, bram_configs=_ECP5_DP16,
-                      dsp=156, default_clock_hz=100e6, yosys_synth="synth_ecp5", read_regs=True),
+                      dsp=156, default_clock_hz=100e6, yosys_synth="synth_ecp5", read_regs=True, weight_roms="shallow"),
 }
 
 BOARDS: dict[str, str] = {"icebreaker": "up5k", "ice40-hx8k": "hx8k", "ulx3s-85f": "ecp5-85"}
