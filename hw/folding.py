@@ -59,8 +59,8 @@ class Device:
     # counted apart). top_lcs: the board top around the accelerator (UART host link, PLL, reset), see LC_FIT.
     lcs: int = 0
     top_lcs: int = 0
-    # Registers after every memory read (NetworkTop read_regs): one between each weight RAM and its lanes
-    # (hw/lanes.py in_reg; ECP5's block RAM clock-to-output plus the route to the lanes limited the
+    # Registers after every memory read (NetworkTop read_regs): two between each weight RAM and its lanes
+    # (hw/array.py; ECP5's block RAM clock-to-output plus the route to the lanes limited the
     # 784-256-256-256-10 build to 64 MHz) and a second stage in each layer's input-buffer read (the
     # activation buffer's word mux, hw/buffers.py). iCE40 cells are too scarce for them.
     read_regs: bool = False
@@ -291,17 +291,16 @@ class LayerCost:
     spram: int = 0  # SB_SPRAM256KA cells of its weights (a layer in SPRAM, hw/weightstore.py)
 
 
-def _rom_cost(width: int, depth: int, device: Device, model: ResourceModel) -> tuple[int, float]:
-    """(block RAM tiles, LUTs) of one ROM."""
+def _rom_cost(width: int, depth: int, device: Device, model: ResourceModel, *, weights: bool = True) -> tuple[int, float]:
+    """(block RAM tiles, LUTs) of one ROM; `weights`: a weight ROM, which Device.weight_roms may put in LUTs."""
     bits = width * depth
     tiles = rom_tiles(width, depth, device)
     if depth <= 2:  # each data bit is a constant or one address bit: next to free in logic
         return 0, 0.0
     from fedxnor.hw.top import rom_in_logic
 
-    if rom_in_logic(device.weight_roms, depth):
-        return 0, bits / model.lut_rom_bits_per_lut
-    if bits <= model.force_logic_bits or bits * model.logic_cost_rom <= model.tile_cost * tiles + model.logic_margin:
+    if ((weights and rom_in_logic(device.weight_roms, depth)) or bits <= model.force_logic_bits
+            or bits * model.logic_cost_rom <= model.tile_cost * tiles + model.logic_margin):
         return 0, bits / model.lut_rom_bits_per_lut
     return tiles, 0.0
 
@@ -313,13 +312,6 @@ def image_buffer_depth(shape: LayerShape, fold: Folding) -> int:
 
 
 READ_STAGE_CONTROL_FFS = 12  # read_regs: the sequencer's token fields delayed one cycle more (~12 bits)
-
-
-def read_stage_ffs(lanes: int, words: int, first: bool) -> int:
-    """Flip-flops of a layer's two-stage input read (read_regs, hw/buffers.py)."""
-    from fedxnor.hw.buffers import read_stage_bits
-
-    return read_stage_bits(lanes, words, first)
 
 
 def input_buffer_cost(shape: LayerShape, fold: Folding, first: bool, device: Device,
@@ -364,7 +356,7 @@ def layer_cost(shape: LayerShape, fold: Folding, device: Device, model: Resource
     rom_bits = p * lanes * depth
     if not shape.is_output:
         tw = shape.acc_width  # threshold width holds [lo, hi + 1], as the accumulator does
-        t_tiles, t_luts = _rom_cost(tw, shape.fan_out // p, device, model)
+        t_tiles, t_luts = _rom_cost(tw, shape.fan_out // p, device, model, weights=False)
         tiles += t_tiles * p
         rom_luts += t_luts * p
         rom_bits += tw * shape.fan_out
@@ -376,7 +368,9 @@ def layer_cost(shape: LayerShape, fold: Folding, device: Device, model: Resource
             + b_luts) * model.flatten
     ffs = model.ff_layer + p * (lanes + model.ff_row + aw) + groups * lanes * model.ff_lane + late_ffs + b_ffs
     if device.read_regs:  # a, w and the RAM-side w registers of every row (hw/array.py), the lagging chunk
-        ffs += 3 * groups * lanes + lanes + read_stage_ffs(lanes, words, first) + READ_STAGE_CONTROL_FFS
+        from fedxnor.hw.buffers import read_stage_bits
+
+        ffs += 3 * groups * lanes + lanes + read_stage_bits(lanes, words, first) + READ_STAGE_CONTROL_FFS
     t = layer_cycles(shape, fold)
     drain, own = layer_timing(shape, fold, first=first, read_regs=device.read_regs)
     return LayerCost(t, luts, ffs, tiles + b_tiles, rom_bits, drain, own, cells)

@@ -4,10 +4,9 @@ The count of L one-bit lane terms is summed by a binary tree of adders. An
 unpipelined 256-input popcount runs near 20 MHz on an iCE40 UP5K; a register
 after every tree level reaches ~70 MHz, so by default every level is
 registered. `stages` (0..levels) spreads fewer registers evenly over the levels.
-`in_reg` adds a register on the a and w inputs themselves: w comes straight from a
-block RAM, whose clock-to-output (5.8 ns on an ECP5 DP16KD with no output register)
-plus a route across the die to the lane misses 120 MHz; a flip-flop next to the RAM
-takes that route out of the RAM's path (one cycle more latency, 2L flip-flops).
+`in_reg` adds a register on the a and w inputs themselves, so that the route
+from a block RAM (or another register, hw/array.py) to the lanes gets a cycle
+of its own (one cycle more latency, 2L flip-flops).
 
 Lane terms, by mode:
 * "xnor": ~(a ^ w), bipolar layers (1 = +1);

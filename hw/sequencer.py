@@ -79,8 +79,7 @@ class LayerSequencer(wiring.Component):
             later = Signal(s.token(), name="tok_ctl_q")
             m.d.sync += later.eq(tok)
             tok = later
-        fields = ("valid", "waddr", "first", "pstart", "last", "imglast", "k", "bank")
-        m.d.comb += [getattr(self.tok, f).eq(getattr(tok, f)) for f in fields]
+        m.d.comb += [getattr(self.tok, f).eq(getattr(tok, f)) for f in s.token().members if f != "chunk"]
         m.d.comb += self.tok.chunk.eq(self.rd_data)
         with m.If(issue):
             m.d.sync += [self.running.eq(~end_img), c.eq(c + 1), lin.eq(lin + 1), waddr.eq(waddr + 1)]

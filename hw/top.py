@@ -106,8 +106,8 @@ class NetworkTop(wiring.Component):
         check_buildable(export)
         self.export = export
         self.stages = stages
-        # registers after every memory read (ECP5): weight word -> lanes (hw/lanes.py in_reg) and a second
-        # stage in each layer's input-buffer read (hw/buffers.py); hw.timing counts both
+        # registers after every memory read (ECP5): two between a weight RAM and its lanes (hw/array.py) and a
+        # second stage in each layer's input-buffer read (hw/buffers.py); hw.timing counts them
         self.read_regs = bool(read_regs)
         # "auto": Yosys picks block RAM or LUTs per ROM by cost; "logic": every weight ROM of LUTs (ECP5: no block
         # RAM clock-to-output in the weight path, hw.folding.Device.weight_roms); "shallow": LUTs for ROMs of at

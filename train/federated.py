@@ -90,7 +90,7 @@ class FederatedConfig:
             raise FedxnorError(f"unknown --codec {cfg.codec!r}: choose one of {', '.join(codecs.CODECS)}")
         if cfg.model not in MODELS and cfg.model not in FP_MODELS:
             raise FedxnorError(f"unknown model {cfg.model!r}: choose one of {', '.join([*MODELS, *FP_MODELS])}")
-        bits_input = (MODELS.get(cfg.model) or FP_MODELS[cfg.model]).input_encoding == "bits"
+        bits_input = cfg.model_config.input_encoding == "bits"
         if cfg.algo == "fedbnn" and cfg.model not in MODELS:
             raise FedxnorError(f"fedbnn trains a BNN: choose a BNN model ({', '.join(MODELS)}), not {cfg.model}")
         if (cfg.algo == "fedhybnn") != bits_input:
@@ -105,7 +105,7 @@ class FederatedConfig:
         if cfg.optimizer not in ("", "sgd", "adam"):
             raise FedxnorError(f"optimizer {cfg.optimizer!r}: choose sgd or adam")
         if cfg.logit_adjust < 0:
-            cfg = replace(cfg, logit_adjust=1.0 if cfg.model in MODELS else 0.0)
+            cfg = replace(cfg, logit_adjust=1.0 if cfg.is_bnn else 0.0)
         if cfg.momentum < 0 or cfg.prox_mu < 0:
             raise FedxnorError("momentum and prox_mu must be >= 0")
         if not 0 <= cfg.holdout < 1 or not 0 <= cfg.fedbat_phi < 1:
@@ -115,6 +115,11 @@ class FederatedConfig:
     @property
     def is_bnn(self) -> bool:
         return self.model in MODELS
+
+    @property
+    def model_config(self):
+        """The BNN or full-precision model's config (sizes, input encoding)."""
+        return MODELS.get(self.model) or FP_MODELS[self.model]
 
     @property
     def learning_rate(self) -> float:
@@ -286,7 +291,7 @@ class Federation:
         A label the client does not hold gets -inf: it drops out of the client's softmax (no gradient to it)."""
         if not self.cfg.logit_adjust:
             return None
-        classes = (MODELS.get(self.cfg.model) or FP_MODELS[self.cfg.model]).sizes[-1]
+        classes = self.cfg.model_config.sizes[-1]
         counts = torch.bincount(self.train_y[idx], minlength=classes).double()
         return (self.cfg.logit_adjust * torch.log(counts / counts.sum())).float()
 
