@@ -16,12 +16,13 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from fedxnor.atomic import write_bytes_atomic, write_text_atomic
 from fedxnor.boards import frames as fr
+from fedxnor.boards import pnr_seeds
 from fedxnor.boards.core import LinkedCore
 from fedxnor.boards.platforms import Board, ecp5_pll, get_board, ice40_pll
 from fedxnor.boards.top import BoardTop
@@ -54,16 +55,21 @@ def make_pll(board: Board, target_hz: float):
 
 
 def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *, target_hz: float | None = None,
-             retries: int = 2, seed: int = 1) -> dict[str, Any]:
+             retries: int = 2, seeds: Sequence[int] | None = None, jobs: int = 2) -> dict[str, Any]:
     """Build `top_factory(pll)` for `board`; lower the PLL to the routed Fmax and rebuild if needed.
 
     retries: rebuilds at a lowered clock (2: a placement at a lower clock target can come out slower than
     the first, so one step down may still miss).
+    seeds: nextpnr seeds each build places and routes (None: the board's), `jobs` at a time; the fastest
+    is packed (boards/pnr_seeds.py) and the report's 'seeds' lists each seed's Fmax.
 
     Returns the parsed report of the final build (see parse_reports) plus 'pll', 'clock_hz',
     'bitstream' (path) and 'attempts'.
     """
     os.environ.update(tool_env())
+    seeds = list(seeds or board.pnr_seeds)
+    nextpnr_var = "NEXTPNR_ICE40" if board.family == "ice40" else "NEXTPNR_ECP5"
+    real_nextpnr = os.environ[nextpnr_var]
     target = target_hz or board.target_mhz * 1e6
     attempts = []
     for attempt in range(retries + 1):
@@ -73,11 +79,15 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
             shutil.rmtree(bdir)
         platform = board.make_platform()
         t0 = time.perf_counter()
+        if len(seeds) > 1:  # Amaranth's script calls "$NEXTPNR_*" once: a stand-in runs every seed
+            Path(build_dir).mkdir(parents=True, exist_ok=True)
+            os.environ[nextpnr_var] = str(pnr_seeds.wrapper_script(Path(build_dir) / "nextpnr-seeds.sh",
+                                                                   real_nextpnr, seeds, jobs))
         try:
             platform.build(top_factory(pll), name=TOP_NAME, build_dir=str(bdir), do_program=False,
                            synth_opts="-abc9",
                            script_after_synth=f"tee -q -o {TOP_NAME}_stat.json stat -json",
-                           nextpnr_opts=f"--report {TOP_NAME}_report.json --timing-allow-fail --seed {seed}"
+                           nextpnr_opts=f"--report {TOP_NAME}_report.json --timing-allow-fail --seed {seeds[0]}"
                                         # router2: router1 had not routed the 20k-LUT sfc build on ECP5 after an hour
                                         + (" --router router2" if board.family == "ecp5" else ""))
         except Exception as e:  # the tools failed: say why when nextpnr ran out of room, else name the log
@@ -88,10 +98,12 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
                                    f"--out DIR2' (logs in {bdir})") from None
             raise FedxnorError(f"{board.name} build failed ({type(e).__name__}: {str(e).strip()[-300:]}); "
                                f"see the logs in {bdir}") from None
+        finally:
+            os.environ[nextpnr_var] = real_nextpnr
         rep = parse_reports(bdir, board)
         rep.update(pll=pll.__dict__ | {"kind": type(pll).__name__}, clock_hz=pll.fout_hz,
                    build_s=round(time.perf_counter() - t0, 1), build_dir=str(bdir))
-        attempts.append({"clock_mhz": pll.fout_hz / 1e6, "fmax_mhz": rep["fmax_mhz"]})
+        attempts.append({"clock_mhz": pll.fout_hz / 1e6, "fmax_mhz": rep["fmax_mhz"], **seed_results(bdir, seeds[0])})
         if rep["fmax_mhz"] >= pll.fout_hz / 1e6 or attempt == retries:
             break
         # margin below the slowest placement so far: the next one differs a little
@@ -103,6 +115,15 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
     ext = ".bin" if board.family == "ice40" else ".bit"
     rep["bitstream"] = str(Path(rep["build_dir"]) / (TOP_NAME + ext))
     return rep
+
+
+def seed_results(bdir: Path, seed: int) -> dict[str, Any]:
+    """{'seed': the seed packed, 'seeds': [{seed, fmax_mhz, exit}...]} of one build (a single seed: just 'seed')."""
+    try:
+        summary = json.loads((bdir / pnr_seeds.SUMMARY).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {"seed": seed}
+    return {"seed": summary["chosen"], "seeds": summary["seeds"]}
 
 
 def overflow(tim: Path) -> str:
@@ -126,11 +147,9 @@ def parse_reports(bdir: Path, board: Board) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as e:
         raise FedxnorError(f"no nextpnr report in {bdir} ({e}); see {bdir}/{TOP_NAME}.tim") from None
     fmax = rep.get("fmax", {})
-    sync = {k: v for k, v in fmax.items() if "por" not in k.lower()}
-    clocks = sync or fmax
-    if not clocks:
+    achieved = pnr_seeds.slowest_clock_mhz(rep)
+    if achieved is None:
         raise FedxnorError(f"nextpnr reported no clock in {bdir}/{TOP_NAME}_report.json")
-    achieved = min(float(v["achieved"]) for v in clocks.values())
     util = {k: {"used": int(v["used"]), "available": int(v["available"])} for k, v in rep.get("utilization", {}).items()}
     cells: dict[str, int] = {}
     try:
@@ -300,12 +319,14 @@ def load_figures(export, weight_store: dict[int, str], baud: int, chunk: int | N
 
 def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progress: bool = True, *,
                 baud: int | None = None, target_mhz: float | None = None,
-                weight_store: dict[int, str] | None = None, weight_roms: str | None = None) -> dict[str, Any]:
+                weight_store: dict[int, str] | None = None, weight_roms: str | None = None,
+                seeds: Sequence[int] | None = None) -> dict[str, Any]:
     """Build a bitstream of an export directory for `board`; write it and report.json into out_dir.
 
     weight_roms: "auto" (Yosys puts each weight ROM in block RAM or LUTs by cost), "logic" (all in LUTs),
     "shallow" (LUTs up to 64 words deep); None: the device's default (hw.folding.Device.weight_roms).
 
+    seeds: nextpnr seeds to place and route, the fastest kept (None: the board's, Board.pnr_seeds).
     weight_store: layers whose weights go to SPRAM ({0: "spram"}); None lets the fit check decide ({} when
     everything fits in block RAM); given, the fit check is skipped (the place and route is the judge).
     Returns the report: board, device, clock_mhz, fmax_mhz, timing_met, utilisation (lut, ff, bram,
@@ -315,6 +336,8 @@ def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progres
     from fedxnor.export.manifest import load_export
 
     b = get_board(board)
+    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0):
+        raise FedxnorError(f"--seeds {' '.join(map(str, seeds))}: give one or more different seeds >= 0, e.g. --seeds 1 2")
     weight_roms = weight_roms or b.resources.weight_roms
     export = load_export(Path(export_dir))
     if weight_store is None:
@@ -332,7 +355,7 @@ def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progres
     rep = run_flow(b, lambda pll: BoardTop(b, board_core(export, b, pll.fout_hz, baud, weight_store=weight_store,
                                                          weight_roms=weight_roms), pll),
                    out / "build",
-                   target_hz=(target_mhz * 1e6) if target_mhz else None)
+                   target_hz=(target_mhz * 1e6) if target_mhz else None, seeds=seeds)
     bit = Path(rep["bitstream"])
     dest = out / f"{b.name}{bit.suffix}"
     write_bytes_atomic(dest, bit.read_bytes())

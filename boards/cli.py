@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--weight-roms", choices=["auto", "logic", "shallow"],
                    help="auto: Yosys puts each weight ROM in block RAM or LUTs by cost; logic: all in LUTs; "
                         "shallow: LUTs for ROMs of at most 64 words (default: shallow on ECP5, auto on iCE40)")
+    b.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                   help="nextpnr seeds to place and route (two at a time), the fastest kept "
+                        "(default: 1 2 on ECP5, 1 on iCE40)")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.set_defaults(func=cmd_build)
 
@@ -58,7 +61,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     out = args.out or Path("build") / args.board
     report = build_board(args.export, args.board, out, progress=not args.json, baud=args.baud, target_mhz=args.clock_mhz,
-                         weight_roms=args.weight_roms)
+                         weight_roms=args.weight_roms, seeds=args.seeds)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
