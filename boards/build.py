@@ -28,6 +28,7 @@ from fedxnor.boards.platforms import Board, ecp5_pll, get_board, ice40_pll
 from fedxnor.boards.top import BoardTop
 from fedxnor.boards.uart import divisor_for
 from fedxnor.errors import FedxnorError
+from fedxnor.hw.fanout import KEEP_COPIES
 from fedxnor.progress import log
 
 TOP_NAME = "top"
@@ -81,11 +82,12 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
         t0 = time.perf_counter()
         if len(seeds) > 1:  # Amaranth's script calls "$NEXTPNR_*" once: a stand-in runs every seed
             Path(build_dir).mkdir(parents=True, exist_ok=True)
-            os.environ[nextpnr_var] = str(pnr_seeds.wrapper_script(Path(build_dir) / "nextpnr-seeds.sh",
+            # absolute: the build script runs in bdir
+            os.environ[nextpnr_var] = str(pnr_seeds.wrapper_script(Path(build_dir).resolve() / "nextpnr-seeds.sh",
                                                                    real_nextpnr, seeds, jobs))
         try:
             platform.build(top_factory(pll), name=TOP_NAME, build_dir=str(bdir), do_program=False,
-                           synth_opts="-abc9",
+                           synth_opts="-abc9", script_after_read=KEEP_COPIES,
                            script_after_synth=f"tee -q -o {TOP_NAME}_stat.json stat -json",
                            nextpnr_opts=f"--report {TOP_NAME}_report.json --timing-allow-fail --seed {seeds[0]}"
                                         # router2: router1 had not routed the 20k-LUT sfc build on ECP5 after an hour

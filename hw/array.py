@@ -28,13 +28,14 @@ keeps the lowest index on ties because indices grow along the chain.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from fedxnor.export import images as img
+from fedxnor.hw.fanout import register_copies
 from fedxnor.hw.lanes import LaneGroup, count_width, tree_levels
 from fedxnor.hw.weightstore import WeightStore
 
@@ -88,11 +89,13 @@ class ArrayShape:
 
 
 LOGIC_ROM = {"rom_style": "logic", "ram_style": "logic"}  # Yosys: build this memory of LUTs
+SMALL_ROM_BITS = 512  # ROMs up to this size are LUTs on every device
+ROM_BITS_PER_ADDRESS = 24  # word bits of a LUT ROM per copy of its address register (in_reg builds)
 
 
 def small_rom_attrs(bits: int) -> dict:
     """Tiny ROMs go to logic: a 4 Kbit EBR is the scarce resource on iCE40."""
-    return LOGIC_ROM if bits <= 512 else {}
+    return LOGIC_ROM if bits <= SMALL_ROM_BITS else {}
 
 
 class ProcessingRow(wiring.Component):
@@ -126,6 +129,8 @@ class ProcessingRow(wiring.Component):
             m.d.comb += [rd.raddr.eq(self.e_prev.waddr), rd.wen.eq(self.wen), rd.waddr.eq(self.waddr),
                          rd.wdata.eq(self.wdata)]
             rdata = rd.rdata
+        elif s.in_reg and (s.rom_logic or s.L * s.depth <= SMALL_ROM_BITS):
+            rdata = self._sliced_logic_rom(m)
         else:
             rom = Memory(shape=unsigned(s.L), depth=s.depth, init=self.weight_words,
                          attrs=LOGIC_ROM if s.rom_logic else small_rom_attrs(s.L * s.depth))
@@ -199,6 +204,25 @@ class ProcessingRow(wiring.Component):
                 self.done.eq(fin & imglast),
             ]
         return m
+
+    def _sliced_logic_rom(self, m: Module):
+        """A LUT ROM with the read's register on the address side (the same one cycle as a synchronous read),
+        in slices of ROM_BITS_PER_ADDRESS bits, each read from its own address copy (hw/fanout.py): one address
+        register had ~4 LUTs per word bit as loads (392 for 98 lanes) and was an ECP5 critical path."""
+        s = self.shape
+        n = -(-s.L // ROM_BITS_PER_ADDRESS)
+        addrs = register_copies(m, self.e_prev.waddr, n, "waddr")
+        edges = [s.L * j // n for j in range(n + 1)]
+        parts = []
+        for j, addr in enumerate(addrs):
+            lo, width = edges[j], edges[j + 1] - edges[j]
+            rom = Memory(shape=unsigned(width), depth=s.depth, attrs=LOGIC_ROM,
+                         init=[(w >> lo) & ((1 << width) - 1) for w in self.weight_words])
+            m.submodules[f"rom{j}"] = rom
+            rd = rom.read_port(domain="comb")
+            m.d.comb += rd.addr.eq(addr)
+            parts.append(rd.data)
+        return Cat(*parts)
 
 
 class SystolicArray(wiring.Component):

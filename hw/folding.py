@@ -353,6 +353,11 @@ def layer_cost(shape: LayerShape, fold: Folding, device: Device, model: Resource
     else:
         tiles, rom_luts = _rom_cost(lanes, depth, device, model)
         tiles, rom_luts, cells = tiles * p, rom_luts * p, 0
+    from fedxnor.hw.array import ROM_BITS_PER_ADDRESS, bits_for
+
+    # read_regs: a weight ROM of LUTs reads through an address register per ROM_BITS_PER_ADDRESS word bits
+    address_copy_ffs = p * -(-lanes // ROM_BITS_PER_ADDRESS) * bits_for(depth) if device.read_regs and not (
+        spram or tiles) else 0
     rom_bits = p * lanes * depth
     if not shape.is_output:
         tw = shape.acc_width  # threshold width holds [lo, hi + 1], as the accumulator does
@@ -370,7 +375,8 @@ def layer_cost(shape: LayerShape, fold: Folding, device: Device, model: Resource
     if device.read_regs:  # a, w and the RAM-side w registers of every row (hw/array.py), the lagging chunk
         from fedxnor.hw.buffers import read_stage_bits
 
-        ffs += 3 * groups * lanes + lanes + read_stage_bits(lanes, words, first) + READ_STAGE_CONTROL_FFS
+        ffs += (3 * groups * lanes + lanes + read_stage_bits(lanes, words, first) + READ_STAGE_CONTROL_FFS
+                + address_copy_ffs)
     t = layer_cycles(shape, fold)
     drain, own = layer_timing(shape, fold, first=first, read_regs=device.read_regs)
     return LayerCost(t, luts, ffs, tiles + b_tiles, rom_bits, drain, own, cells)

@@ -20,6 +20,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from fedxnor.hw.array import ArrayShape, bits_for
+from fedxnor.hw.fanout import COPY_MARK
 
 
 class LayerSequencer(wiring.Component):
@@ -61,8 +62,12 @@ class LayerSequencer(wiring.Component):
             self.started.eq(issue & ~self.running),
             self.finished.eq(issue & end_img),
             self.rd_lin.eq(lin),
-            self.rd_word.eq(c),
         ]
+        # With a two-stage read (ECP5) the word number is a copy of c of its own: its loads are the buffer's
+        # first-stage muxes, beside the buffer, while c stays beside this sequencer (one shared c was an ECP5
+        # critical path: 5.6 ns of routing between the two). No cycle is added.
+        c_rd = [Signal.like(c, name=f"c_{COPY_MARK}")] if self.read_latency == 2 else []
+        m.d.comb += self.rd_word.eq(c_rd[0] if c_rd else c)
         # The token's fields but the chunk, registered once per cycle of read latency.
         tok = Signal(s.token(), name="tok_ctl")
         m.d.sync += [
@@ -82,9 +87,11 @@ class LayerSequencer(wiring.Component):
         m.d.comb += [getattr(self.tok, f).eq(getattr(tok, f)) for f in s.token().members if f != "chunk"]
         m.d.comb += self.tok.chunk.eq(self.rd_data)
         with m.If(issue):
-            m.d.sync += [self.running.eq(~end_img), c.eq(c + 1), lin.eq(lin + 1), waddr.eq(waddr + 1)]
+            m.d.sync += [self.running.eq(~end_img), lin.eq(lin + 1), waddr.eq(waddr + 1)]
+            m.d.sync += [x.eq(c + 1) for x in (c, *c_rd)]
             with m.If(end_word):
-                m.d.sync += [c.eq(0), q.eq(q + 1), waddr.eq(wbase)]
+                m.d.sync += [q.eq(q + 1), waddr.eq(wbase)]
+                m.d.sync += [x.eq(0) for x in (c, *c_rd)]
                 with m.If(end_pass):
                     m.d.sync += [q.eq(0), lin.eq(0), k.eq(k + 1), waddr.eq(waddr + 1), wbase.eq(waddr + 1)]
                     with m.If(end_img):

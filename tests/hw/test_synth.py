@@ -110,3 +110,34 @@ def test_mlp_small_fits_up5k(small_checkpoint, tmp_path):
     cells = synth_ice40(text, "fedxnor_top", tmp_path)
     assert 16 + 4 <= cells["SB_RAM40_4K"] <= UP5K_EBR  # 16 weight ROMs + the image buffer
     assert cells["SB_LUT4"] <= UP5K_LUTS
+
+
+def ecp5_flip_flops(top, name: str, tmp_path: Path, script: str = "") -> int:
+    """TRELLIS_FFs of synth_ecp5 -abc9 on Amaranth's RTLIL (as the board build reads it), `script` run after reading."""
+    from amaranth.back import rtlil
+
+    (tmp_path / f"{name}.il").write_text(rtlil.convert(top, name=name))
+    subprocess.run([YOSYS, "-q", "-p", f"read_rtlil {name}.il; {script}; synth_ecp5 -abc9 -top {name}; "
+                    f"tee -q -o {name}.stat stat"], check=True, capture_output=True, text=True, cwd=tmp_path)
+    return int(re.search(r"^\s+(\d+)\s+TRELLIS_FF", (tmp_path / f"{name}.stat").read_text(), re.M).group(1))
+
+
+def test_lut_rom_address_copies_survive_synthesis_only_with_the_builds_keep_step(tmp_path):
+    """ECP5 (in_reg): a 64-word LUT ROM of 98-bit words reads its five slices through five copies of the address
+    register; Yosys would merge the copies back into one, unless the board build's KEEP_COPIES step runs."""
+    from fedxnor.hw.array import ROM_BITS_PER_ADDRESS
+    from fedxnor.hw.fanout import KEEP_COPIES
+
+    net = random_network(np.random.default_rng(1), [784, 256, 10])
+    ex = load_export(write_export(net, tmp_path / "exp", [Folding(32, 98), Folding(2, 16)]))
+    shape = ArrayShape(ex.layers[0], in_reg=True, rom_logic=True)
+    assert shape.depth == 64 and shape.aw == 6
+    copies = -(-98 // ROM_BITS_PER_ADDRESS)
+    assert copies == 5
+
+    def row():
+        return ProcessingRow(shape, 3, ex.weight_words[0][3], ex.threshold_words[0][3])
+
+    merged = ecp5_flip_flops(row(), "row", tmp_path)
+    kept = ecp5_flip_flops(row(), "row", tmp_path, KEEP_COPIES)
+    assert kept - merged == (copies - 1) * shape.aw
