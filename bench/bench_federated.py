@@ -97,6 +97,7 @@ def goals(rows: list[dict]) -> dict:
         if "FedBNN" in acc and "FedAvg" in acc and (s := common("FedBNN", "FedAvg")):
             g["fedbnn_minus_fedavg"] = round(mean("FedBNN", s) - mean("FedAvg", s), 4)
             g["fedbnn_within_3pt"] = g["fedbnn_minus_fedavg"] >= -0.03
+            g["fedbnn_vs_fedavg_seeds"] = sorted(s)
         out[part] = g
     return out
 

@@ -98,7 +98,8 @@ def federated(d: dict) -> str:
     grows = [[part, g.get("fedbat_minus_fedavg"), g.get("fedbat_within_1pt"), g.get("fedbat_minus_best_sign"),
               g.get("fedbat_above_sign"), ", ".join(map(str, g.get("fedbat_vs_sign_seeds") or g.get("fedbat_vs_fedavg_seeds")
                                                         or [st.get("seed")])),
-              g.get("fedbnn_minus_fedavg"), g.get("fedbnn_within_3pt")] for part, g in goals.items()]
+              g.get("fedbnn_minus_fedavg"), g.get("fedbnn_within_3pt"),
+              ", ".join(map(str, g.get("fedbnn_vs_fedavg_seeds") or []))] for part, g in goals.items()]
     sched = f", {st['lr_schedule']} lr schedule" if st.get("lr_schedule") else ""
     title = (f"Federated training on Fashion-MNIST, {st.get('rounds')} rounds x {st.get('local_epochs')} local epochs"
              f"{sched} (learning rates: {st.get('lr')})")
@@ -114,7 +115,8 @@ def federated(d: dict) -> str:
             + ("\n\nGoals (FedBAT within 1 point of FedAvg and above SignSGD/EF-SignSGD; FedBNN within 3 points of "
                "full-precision FedAvg; with several seeds, differences of the means over the seeds both sides share):\n\n"
                + table(["partition", "FedBAT - FedAvg", "within 1 pt", "FedBAT - best sign codec", "above sign codecs",
-                        "seeds", "FedBNN - FedAvg", "within 3 pt"], grows) if grows else "") + prov(d))
+                        "FedBAT seeds", "FedBNN - FedAvg", "within 3 pt", "FedBNN seeds"], grows) if grows else "")
+            + prov(d))
 
 
 def fedbnn_ablation(d: dict) -> str:
