@@ -31,21 +31,24 @@ stream sent it). A bank is freed when consumed and, with debug, sent.
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from fedxnor.hw.array import bits_for
+from fedxnor.hw.sequencer import read_select
 
 READ_GROUP = 8  # words per first-stage mux of a two-stage activation-buffer read (an 8:1 mux is one slice pair)
 
 
 def read_stage_bits(lanes: int, words: int, first: bool) -> int:
-    """Flip-flops a two-stage input read adds (read_reg): the first half's registers."""
+    """Flip-flops a two-stage input read adds (read_reg): the first half's registers and, with more than one
+    group, each group's copy of the select (word, bank) in the sequencer."""
     if first or words <= READ_GROUP:
         return lanes
-    return lanes * -(-words // READ_GROUP)
+    groups = -(-words // READ_GROUP)
+    return (lanes + bits_for(words) + 1) * groups
 
 
 class ImageBuffer(wiring.Component):
@@ -123,7 +126,10 @@ class ActivationBuffer(wiring.Component):
         self.NP = fan_out // pe
         self.W = -(-fan_out // lanes)
         self.debug = debug
-        super().__init__({
+        # a two-stage read of more than one group: each group's select comes from its own copy (hw/sequencer.py)
+        self.read_groups = -(-self.W // READ_GROUP) if read_reg and self.W > READ_GROUP else 0
+        copies = {"rd_copies": In(data.ArrayLayout(read_select(self.W), self.read_groups))} if self.read_groups else {}
+        super().__init__({**copies,
             # producer
             "start": In(1), "start_bank": In(1),
             "shift": In(pe), "bits": In(pe), "banks": In(pe),
@@ -188,13 +194,13 @@ class ActivationBuffer(wiring.Component):
             m.d.sync += self.rd_data.eq(first)
             return
         lo_bits = bits_for(G)
-        lo = self.rd_word[:lo_bits]
         hi_q = Signal(len(self.rd_word) - lo_bits, reset_less=True)
         m.d.sync += hi_q.eq(self.rd_word[lo_bits:])
         groups = []
-        for j in range(-(-W // G)):
+        for j in range(self.read_groups):
             g = Signal(L, name=f"rd_group{j}", reset_less=True)
             banks = [Array(words[b][j * G: j * G + G]) for b in range(2)]
-            m.d.sync += g.eq(Array(banks)[self.rd_bank][lo])
+            sel = self.rd_copies[j]
+            m.d.sync += g.eq(Array(banks)[sel.bank][sel.word[:lo_bits]])
             groups.append(g)
         m.d.sync += self.rd_data.eq(Array(groups)[hi_q])

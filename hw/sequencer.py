@@ -15,22 +15,31 @@ token's other fields are delayed to match.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from fedxnor.hw.array import ArrayShape, bits_for
 from fedxnor.hw.fanout import COPY_MARK
 
 
+def read_select(words: int) -> data.StructLayout:
+    """One copy of a two-stage read's select: the word number and the bank."""
+    return data.StructLayout({"word": bits_for(words), "bank": 1})
+
+
 class LayerSequencer(wiring.Component):
-    def __init__(self, shape: ArrayShape, *, read_latency: int = 1):
+    def __init__(self, shape: ArrayShape, *, read_latency: int = 1, read_copies: int = 1):
+        """read_copies (two-stage reads): copies of (word, bank) in `rd_copies`, one per first-stage mux group of
+        the input buffer (hw/buffers.py), so each group's select is a register of its own."""
         if read_latency not in (1, 2):
             raise ValueError("read_latency must be 1 or 2")
         self.read_latency = read_latency
+        self.read_copies = read_copies if read_latency == 2 else 0
         self.shape = shape
         s = shape
-        super().__init__({
+        copies = {"rd_copies": Out(data.ArrayLayout(read_select(s.W), self.read_copies))} if self.read_copies else {}
+        super().__init__({**copies,
             "start_ok": In(1),
             "rb": Out(1),
             "wb": Out(1),
@@ -63,11 +72,19 @@ class LayerSequencer(wiring.Component):
             self.finished.eq(issue & end_img),
             self.rd_lin.eq(lin),
         ]
-        # With a two-stage read (ECP5) the word number is a copy of c of its own: its loads are the buffer's
-        # first-stage muxes, beside the buffer, while c stays beside this sequencer (one shared c was an ECP5
-        # critical path: 5.6 ns of routing between the two). No cycle is added.
-        c_rd = [Signal.like(c, name=f"c_{COPY_MARK}")] if self.read_latency == 2 else []
-        m.d.comb += self.rd_word.eq(c_rd[0] if c_rd else c)
+        # With a two-stage read (ECP5) the buffer's first-stage muxes take (word, bank) from copies of c and rb
+        # of their own, one per mux group, beside the group, while c stays beside this sequencer (one shared c
+        # was an ECP5 critical path: 5.6 ns of routing between the two; one copy for all groups, 3.3 ns plus a
+        # decode LUT that synthesis shared between the groups). No cycle is added.
+        c_rd = [Signal.like(c, name=f"c_{COPY_MARK}{j}") for j in range(max(1, self.read_copies))]
+        rb_rd = [Signal(name=f"rb_{COPY_MARK}{j}") for j in range(self.read_copies)]
+        if self.read_latency == 2:
+            m.d.comb += self.rd_word.eq(c_rd[0])
+            if self.read_copies:
+                m.d.comb += [x.eq(Cat(cj, bj)) for x, cj, bj in zip(self.rd_copies, c_rd, rb_rd)]
+        else:
+            c_rd = []
+            m.d.comb += self.rd_word.eq(c)
         # The token's fields but the chunk, registered once per cycle of read latency.
         tok = Signal(s.token(), name="tok_ctl")
         m.d.sync += [
@@ -97,4 +114,5 @@ class LayerSequencer(wiring.Component):
                     with m.If(end_img):
                         m.d.sync += [k.eq(0), waddr.eq(0), wbase.eq(0),
                                      self.rb.eq(~self.rb), self.wb.eq(~self.wb)]
+                        m.d.sync += [b.eq(~self.rb) for b in rb_rd]
         return m
