@@ -42,13 +42,20 @@ from fedxnor.hw.sequencer import read_select
 READ_GROUP = 8  # words per first-stage mux of a two-stage activation-buffer read (an 8:1 mux is one slice pair)
 
 
+SELECT_BITS = 24  # lanes of a first-stage mux per register copy of its select
+
+
+def read_select_copies(lanes: int, words: int) -> int:
+    """Copies of (word, bank) a two-stage activation read takes: one per slice of SELECT_BITS lanes per group."""
+    return -(-words // READ_GROUP) * -(-lanes // SELECT_BITS)
+
+
 def read_stage_bits(lanes: int, words: int, first: bool) -> int:
-    """Flip-flops a two-stage input read adds (read_reg): the first half's registers and, with more than one
-    group, each group's copy of the select (word, bank) in the sequencer."""
-    if first or words <= READ_GROUP:
+    """Flip-flops a two-stage input read adds (read_reg): the first half's registers and, for an activation
+    buffer, the sequencer's copies of the select (word, bank)."""
+    if first:
         return lanes
-    groups = -(-words // READ_GROUP)
-    return (lanes + bits_for(words) + 1) * groups
+    return lanes * -(-words // READ_GROUP) + read_select_copies(lanes, words) * (bits_for(words) + 1)
 
 
 class ImageBuffer(wiring.Component):
@@ -126,9 +133,9 @@ class ActivationBuffer(wiring.Component):
         self.NP = fan_out // pe
         self.W = -(-fan_out // lanes)
         self.debug = debug
-        # a two-stage read of more than one group: each group's select comes from its own copy (hw/sequencer.py)
-        self.read_groups = -(-self.W // READ_GROUP) if read_reg and self.W > READ_GROUP else 0
-        copies = {"rd_copies": In(data.ArrayLayout(read_select(self.W), self.read_groups))} if self.read_groups else {}
+        # a two-stage read: each slice of each first-stage group has its own select copy (hw/sequencer.py)
+        self.read_copies = read_select_copies(lanes, self.W) if read_reg else 0
+        copies = {"rd_copies": In(data.ArrayLayout(read_select(self.W), self.read_copies))} if self.read_copies else {}
         super().__init__({**copies,
             # producer
             "start": In(1), "start_bank": In(1),
@@ -185,22 +192,26 @@ class ActivationBuffer(wiring.Component):
 
     def _two_stage_read(self, m: Module, vec) -> None:
         """rd_data two cycles after rd_word: a bank-and-low-bits mux per group of READ_GROUP words, registered,
-        then the group mux. No adder on the select (rd_bank·W + rd_word was the ECP5 critical path)."""
+        then the group mux. No adder on the select (rd_bank·W + rd_word was the ECP5 critical path). Each
+        group's mux is cut in slices of at most SELECT_BITS lanes, each slice selected by its own register copy
+        of (word, bank) (`rd_copies`, from the sequencer), so no select net spans the buffer."""
         L, W, G = self.L, self.W, READ_GROUP
         words = [[vec[b].as_unsigned()[c * L: c * L + L] for c in range(W)] for b in range(2)]
-        if W <= G:
-            first = Signal(L, reset_less=True)
-            m.d.sync += first.eq(Array([Array(words[0]), Array(words[1])])[self.rd_bank][self.rd_word])
-            m.d.sync += self.rd_data.eq(first)
+        n_groups, n_slices = -(-W // G), -(-L // SELECT_BITS)
+        edges = [L * k // n_slices for k in range(n_slices + 1)]
+        lo_bits = bits_for(G) if n_groups > 1 else len(self.rd_word)  # one group: the whole word number
+        groups = []
+        for j in range(n_groups):
+            g = Signal(L, name=f"rd_group{j}", reset_less=True)
+            for k in range(n_slices):
+                lo, hi = edges[k], edges[k + 1]
+                sel = self.rd_copies[j * n_slices + k]
+                banks = [Array([w[lo:hi] for w in words[b][j * G: j * G + G]]) for b in range(2)]
+                m.d.sync += g[lo:hi].eq(Array(banks)[sel.bank][sel.word[:lo_bits]])
+            groups.append(g)
+        if n_groups == 1:
+            m.d.sync += self.rd_data.eq(groups[0])
             return
-        lo_bits = bits_for(G)
         hi_q = Signal(len(self.rd_word) - lo_bits, reset_less=True)
         m.d.sync += hi_q.eq(self.rd_word[lo_bits:])
-        groups = []
-        for j in range(self.read_groups):
-            g = Signal(L, name=f"rd_group{j}", reset_less=True)
-            banks = [Array(words[b][j * G: j * G + G]) for b in range(2)]
-            sel = self.rd_copies[j]
-            m.d.sync += g.eq(Array(banks)[sel.bank][sel.word[:lo_bits]])
-            groups.append(g)
         m.d.sync += self.rd_data.eq(Array(groups)[hi_q])

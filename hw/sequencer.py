@@ -30,8 +30,8 @@ def read_select(words: int) -> data.StructLayout:
 
 class LayerSequencer(wiring.Component):
     def __init__(self, shape: ArrayShape, *, read_latency: int = 1, read_copies: int = 1):
-        """read_copies (two-stage reads): copies of (word, bank) in `rd_copies`, one per first-stage mux group of
-        the input buffer (hw/buffers.py), so each group's select is a register of its own."""
+        """read_copies (two-stage reads): copies of (word, bank) in `rd_copies`, one per slice of a first-stage
+        mux group of the input buffer (hw/buffers.py), so each slice's select is a register of its own."""
         if read_latency not in (1, 2):
             raise ValueError("read_latency must be 1 or 2")
         self.read_latency = read_latency
@@ -73,9 +73,9 @@ class LayerSequencer(wiring.Component):
             self.rd_lin.eq(lin),
         ]
         # With a two-stage read (ECP5) the buffer's first-stage muxes take (word, bank) from copies of c and rb
-        # of their own, one per mux group, beside the group, while c stays beside this sequencer (one shared c
-        # was an ECP5 critical path: 5.6 ns of routing between the two; one copy for all groups, 3.3 ns plus a
-        # decode LUT that synthesis shared between the groups). No cycle is added.
+        # of their own, one per slice of a mux group, beside it, while c and rb stay beside this sequencer (one
+        # shared c was an ECP5 critical path: 5.6 ns of routing; one copy for all groups 3.3 ns plus a decode LUT
+        # synthesis shared between groups; rb to a 128-lane mux 7.7 ns). No cycle is added.
         c_rd = [Signal.like(c, name=f"c_{COPY_MARK}{j}") for j in range(max(1, self.read_copies))]
         rb_rd = [Signal(name=f"rb_{COPY_MARK}{j}") for j in range(self.read_copies)]
         if self.read_latency == 2:

@@ -169,7 +169,7 @@ class NetworkTop(wiring.Component):
                 m.d.comb += [arr.w_en[p].eq(wl.en & (wl.row == base + p)) for p in range(info.pe)]
                 m.d.comb += [arr.w_addr.eq(wl.addr), arr.w_data.eq(wl.data)]
             seq = LayerSequencer(arr.shape, read_latency=2 if self.read_regs else 1,
-                                 read_copies=acts[i - 1].read_groups if i else 0)
+                                 read_copies=acts[i - 1].read_copies if i else 0)
             m.submodules[f"seq{i}"] = seq
             m.submodules[f"array{i}"] = arr
             m.d.comb += arr.tok.eq(seq.tok)
@@ -183,7 +183,7 @@ class NetworkTop(wiring.Component):
                 src = acts[i - 1]
                 m.d.comb += [src.rd_bank.eq(seq.rb), src.rd_word.eq(seq.rd_word), seq.rd_data.eq(src.rd_data),
                              src.release.eq(seq.finished)]
-                if src.read_groups:
+                if src.read_copies:
                     m.d.comb += src.rd_copies.eq(seq.rd_copies)
                 in_ok = src.avail.bit_select(seq.rb, 1)
             # output side

@@ -112,6 +112,7 @@ def test_drain_bound_pipeline_matches_model(tmp_path, rng):
     ([26, 12, 6, 4], [(4, 9), (2, 12), (2, 3)]),  # activation reads of one and two words
     ([26, 12, 22, 4], [(4, 9), (11, 1), (2, 3)]),  # 12 words (two read groups, the second part-full), 8 padded
     ([60, 12, 4], [(4, 30), (2, 12)]),  # 30-bit LUT ROM words: two slices, each read from its own address copy
+    ([26, 60, 10, 4], [(4, 9), (2, 30), (2, 5)]),  # a 30-lane activation read: two slices, two select copies
 ])
 def test_read_regs_add_three_cycles_per_layer_not_results(tmp_path, rng, stages, sizes, folds):
     """read_regs (ECP5 builds): a register between each weight RAM and its lanes and a second stage in each
