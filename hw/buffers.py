@@ -40,8 +40,6 @@ from fedxnor.hw.array import bits_for
 from fedxnor.hw.sequencer import read_select
 
 READ_GROUP = 8  # words per first-stage mux of a two-stage activation-buffer read (an 8:1 mux is one slice pair)
-
-
 SELECT_BITS = 24  # lanes of a first-stage mux per register copy of its select
 
 

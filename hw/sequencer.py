@@ -29,7 +29,7 @@ def read_select(words: int) -> data.StructLayout:
 
 
 class LayerSequencer(wiring.Component):
-    def __init__(self, shape: ArrayShape, *, read_latency: int = 1, read_copies: int = 1):
+    def __init__(self, shape: ArrayShape, *, read_latency: int = 1, read_copies: int = 0):
         """read_copies (two-stage reads): copies of (word, bank) in `rd_copies`, one per slice of a first-stage
         mux group of the input buffer (hw/buffers.py), so each slice's select is a register of its own."""
         if read_latency not in (1, 2):
