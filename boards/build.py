@@ -71,6 +71,10 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
     seeds = list(seeds or board.pnr_seeds)
     nextpnr_var = "NEXTPNR_ICE40" if board.family == "ice40" else "NEXTPNR_ECP5"
     real_nextpnr = os.environ[nextpnr_var]
+    if len(seeds) > 1:  # Amaranth's script calls "$NEXTPNR_*" once: a stand-in runs every seed
+        Path(build_dir).mkdir(parents=True, exist_ok=True)
+        # absolute: the build script runs in its own directory
+        wrapper = str(pnr_seeds.wrapper_script(Path(build_dir).resolve() / "nextpnr-seeds.sh", real_nextpnr, seeds, jobs))
     target = target_hz or board.target_mhz * 1e6
     attempts = []
     for attempt in range(retries + 1):
@@ -80,11 +84,8 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
             shutil.rmtree(bdir)
         platform = board.make_platform()
         t0 = time.perf_counter()
-        if len(seeds) > 1:  # Amaranth's script calls "$NEXTPNR_*" once: a stand-in runs every seed
-            Path(build_dir).mkdir(parents=True, exist_ok=True)
-            # absolute: the build script runs in bdir
-            os.environ[nextpnr_var] = str(pnr_seeds.wrapper_script(Path(build_dir).resolve() / "nextpnr-seeds.sh",
-                                                                   real_nextpnr, seeds, jobs))
+        if len(seeds) > 1:
+            os.environ[nextpnr_var] = wrapper
         try:
             platform.build(top_factory(pll), name=TOP_NAME, build_dir=str(bdir), do_program=False,
                            synth_opts="-abc9", script_after_read=KEEP_COPIES,

@@ -35,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from fedxnor.export import images as img
-from fedxnor.hw.fanout import register_copies
+from fedxnor.hw.fanout import register_copies, slice_edges
 from fedxnor.hw.lanes import LaneGroup, count_width, tree_levels
 from fedxnor.hw.weightstore import WeightStore
 
@@ -210,9 +210,8 @@ class ProcessingRow(wiring.Component):
         in slices of ROM_BITS_PER_ADDRESS bits, each read from its own address copy (hw/fanout.py): one address
         register had ~4 LUTs per word bit as loads (392 for 98 lanes) and was an ECP5 critical path."""
         s = self.shape
-        n = -(-s.L // ROM_BITS_PER_ADDRESS)
-        addrs = register_copies(m, self.e_prev.waddr, n, "waddr")
-        edges = [s.L * j // n for j in range(n + 1)]
+        edges = slice_edges(s.L, ROM_BITS_PER_ADDRESS)
+        addrs = register_copies(m, self.e_prev.waddr, len(edges) - 1, "waddr")
         parts = []
         for j, addr in enumerate(addrs):
             lo, width = edges[j], edges[j + 1] - edges[j]

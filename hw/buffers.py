@@ -37,6 +37,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from fedxnor.hw.array import bits_for
+from fedxnor.hw.fanout import slice_count, slice_edges
 from fedxnor.hw.sequencer import read_select
 
 READ_GROUP = 8  # words per first-stage mux of a two-stage activation-buffer read (an 8:1 mux is one slice pair)
@@ -45,7 +46,7 @@ SELECT_BITS = 24  # lanes of a first-stage mux per register copy of its select
 
 def read_select_copies(lanes: int, words: int) -> int:
     """Copies of (word, bank) a two-stage activation read takes: one per slice of SELECT_BITS lanes per group."""
-    return -(-words // READ_GROUP) * -(-lanes // SELECT_BITS)
+    return -(-words // READ_GROUP) * slice_count(lanes, SELECT_BITS)
 
 
 def read_stage_bits(lanes: int, words: int, first: bool) -> int:
@@ -195,8 +196,8 @@ class ActivationBuffer(wiring.Component):
         of (word, bank) (`rd_copies`, from the sequencer), so no select net spans the buffer."""
         L, W, G = self.L, self.W, READ_GROUP
         words = [[vec[b].as_unsigned()[c * L: c * L + L] for c in range(W)] for b in range(2)]
-        n_groups, n_slices = -(-W // G), -(-L // SELECT_BITS)
-        edges = [L * k // n_slices for k in range(n_slices + 1)]
+        edges = slice_edges(L, SELECT_BITS)
+        n_groups, n_slices = -(-W // G), len(edges) - 1
         lo_bits = bits_for(G) if n_groups > 1 else len(self.rd_word)  # one group: the whole word number
         groups = []
         for j in range(n_groups):

@@ -75,16 +75,13 @@ class LayerSequencer(wiring.Component):
         # With a two-stage read (ECP5) the buffer's first-stage muxes take (word, bank) from copies of c and rb
         # of their own, one per slice of a mux group, beside it, while c and rb stay beside this sequencer (one
         # shared c was an ECP5 critical path: 5.6 ns of routing; one copy for all groups 3.3 ns plus a decode LUT
-        # synthesis shared between groups; rb to a 128-lane mux 7.7 ns). No cycle is added.
-        c_rd = [Signal.like(c, name=f"c_{COPY_MARK}{j}") for j in range(max(1, self.read_copies))]
+        # synthesis shared between groups; rb to a 128-lane mux 7.7 ns). The copies hold c and rb's values in
+        # the same cycle: no cycle is added.
+        c_rd = [Signal.like(c, name=f"c_{COPY_MARK}{j}") for j in range(self.read_copies)]
         rb_rd = [Signal(name=f"rb_{COPY_MARK}{j}") for j in range(self.read_copies)]
-        if self.read_latency == 2:
-            m.d.comb += self.rd_word.eq(c_rd[0])
-            if self.read_copies:
-                m.d.comb += [x.eq(Cat(cj, bj)) for x, cj, bj in zip(self.rd_copies, c_rd, rb_rd)]
-        else:
-            c_rd = []
-            m.d.comb += self.rd_word.eq(c)
+        m.d.comb += self.rd_word.eq(c)
+        if self.read_copies:
+            m.d.comb += [x.eq(Cat(cj, bj)) for x, cj, bj in zip(self.rd_copies, c_rd, rb_rd)]
         # The token's fields but the chunk, registered once per cycle of read latency.
         tok = Signal(s.token(), name="tok_ctl")
         m.d.sync += [
