@@ -71,10 +71,15 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
     seeds = list(seeds or board.pnr_seeds)
     nextpnr_var = "NEXTPNR_ICE40" if board.family == "ice40" else "NEXTPNR_ECP5"
     real_nextpnr = os.environ[nextpnr_var]
-    if len(seeds) > 1:  # Amaranth's script calls "$NEXTPNR_*" once: a stand-in runs every seed
+    # ECP5: block-RAM output flip-flops move into the RAMs before placement (boards/ecp5_outreg.py)
+    ram_outreg = board.family == "ecp5"
+    # Amaranth's script calls "$NEXTPNR_*" once: a stand-in runs every seed and the netlist pass
+    stand_in = len(seeds) > 1 or ram_outreg
+    if stand_in:
         Path(build_dir).mkdir(parents=True, exist_ok=True)
         # absolute: the build script runs in its own directory
-        wrapper = str(pnr_seeds.wrapper_script(Path(build_dir).resolve() / "nextpnr-seeds.sh", real_nextpnr, seeds, jobs))
+        wrapper = str(pnr_seeds.wrapper_script(Path(build_dir).resolve() / "nextpnr-seeds.sh", real_nextpnr, seeds, jobs,
+                                               ram_outreg=ram_outreg))
     target = target_hz or board.target_mhz * 1e6
     attempts = []
     for attempt in range(retries + 1):
@@ -84,7 +89,7 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
             shutil.rmtree(bdir)
         platform = board.make_platform()
         t0 = time.perf_counter()
-        if len(seeds) > 1:
+        if stand_in:
             os.environ[nextpnr_var] = wrapper
         try:
             platform.build(top_factory(pll), name=TOP_NAME, build_dir=str(bdir), do_program=False,
@@ -114,6 +119,8 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
         log(f"{board.name}: routed Fmax {rep['fmax_mhz']:.1f} MHz < clock {pll.fout_hz / 1e6:.2f} MHz; "
             f"rebuilding with the PLL at <= {target / 1e6:.1f} MHz")
     rep["attempts"] = attempts
+    if "ram_output_registers" in attempts[-1]:
+        rep["ram_output_registers"] = attempts[-1]["ram_output_registers"]
     rep["timing_met"] = rep["fmax_mhz"] >= rep["clock_hz"] / 1e6
     ext = ".bin" if board.family == "ice40" else ".bit"
     rep["bitstream"] = str(Path(rep["build_dir"]) / (TOP_NAME + ext))
@@ -121,12 +128,16 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
 
 
 def seed_results(bdir: Path, seed: int) -> dict[str, Any]:
-    """{'seed': the seed packed, 'seeds': [{seed, fmax_mhz, exit}...]} of one build (a single seed: just 'seed')."""
+    """{'seed': the seed packed, 'seeds': [{seed, fmax_mhz, exit}...], 'ram_output_registers': flip-flops moved
+    into block RAMs (ECP5)} of one build (nextpnr run without the stand-in: just 'seed')."""
     try:
         summary = json.loads((bdir / pnr_seeds.SUMMARY).read_text())
     except (OSError, json.JSONDecodeError):
         return {"seed": seed}
-    return {"seed": summary["chosen"], "seeds": summary["seeds"]}
+    out = {"seed": summary["chosen"], "seeds": summary["seeds"]}
+    if summary.get("ram_output_registers") is not None:
+        out["ram_output_registers"] = summary["ram_output_registers"]
+    return out
 
 
 def overflow(tim: Path) -> str:

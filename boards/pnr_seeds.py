@@ -10,7 +10,11 @@ that variable at a small script that runs this module instead, which:
   2. reads each report's Fmax (the slowest non-POR clock, as the build report does),
   3. renames the fastest seed's files to the names the script asked for, so the packer
      (icepack/ecppack) and the build report see that placement,
-  4. writes seeds.json beside the report: {"seeds": [{"seed", "fmax_mhz", "exit"}...], "chosen": seed}.
+  4. writes seeds.json beside the report: {"seeds": [{"seed", "fmax_mhz", "exit"}...], "chosen": seed,
+     "ram_output_registers": N}.
+
+With `ram_outreg` (ECP5) it first moves the flip-flops after each block RAM into the RAM's output
+register (boards/ecp5_outreg.py) and places that netlist (NAME.outreg.json beside Yosys' NAME.json).
 
 A seed whose nextpnr fails is skipped; when every seed fails, the first seed's log is kept under the
 requested name (run_flow reads over-use from it) and its exit status is returned.
@@ -25,9 +29,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from fedxnor.boards.ecp5_outreg import absorb_file
+
 # nextpnr options whose value is a file this run writes: each seed gets its own
 OUTPUT_OPTIONS = ("--log", "--report", "--textcfg", "--asc", "--write")
 SUMMARY = "seeds.json"  # beside the report
+RAM_OUTREG_FLAG = "--ram-outreg"  # the stand-in's own option, before nextpnr's
 
 
 def slowest_clock_mhz(report: dict) -> float | None:
@@ -69,8 +76,23 @@ def seed_argv(argv: Sequence[str], seed: int) -> tuple[list[str], dict[str, str]
     return ["--seed", str(seed), *out], renames
 
 
-def run_seeds(nextpnr: str, seeds: Sequence[int], argv: Sequence[str], jobs: int = 2) -> int:
-    """Run nextpnr for each seed, keep the fastest placement under the requested names; exit status."""
+def with_option(argv: Sequence[str], option: str, value: str) -> list[str]:
+    """argv with the value after `option` replaced."""
+    out = list(argv)
+    out[out.index(option) + 1] = value
+    return out
+
+
+def run_seeds(nextpnr: str, seeds: Sequence[int], argv: Sequence[str], jobs: int = 2, ram_outreg: bool = False) -> int:
+    """Run nextpnr for each seed, keep the fastest placement under the requested names; exit status.
+
+    ram_outreg: place the netlist with its block RAMs' output flip-flops moved into the RAMs (ECP5)."""
+    moved = None
+    netlist = option_value(argv, "--json")
+    if ram_outreg and netlist:
+        own = Path(netlist).with_name(f"{Path(netlist).stem}.outreg.json")
+        moved = absorb_file(netlist, own)
+        argv = with_option(argv, "--json", str(own))
     plans = {seed: seed_argv(argv, seed) for seed in seeds}
     report_opt = option_value(argv, "--report")
 
@@ -96,21 +118,24 @@ def run_seeds(nextpnr: str, seeds: Sequence[int], argv: Sequence[str], jobs: int
             Path(own).replace(requested)
     if report_opt:
         summary = Path(report_opt).with_name(SUMMARY)
-        summary.write_text(json.dumps({"seeds": results, "chosen": chosen if ok else None}, indent=1))
+        summary.write_text(json.dumps({"seeds": results, "chosen": chosen if ok else None,
+                                       "ram_output_registers": moved}, indent=1))
     return 0 if ok else codes[seeds[0]]
 
 
-def wrapper_script(path: Path, nextpnr: str, seeds: Sequence[int], jobs: int) -> Path:
+def wrapper_script(path: Path, nextpnr: str, seeds: Sequence[int], jobs: int, ram_outreg: bool = False) -> Path:
     """A shell script that stands in for nextpnr in Amaranth's build script (an env var holds one executable)."""
     seed_list = ",".join(str(s) for s in seeds)
-    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m fedxnor.boards.pnr_seeds "{nextpnr}" {seed_list} {jobs} "$@"\n')
+    flag = f" {RAM_OUTREG_FLAG}" if ram_outreg else ""
+    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m fedxnor.boards.pnr_seeds "{nextpnr}" {seed_list} {jobs}{flag} "$@"\n')
     path.chmod(0o755)
     return path
 
 
 def main(argv: Sequence[str]) -> int:
     nextpnr, seed_list, jobs, *rest = argv
-    return run_seeds(nextpnr, [int(s) for s in seed_list.split(",")], rest, int(jobs))
+    ram_outreg = bool(rest) and rest[0] == RAM_OUTREG_FLAG
+    return run_seeds(nextpnr, [int(s) for s in seed_list.split(",")], rest[ram_outreg:], int(jobs), ram_outreg)
 
 
 if __name__ == "__main__":

