@@ -38,6 +38,7 @@ from amaranth.utils import ceil_log2
 
 from fedxnor.hw.array import bits_for
 from fedxnor.hw.fanout import slice_count, slice_edges
+from fedxnor.hw.memread import registered_read
 from fedxnor.hw.sequencer import read_select
 
 READ_GROUP = 8  # words per first-stage mux of a two-stage activation-buffer read (an 8:1 mux is one slice pair)
@@ -85,14 +86,14 @@ class ImageBuffer(wiring.Component):
         mem = Memory(shape=L, depth=2 << self.lin_bits, init=[], attrs={"no_rw_check": 1})
         m.submodules.mem = mem
         wr = mem.write_port()
-        rd = mem.read_port(transparent_for=())
-        m.d.comb += rd.addr.eq(Cat(self.rd_lin.as_unsigned()[: self.lin_bits], self.rd_bank))
+        # an asynchronous read plus a register: Yosys then honours no_rw_check (hw/memread.py)
+        rd_data = registered_read(m, mem, Cat(self.rd_lin.as_unsigned()[: self.lin_bits], self.rd_bank))
         if self.read_reg:
             data_q = Signal(L, reset_less=True)
-            m.d.sync += data_q.eq(rd.data)
+            m.d.sync += data_q.eq(rd_data)
             m.d.comb += self.rd_data.eq(data_q)
         else:
-            m.d.comb += self.rd_data.eq(rd.data)
+            m.d.comb += self.rd_data.eq(rd_data)
 
         ib = Signal()  # intake bank
         j = Signal(bits_for(W))  # beat

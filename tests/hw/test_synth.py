@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 from fxnets import random_network
 from tool_paths import YOSYS
 
@@ -51,12 +51,13 @@ def test_weight_rom_is_block_ram_and_tiny_roms_are_logic(tmp_path):
     assert "SB_RAM40_4K" not in cells
 
 
-def ram_output_loads(text: str, top: str, tmp_path: Path) -> list[set[str]]:
-    """synth_ecp5 -abc9, then for every used DP16KD data output the cell types it drives."""
+def ram_output_loads(design, top: str, tmp_path: Path) -> list[set[str]]:
+    """synth_ecp5 -abc9 of the design's RTLIL (what board builds read: Verilog would reach Yosys with other
+    memory semantics), then for every used DP16KD data output the cell types it drives."""
     import json
 
-    (tmp_path / f"{top}.v").write_text(text)
-    subprocess.run([YOSYS, "-q", "-p", f"read_verilog {top}.v; synth_ecp5 -abc9 -top {top}; write_json {top}.json"],
+    (tmp_path / f"{top}.il").write_text(rtlil.convert(design, name=top))
+    subprocess.run([YOSYS, "-q", "-p", f"read_rtlil {top}.il; synth_ecp5 -abc9 -top {top}; write_json {top}.json"],
                    check=True, capture_output=True, text=True, cwd=tmp_path)
     cells = json.loads((tmp_path / f"{top}.json").read_text())["modules"][top]["cells"].values()
     loads: dict[int, set[str]] = {}
@@ -74,12 +75,12 @@ def ram_output_loads(text: str, top: str, tmp_path: Path) -> list[set[str]]:
 def test_ecp5_read_registers_sit_right_after_block_ram(tmp_path):
     """read_regs (ECP5): a block RAM's 5.8 ns clock-to-output leaves ~2.5 ns of a 120 MHz cycle, so each used
     RAM output must drive one flip-flop and nothing else (no collision-bypass LUT, no lane logic)."""
-    loads = ram_output_loads(verilog.convert(ImageBuffer(784, 8, 36, read_reg=True), name="imgbuf"), "imgbuf", tmp_path)
+    loads = ram_output_loads(ImageBuffer(784, 8, 98, read_reg=True), "imgbuf", tmp_path)
     assert loads and all(t == {"TRELLIS_FF"} for t in loads)
     net = random_network(np.random.default_rng(0), [784, 16, 10])
     ex = load_export(write_export(net, tmp_path / "exp", [Folding(4, 36), Folding(2, 16)]))
     row = ProcessingRow(ArrayShape(ex.layers[0], in_reg=True), 0, ex.weight_words[0][0], ex.threshold_words[0][0])
-    loads = ram_output_loads(verilog.convert(row, name="row0"), "row0", tmp_path)
+    loads = ram_output_loads(row, "row0", tmp_path)
     assert loads and all(t == {"TRELLIS_FF"} for t in loads)
 
 
