@@ -37,12 +37,12 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from fedxnor.hw.array import bits_for
-from fedxnor.hw.fanout import slice_count, slice_edges
+from fedxnor.hw.fanout import COPY_MARK, slice_count, slice_edges
 from fedxnor.hw.memread import registered_read
 from fedxnor.hw.sequencer import read_select
 
 READ_GROUP = 8  # words per first-stage mux of a two-stage activation-buffer read (an 8:1 mux is one slice pair)
-SELECT_BITS = 24  # lanes of a first-stage mux per register copy of its select
+SELECT_BITS = 24  # lanes per register copy of a select (first-stage muxes of activation reads, the image plane select)
 
 
 def read_select_copies(lanes: int, words: int) -> int:
@@ -50,11 +50,11 @@ def read_select_copies(lanes: int, words: int) -> int:
     return -(-words // READ_GROUP) * slice_count(lanes, SELECT_BITS)
 
 
-def read_stage_bits(lanes: int, words: int, first: bool) -> int:
-    """Flip-flops a two-stage input read adds (read_reg): the first half's registers and, for an activation
-    buffer, the sequencer's copies of the select (word, bank)."""
+def read_stage_bits(lanes: int, words: int, first: bool, input_bits: int = 8) -> int:
+    """Flip-flops a two-stage input read adds (read_reg): the first half's registers and, for the image
+    buffer, the copies of its plane select; for an activation buffer, the sequencer's copies of (word, bank)."""
     if first:
-        return lanes
+        return lanes + (slice_count(lanes, SELECT_BITS) - 1) * input_bits
     return lanes * -(-words // READ_GROUP) + read_select_copies(lanes, words) * (bits_for(words) + 1)
 
 
@@ -101,10 +101,15 @@ class ImageBuffer(wiring.Component):
         ia = Signal(self.lin_bits + 1)  # q·W + j
         pay = self.image.payload
         # Plane select as AND-OR with a one-hot register (bit b = plane b): cheaper than a binary mux.
-        onehot = Signal(B, init=1 << (B - 1))
+        # read_reg (ECP5): each SELECT_BITS lanes get their own copy of that state register (a single one
+        # drove ~8 LUT inputs per lane, all over the die: a 5.4 ns route on the ULX3S).
+        edges = slice_edges(L, SELECT_BITS) if self.read_reg else [0, L]
+        onehots = [Signal(B, init=1 << (B - 1), name=f"onehot_{COPY_MARK}{k}" if len(edges) > 2 else "onehot")
+                   for k in range(len(edges) - 1)]
         plane = Signal(L)
-        for i in range(L):
-            m.d.comb += plane[i].eq((pay[i * B: i * B + B] & onehot).any())
+        for k, onehot in enumerate(onehots):
+            for i in range(edges[k], edges[k + 1]):
+                m.d.comb += plane[i].eq((pay[i * B: i * B + B] & onehot).any())
         pad = W * L - self.N
         keep = Const((1 << (L - pad)) - 1, L)  # lanes of the last beat that carry inputs
         data = Mux(j == W - 1, plane & keep, plane) if pad else plane
@@ -114,7 +119,7 @@ class ImageBuffer(wiring.Component):
         m.d.comb += self.image.ready.eq(can & last_plane)
         m.d.comb += self.busy.eq((j != 0) | (q != 0) | self.full.any())
         with m.If(can):
-            m.d.sync += [q.eq(q + 1), ia.eq(ia + W), onehot.eq(onehot.rotate_right(1))]
+            m.d.sync += [q.eq(q + 1), ia.eq(ia + W)] + [oh.eq(oh.rotate_right(1)) for oh in onehots]
             with m.If(last_plane):
                 m.d.sync += [q.eq(0), j.eq(j + 1), ia.eq(j + 1)]
                 with m.If(j == W - 1):

@@ -21,6 +21,13 @@ DRAIN_FIXED = 3  # last token issued -> next layer may issue its first token: R 
 RESULT_FIXED = 4  # last token of the output layer -> result valid: R + P + 4
 CREDIT_FIXED = 4  # result FIFO credits: output layer start n -> start n + 2 >= T + R + P + 4
 READ_REGS_CYCLES = 3  # read_regs: two weight registers (hw/array.py) + the input read's second stage
+RESULT_REG_CYCLES = 1  # read_regs: the class registered before the result FIFO (hw/argmax.py)
+
+
+def output_fixed(read_regs: bool = False) -> tuple[int, int]:
+    """(RESULT_FIXED, CREDIT_FIXED) of the output layer: one more each with the result register."""
+    extra = RESULT_REG_CYCLES * bool(read_regs)
+    return RESULT_FIXED + extra, CREDIT_FIXED + extra
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ def stage_timings(export: Export, stages: int | None = None, read_regs: bool = F
     first = export.layers[0]
     out = [StageTiming("intake", first.words_per_row * first.input_bits, 0)]
     for info in export.layers:
-        fixed = RESULT_FIXED if info.is_output else DRAIN_FIXED
+        fixed = output_fixed(read_regs)[0] if info.is_output else DRAIN_FIXED
         out.append(StageTiming(info.name, layer_tokens(info), tree_latency(info, stages, read_regs) + info.pe + fixed))
     return out
 
@@ -64,7 +71,7 @@ def initiation_interval(export: Export, stages: int | None = None, read_regs: bo
         ii = max(ii, (prod.tokens + prod.drain + cons.tokens) / 2)
     out = st[-1]
     info = export.layers[-1]
-    ii = max(ii, (out.tokens + tree_latency(info, stages, read_regs) + info.pe + CREDIT_FIXED) / 2)
+    ii = max(ii, (out.tokens + tree_latency(info, stages, read_regs) + info.pe + output_fixed(read_regs)[1]) / 2)
     return ii
 
 

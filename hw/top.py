@@ -188,7 +188,7 @@ class NetworkTop(wiring.Component):
                 in_ok = src.avail.bit_select(seq.rb, 1)
             # output side
             if info.is_output:
-                merge = ArgmaxMerge(arr.shape)
+                merge = ArgmaxMerge(arr.shape, result_reg=self.read_regs)
                 m.submodules.argmax = merge
                 m.d.comb += [merge.arg.eq(arr.arg), merge.start.eq(seq.started)]
                 wiring.connect(m, merge.result, wiring.flipped(self.result))
