@@ -177,7 +177,10 @@ def main() -> int:
                "weight_roms": rep.get("weight_roms", "auto"),
                "build_dir": str(prebuilt.get(board, args.work / f"build-{board}-{share or 'default'}")),
                "manifest_sha256": rep["manifest_sha256"], "build_s": rep["build_s"], "attempts": rep["attempts"],
-               "max_lut_share": share, "refused_foldings": tried}
+               "max_lut_share": share, "refused_foldings": tried,
+               # ECP5: flip-flops moved into block-RAM output registers; the checkout the bitstream was built from
+               "ram_output_registers": rep.get("ram_output_registers", rep["attempts"][-1].get("ram_output_registers")),
+               "built_from": rep.get("source")}
         if args.gate_images and board in args.gate_boards:
             x = ref.prepare(test.images[: args.gate_images])
             g = gate_level_verify(export, x, args.work / f"gate-{board}", family=GATE_FAMILY[board], sim=args.gate_sim)

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -125,6 +126,19 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
     ext = ".bin" if board.family == "ice40" else ".bit"
     rep["bitstream"] = str(Path(rep["build_dir"]) / (TOP_NAME + ext))
     return rep
+
+
+def source_revision() -> dict[str, Any] | None:
+    """The fedxnor checkout a bitstream is built from: {'commit', 'dirty'} (None outside a git checkout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, check=True).stdout.strip() != ""
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
 
 
 def seed_results(bdir: Path, seed: int) -> dict[str, Any]:
@@ -378,7 +392,10 @@ def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progres
               "target_mhz": target_mhz or b.target_mhz, "utilisation": rep["utilisation"],
               **performance(export, b, rep["clock_hz"]), "baud": baud, "bitstream": str(dest),
               "pll": rep["pll"], "attempts": rep["attempts"], "build_s": rep["build_s"], "build_dir": rep["build_dir"],
-              "weight_store": {str(k): v for k, v in weight_store.items()}, "weight_roms": weight_roms}
+              "weight_store": {str(k): v for k, v in weight_store.items()}, "weight_roms": weight_roms,
+              "source": source_revision()}
+    if "ram_output_registers" in rep:
+        report["ram_output_registers"] = rep["ram_output_registers"]
     if weight_store:
         report["load"] = load_figures(export, weight_store, baud)
     write_text_atomic(out / "report.json", json.dumps(report, indent=1) + "\n")

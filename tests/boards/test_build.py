@@ -78,6 +78,10 @@ def test_real_icebreaker_build_of_a_small_export(tmp_path, monkeypatch):
     assert rep["inferences_per_s"] == pytest.approx(rep["clock_mhz"] * 1e6 / rep["cycles_per_inference"], rel=1e-3)
     assert 0 < rep["bram_bound_share"] <= 1
     assert rep["manifest_sha256"] == export.sha256
+    # the checkout it was built from (this test runs in one); iCE40 builds move no registers into block RAM
+    assert rep["source"]["commit"] == subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                                     text=True, cwd=Path(__file__).parent).stdout.strip()
+    assert "ram_output_registers" not in rep
 
 
 def test_ecp5_reset_leaves_its_flip_flop_only_through_a_global_buffer(tmp_path):
