@@ -9,8 +9,8 @@ cycle count, same values: the register is the one the design already had, now in
 
 This pass runs on Yosys' JSON netlist (after synth_ecp5), before nextpnr. A read port is moved only when
 every data output it uses drives exactly one flip-flop and nothing else, and that flip-flop is clocked on
-the rising edge of the port's read clock, always enabled and never reset; the port's read reset must be
-tied low. Anything else is left as it is, so the pass never changes what the design computes.
+the rising edge of the port's read clock, always enabled, never reset and starts at 0; the port's read
+reset must be tied low. Anything else is left as it is, so the pass never changes what the design computes.
 
     python -m fedxnor.boards.ecp5_outreg IN.json OUT.json
 """
@@ -108,7 +108,8 @@ def absorb_ram_output_registers(netlist: dict, top: str | None = None) -> int:
                 ff = cells.get(ff_name)
                 if not (len(loads) == 1 and ff_port == "DI" and ff is not None and ff["type"] == FF
                         and ff["connections"].get("CLK") == clock and _str_param(ff, "CLKMUX", "CLK") == "CLK"
-                        and _always_enabled(ff) and _never_reset(ff)):
+                        and _always_enabled(ff) and _never_reset(ff)
+                        and _str_param(ff, "REGSET", "RESET") == "RESET"):  # starts at 0, as the RAM's register
                     plan = []
                     break
                 plan.append((out, ff_name))
