@@ -121,18 +121,24 @@ class HostLink(wiring.Component):
         with m.If(pad & ~out_valid & ~all_sent):
             m.d.sync += out_valid.eq(1)  # filler: the beat as it is (the result of such an image is dropped)
         if self.registered_feed:  # the write happens here, a cycle after the byte (BODY below only registers it)
+            # lane_hot moves and restarts only on registered strobes (write_q, restart_q): its ~100 flip-flops'
+            # enable is one LUT of two flip-flops, not the receiver's state decode (an 8.4 ns path on the ULX3S)
             lane_hot = Signal(g.beat_bytes, init=1)  # one-hot: the lane the next payload byte goes to
             byte_q = Signal(8, reset_less=True)
             write_q = Signal()
-            feed_restart = [lane_hot.eq(1)]  # a new frame's first byte goes to lane 0
-            m.d.sync += write_q.eq(0)
-            with m.If(write_q):  # lane_hot has moved on already: the byte's lane is the one before it
+            restart_q = Signal()
+            feed_restart = [restart_q.eq(1)]  # a new frame's first byte goes to lane 0 (>= 40 cycles later)
+            m.d.sync += [write_q.eq(0), restart_q.eq(0)]
+            with m.If(restart_q):
+                m.d.sync += lane_hot.eq(1)
+            with m.If(write_q):
                 for k in range(g.beat_bytes):
-                    with m.If(lane_hot[(k + 1) % g.beat_bytes]):
+                    with m.If(lane_hot[k]):
                         lane = beat[k * 8 : min(k * 8 + 8, g.in_width)]
                         m.d.sync += lane.eq(byte_q[: len(lane)])
-                with m.If(lane_hot[0]):  # that was the beat's last lane
+                with m.If(lane_hot[-1]):  # the beat's last lane
                     m.d.sync += out_valid.eq(1)
+                m.d.sync += lane_hot.eq(lane_hot.rotate_left(1))
         else:  # BODY writes the lane itself
             in_beat = Signal(range(g.beat_bytes))
             beat_last = Signal()  # the next payload byte completes a beat
@@ -184,7 +190,7 @@ class HostLink(wiring.Component):
                 with m.If(self.rx.valid):
                     with m.If(store):
                         if self.registered_feed:
-                            m.d.sync += [write_q.eq(1), byte_q.eq(byte), lane_hot.eq(lane_hot.rotate_left(1))]
+                            m.d.sync += [write_q.eq(1), byte_q.eq(byte)]
                         else:
                             with m.Switch(in_beat):
                                 for k in range(g.beat_bytes):
