@@ -7,8 +7,12 @@ class goes into a 2-entry FIFO that drives the `result` stream; the output
 layer starts an image only when a FIFO entry is reserved for it (`credit`), so
 back-pressure stalls the pipeline and never drops a result.
 
-`result_reg` (ECP5, NetworkTop read_regs): the class is registered before the FIFO write, one
-cycle later; the compare's carry chain and the FIFO's LUT RAM were one 8.9 ns path on the ULX3S.
+`result_reg` (ECP5, NetworkTop read_regs): the class reaches the FIFO one cycle later; the
+compare's carry chain and the FIFO's LUT RAM were one 8.9 ns path on the ULX3S. When passes are
+at least two cycles apart (W·B tokens each, the usual case), the compare itself is registered
+and the running best updated from it a cycle later (the compare -> best clock-enable loop was
+next, 8.5 ns); with one-token passes the next compare would see a stale best, so there only the
+class is registered.
 """
 
 from __future__ import annotations
@@ -43,14 +47,23 @@ class ArgmaxMerge(wiring.Component):
         best = Signal.like(self.arg.score)
         idx = Signal(s.class_width)
         a = self.arg
-        take = a.first_pass | (a.score > best)
-        with m.If(a.valid):
-            m.d.sync += [best.eq(Mux(take, a.score, best)), idx.eq(Mux(take, a.idx, idx))]
-        w_en, w_data = a.valid & a.imglast, Mux(take, a.idx, idx)
-        if self.result_reg:
-            w_en_q, w_data_q = Signal(), Signal(s.class_width, reset_less=True)
-            m.d.sync += [w_en_q.eq(w_en), w_data_q.eq(w_data)]
-            w_en, w_data = w_en_q, w_data_q
+        if self.result_reg and s.W * s.B >= 2:  # passes >= 2 cycles apart: compare, then update
+            a_q = Signal.like(a)
+            gt_q = Signal()
+            m.d.sync += [a_q.eq(a), gt_q.eq(a.score > best)]
+            take = a_q.first_pass | gt_q
+            with m.If(a_q.valid & take):
+                m.d.sync += [best.eq(a_q.score), idx.eq(a_q.idx)]
+            w_en, w_data = a_q.valid & a_q.imglast, Mux(take, a_q.idx, idx)
+        else:
+            take = a.first_pass | (a.score > best)
+            with m.If(a.valid):
+                m.d.sync += [best.eq(Mux(take, a.score, best)), idx.eq(Mux(take, a.idx, idx))]
+            w_en, w_data = a.valid & a.imglast, Mux(take, a.idx, idx)
+            if self.result_reg:
+                w_en_q, w_data_q = Signal(), Signal(s.class_width, reset_less=True)
+                m.d.sync += [w_en_q.eq(w_en), w_data_q.eq(w_data)]
+                w_en, w_data = w_en_q, w_data_q
         m.d.comb += [fifo.w_en.eq(w_en), fifo.w_data.eq(w_data)]
         m.d.comb += [self.result.valid.eq(fifo.r_rdy), self.result.payload.eq(fifo.r_data),
                      fifo.r_en.eq(self.result.ready)]

@@ -23,6 +23,14 @@ activation buffer splits its word mux in two registered halves, groups of
 READ_GROUP words first. A bank is static while its consumer reads it, so the
 first half may sample it a cycle before the word is due.
 
+Write and producer registers (`write_reg`, ECP5): the image buffer registers
+its RAM write (address, data, enable) and sets `full` a cycle later with it (the
+plane select into the RAM's data input was a critical path at 120 MHz); the
+activation buffer registers its producer's outputs (shift, bits, banks, done) at
+its door (the last row's bank register sits by its weight RAM, far from the
+bank flags). Each costs one cycle of latency (hw/timing.py INTAKE_REG_CYCLES,
+DRAIN_REG_CYCLES).
+
 Bank flags: `full` (the producer finished the image), `pending` (the producer
 started it), `consumed` (the consumer issued its last read), `dbgd` (the debug
 stream sent it). A bank is freed when consumed and, with debug, sent.
@@ -50,20 +58,29 @@ def read_select_copies(lanes: int, words: int) -> int:
     return -(-words // READ_GROUP) * slice_count(lanes, SELECT_BITS)
 
 
-def read_stage_bits(lanes: int, words: int, first: bool, input_bits: int = 8) -> int:
-    """Flip-flops a two-stage input read adds (read_reg): the first half's registers and, for the image
-    buffer, the copies of its plane select; for an activation buffer, the sequencer's copies of (word, bank)."""
+def image_address_bits(words: int, input_bits: int) -> int:
+    """Bits of an image-buffer address within one bank (bit planes × words per plane, a power of two)."""
+    return max(1, ceil_log2(input_bits * words))
+
+
+def read_stage_bits(lanes: int, words: int, first: bool, input_bits: int = 8, pe: int = 1) -> int:
+    """Flip-flops the ECP5 register stages add to an input buffer (read_reg + write_reg): the first half of a
+    two-stage read and, for the image buffer, the copies of its plane select and its write register (data,
+    address with bank, enable, the delayed full flag); for an activation buffer, the sequencer's copies of
+    (word, bank) and the producer's outputs registered at its door (shift, bit, bank per row of `pe`; done, bank)."""
     if first:
-        return lanes + (slice_count(lanes, SELECT_BITS) - 1) * input_bits
-    return lanes * -(-words // READ_GROUP) + read_select_copies(lanes, words) * (bits_for(words) + 1)
+        return (lanes + (slice_count(lanes, SELECT_BITS) - 1) * input_bits
+                + lanes + image_address_bits(words, input_bits) + 1 + 2)
+    return (lanes * -(-words // READ_GROUP) + read_select_copies(lanes, words) * (bits_for(words) + 1)
+            + 3 * pe + 2)
 
 
 class ImageBuffer(wiring.Component):
-    def __init__(self, fan_in: int, input_bits: int, lanes: int, *, read_reg: bool = False):
+    def __init__(self, fan_in: int, input_bits: int, lanes: int, *, read_reg: bool = False, write_reg: bool = False):
         self.N, self.B, self.L = fan_in, input_bits, lanes
-        self.read_reg = bool(read_reg)
+        self.read_reg, self.write_reg = bool(read_reg), bool(write_reg)
         self.W = -(-fan_in // lanes)
-        self.lin_bits = max(1, ceil_log2(self.B * self.W))
+        self.lin_bits = image_address_bits(self.W, self.B)
         super().__init__({
             "image": In(stream.Signature(lanes * input_bits)),
             "full": Out(2),
@@ -114,16 +131,30 @@ class ImageBuffer(wiring.Component):
         keep = Const((1 << (L - pad)) - 1, L)  # lanes of the last beat that carry inputs
         data = Mux(j == W - 1, plane & keep, plane) if pad else plane
         can = self.image.valid & ~self.full.bit_select(ib, 1)
-        m.d.comb += [wr.addr.eq(Cat(ia[: self.lin_bits], ib)), wr.data.eq(data), wr.en.eq(can)]
         last_plane = q == B - 1
+        filled = can & last_plane & (j == W - 1)  # this write is the bank's last
+        addr = Cat(ia[: self.lin_bits], ib)
+        if self.write_reg:  # the write a cycle later, and the bank's full flag with it
+            addr_q, data_q = Signal.like(addr, reset_less=True), Signal(L, reset_less=True)
+            en_q, filled_q = Signal(), Signal()
+            m.d.sync += [addr_q.eq(addr), data_q.eq(data), en_q.eq(can), filled_q.eq(filled)]
+            m.d.comb += [wr.addr.eq(addr_q), wr.data.eq(data_q), wr.en.eq(en_q)]
+            with m.If(filled_q):
+                m.d.sync += self.full.bit_select(addr_q[-1], 1).eq(1)
+            pending = en_q
+        else:
+            m.d.comb += [wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(can)]
+            with m.If(filled):
+                m.d.sync += self.full.bit_select(ib, 1).eq(1)
+            pending = 0
         m.d.comb += self.image.ready.eq(can & last_plane)
-        m.d.comb += self.busy.eq((j != 0) | (q != 0) | self.full.any())
+        m.d.comb += self.busy.eq((j != 0) | (q != 0) | self.full.any() | pending)
         with m.If(can):
             m.d.sync += [q.eq(q + 1), ia.eq(ia + W)] + [oh.eq(oh.rotate_right(1)) for oh in onehots]
             with m.If(last_plane):
                 m.d.sync += [q.eq(0), j.eq(j + 1), ia.eq(j + 1)]
                 with m.If(j == W - 1):
-                    m.d.sync += [j.eq(0), ia.eq(0), ib.eq(~ib), self.full.bit_select(ib, 1).eq(1)]
+                    m.d.sync += [j.eq(0), ia.eq(0), ib.eq(~ib)]
         with m.If(self.release):
             m.d.sync += self.full.bit_select(self.rd_bank, 1).eq(0)
         return m
@@ -132,9 +163,10 @@ class ImageBuffer(wiring.Component):
 class ActivationBuffer(wiring.Component):
     """Between hidden layer l (producer: P rows, M neurons) and layer l + 1 (reads L-bit words)."""
 
-    def __init__(self, fan_out: int, pe: int, lanes: int, *, debug: bool, read_reg: bool = False):
+    def __init__(self, fan_out: int, pe: int, lanes: int, *, debug: bool, read_reg: bool = False,
+                 in_reg: bool = False):
         self.M, self.P, self.L = fan_out, pe, lanes
-        self.read_reg = bool(read_reg)
+        self.read_reg, self.in_reg = bool(read_reg), bool(in_reg)
         self.NP = fan_out // pe
         self.W = -(-fan_out // lanes)
         self.debug = debug
@@ -159,11 +191,17 @@ class ActivationBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         M, P, NP, L, W = self.M, self.P, self.NP, self.L, self.W
+        shift, bits, banks, done, done_bank = self.shift, self.bits, self.banks, self.done, self.done_bank
+        if self.in_reg:  # the producer's outputs registered here, a cycle later (module docstring)
+            shift, bits, banks = Signal(P), Signal(P, reset_less=True), Signal(P, reset_less=True)
+            done, done_bank = Signal(), Signal(reset_less=True)
+            m.d.sync += [shift.eq(self.shift), bits.eq(self.bits), banks.eq(self.banks),
+                         done.eq(self.done), done_bank.eq(self.done_bank)]
         sr = [[Signal(NP, name=f"sr_b{b}_p{p}", reset_less=True) for p in range(P)] for b in range(2)]
         for b in range(2):
             for p in range(P):
-                with m.If(self.shift[p] & (self.banks[p] == b)):
-                    m.d.sync += sr[b][p].eq(Cat(sr[b][p][1:], self.bits[p]) if NP > 1 else self.bits[p])
+                with m.If(shift[p] & (banks[p] == b)):
+                    m.d.sync += sr[b][p].eq(Cat(sr[b][p][1:], bits[p]) if NP > 1 else bits[p])
         vec = [Cat(*[sr[b][n % P][n // P] for n in range(M)]) for b in range(2)]
         if self.read_reg:
             self._two_stage_read(m, vec)
@@ -186,13 +224,13 @@ class ActivationBuffer(wiring.Component):
                 m.d.sync += [full[b].eq(0), consumed[b].eq(0), dbgd[b].eq(0)]
             with m.If(self.start & (self.start_bank == b)):
                 m.d.sync += pending[b].eq(1)
-            with m.If(self.done & (self.done_bank == b)):
+            with m.If(done & (done_bank == b)):
                 m.d.sync += [pending[b].eq(0), full[b].eq(1)]
             with m.If(self.release & (self.rd_bank == b)):
                 m.d.sync += consumed[b].eq(1)
             with m.If(self.dbg_ack & (self.dbg_bank == b)):
                 m.d.sync += dbgd[b].eq(1)
-        m.d.comb += self.busy.eq(full.any() | pending.any())
+        m.d.comb += self.busy.eq(full.any() | pending.any())  # pending holds while done is in the register
         return m
 
     def _two_stage_read(self, m: Module, vec) -> None:

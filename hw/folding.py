@@ -376,7 +376,7 @@ def layer_cost(shape: LayerShape, fold: Folding, device: Device, model: Resource
     if device.read_regs:  # a, w and the RAM-side w registers of every row (hw/array.py), the lagging chunk
         from fedxnor.hw.buffers import read_stage_bits
 
-        ffs += (3 * groups * lanes + lanes + read_stage_bits(lanes, words, first, shape.input_bits)
+        ffs += (3 * groups * lanes + lanes + read_stage_bits(lanes, words, first, shape.input_bits, p)
                 + READ_STAGE_CONTROL_FFS
                 + address_copy_ffs)
     t = layer_cycles(shape, fold)
@@ -394,7 +394,7 @@ def layer_timing(shape: LayerShape, fold: Folding, *, first: bool = False, read_
     from fedxnor.hw.lanes import tree_levels
 
     t = layer_cycles(shape, fold)
-    fixed = timing.output_fixed(read_regs)[1] if shape.is_output else timing.DRAIN_FIXED
+    fixed = timing.output_fixed(read_regs)[1] if shape.is_output else timing.drain_fixed(read_regs)
     drain = tree_levels(fold.simd) + timing.READ_REGS_CYCLES * bool(read_regs) + fold.pe + fixed
     own = t
     if first:

@@ -22,6 +22,13 @@ RESULT_FIXED = 4  # last token of the output layer -> result valid: R + P + 4
 CREDIT_FIXED = 4  # result FIFO credits: output layer start n -> start n + 2 >= T + R + P + 4
 READ_REGS_CYCLES = 3  # read_regs: two weight registers (hw/array.py) + the input read's second stage
 RESULT_REG_CYCLES = 1  # read_regs: the class registered before the result FIFO (hw/argmax.py)
+INTAKE_REG_CYCLES = 1  # read_regs: the image buffer's registered write sets its full flag a cycle later
+DRAIN_REG_CYCLES = 1  # read_regs: an activation buffer registers its producer's outputs (hw/buffers.py)
+
+
+def drain_fixed(read_regs: bool = False) -> int:
+    """DRAIN_FIXED of a hidden layer: one more when its activation buffer registers the producer's outputs."""
+    return DRAIN_FIXED + DRAIN_REG_CYCLES * bool(read_regs)
 
 
 def output_fixed(read_regs: bool = False) -> tuple[int, int]:
@@ -51,9 +58,9 @@ def tree_latency(info: LayerInfo, stages: int | None = None, read_regs: bool = F
 
 def stage_timings(export: Export, stages: int | None = None, read_regs: bool = False) -> list[StageTiming]:
     first = export.layers[0]
-    out = [StageTiming("intake", first.words_per_row * first.input_bits, 0)]
+    out = [StageTiming("intake", first.words_per_row * first.input_bits, INTAKE_REG_CYCLES * bool(read_regs))]
     for info in export.layers:
-        fixed = output_fixed(read_regs)[0] if info.is_output else DRAIN_FIXED
+        fixed = output_fixed(read_regs)[0] if info.is_output else drain_fixed(read_regs)
         out.append(StageTiming(info.name, layer_tokens(info), tree_latency(info, stages, read_regs) + info.pe + fixed))
     return out
 
@@ -83,7 +90,7 @@ def cycles_per_inference(export: Export, *, stages: int | None = None, read_regs
 def latency_cycles(export: Export, stages: int | None = None, read_regs: bool = False) -> int:
     """Cycles from the first beat of an image being offered to an idle accelerator until its result is valid."""
     st = stage_timings(export, stages, read_regs)
-    total = st[0].tokens
+    total = st[0].tokens + st[0].drain
     for s in st[1:]:
         total += s.tokens - 1 + s.drain
     return total

@@ -141,7 +141,8 @@ class NetworkTop(wiring.Component):
         ex = self.export
         infos = ex.layers
         first = infos[0]
-        img = ImageBuffer(first.fan_in, first.input_bits, first.simd, read_reg=self.read_regs)
+        img = ImageBuffer(first.fan_in, first.input_bits, first.simd, read_reg=self.read_regs,
+                          write_reg=self.read_regs)
         m.submodules.image_buffer = img
         wiring.connect(m, wiring.flipped(self.image), img.image)
 
@@ -149,7 +150,8 @@ class NetworkTop(wiring.Component):
         acts: list[ActivationBuffer] = []
         for info in infos[:-1]:
             nxt = infos[info.index + 1]
-            buf = ActivationBuffer(info.fan_out, info.pe, nxt.simd, debug=self.has_debug, read_reg=self.read_regs)
+            buf = ActivationBuffer(info.fan_out, info.pe, nxt.simd, debug=self.has_debug, read_reg=self.read_regs,
+                                 in_reg=self.read_regs)
             m.submodules[f"act{info.index}"] = buf
             acts.append(buf)
             busy_terms.append(buf.busy)

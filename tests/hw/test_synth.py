@@ -143,12 +143,13 @@ def test_lut_rom_address_copies_survive_synthesis_only_with_the_builds_keep_step
     assert kept - merged == (copies - 1) * shape.aw
 
 
-def test_image_buffer_read_stage_adds_the_flip_flops_the_fit_model_counts(tmp_path):
-    """ECP5 (read_reg): the image buffer's second read register (98 lanes) and four more copies of its 8-bit
-    plane select (one per 24 lanes) survive synthesis, and the fit model (read_stage_bits) counts exactly those."""
+def test_image_buffer_register_stages_add_the_flip_flops_the_fit_model_counts(tmp_path):
+    """ECP5 (read_reg, write_reg): the image buffer's second read register (98 lanes), four more copies of its
+    8-bit plane select (one per 24 lanes) and its write register (98 data bits, bank and 6 address bits, enable,
+    full flag) survive synthesis, and the fit model (read_stage_bits) counts exactly those."""
     from fedxnor.hw.buffers import read_stage_bits
     from fedxnor.hw.fanout import KEEP_COPIES
 
     plain = ecp5_flip_flops(ImageBuffer(784, 8, 98), "ib0", tmp_path, KEEP_COPIES)
-    staged = ecp5_flip_flops(ImageBuffer(784, 8, 98, read_reg=True), "ib1", tmp_path, KEEP_COPIES)
-    assert staged - plain == read_stage_bits(98, 8, first=True, input_bits=8) == 98 + 4 * 8
+    staged = ecp5_flip_flops(ImageBuffer(784, 8, 98, read_reg=True, write_reg=True), "ib1", tmp_path, KEEP_COPIES)
+    assert staged - plain == read_stage_bits(98, 8, first=True, input_bits=8) == 98 + 4 * 8 + 98 + 7 + 2
