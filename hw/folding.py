@@ -396,7 +396,10 @@ def layer_timing(shape: LayerShape, fold: Folding, *, first: bool = False, read_
     t = layer_cycles(shape, fold)
     fixed = timing.output_fixed(read_regs)[1] if shape.is_output else timing.drain_fixed(read_regs)
     drain = tree_levels(fold.simd) + timing.READ_REGS_CYCLES * bool(read_regs) + fold.pe + fixed
-    own = t
+    gap = timing.START_GAP * bool(read_regs)  # an idle cycle between images (a registered start)
+    own = t + gap
+    if not shape.is_output:
+        drain += gap  # the pair term (T_l + D_l + T_l+1 + G) / 2
     if first:
         own = max(own, -(-shape.fan_in // fold.simd) * shape.input_bits)  # the intake
     if shape.is_output:

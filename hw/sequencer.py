@@ -7,6 +7,15 @@ the token {chunk, weight address k·W + c, flags} to the array. No gaps within a
 image; the next image starts on the cycle after the last token when its input
 bank is full and its output is free (`start_ok`).
 
+`start_reg` (ECP5, NetworkTop read_regs): `start_ok` is registered, so that the
+buffer flags, their bank selects and the next layer's credit end at a register
+instead of running on into the clock enables of every counter here and of the
+read-select copies beside the buffer (6 LUT levels, 9.4-10.8 ns on the ULX3S).
+A start then waits a cycle after the flags allow it, and none follows the cycle
+of an issue, since that issue may itself have changed the flags (a start sets
+the output bank's pending flag, a finish releases the input bank): one idle
+cycle between images.
+
 Read request: `rd_lin` = plane·W + c (linear index into a plane-major image
 memory), `rd_word` = c, bank `rb`; `rd_data` must hold that word `read_latency`
 cycles later (1, or 2 for a buffer with a registered read, hw/buffers.py); the
@@ -29,12 +38,13 @@ def read_select(words: int) -> data.StructLayout:
 
 
 class LayerSequencer(wiring.Component):
-    def __init__(self, shape: ArrayShape, *, read_latency: int = 1, read_copies: int = 0):
+    def __init__(self, shape: ArrayShape, *, read_latency: int = 1, read_copies: int = 0, start_reg: bool = False):
         """read_copies (two-stage reads): copies of (word, bank) in `rd_copies`, one per slice of a first-stage
         mux group of the input buffer (hw/buffers.py), so each slice's select is a register of its own."""
         if read_latency not in (1, 2):
             raise ValueError("read_latency must be 1 or 2")
         self.read_latency = read_latency
+        self.start_reg = bool(start_reg)
         self.read_copies = read_copies if read_latency == 2 else 0
         self.shape = shape
         s = shape
@@ -63,7 +73,11 @@ class LayerSequencer(wiring.Component):
         wbase = Signal(s.aw)
 
         issue = Signal()
-        m.d.comb += issue.eq(self.running | self.start_ok)
+        start_ok = self.start_ok
+        if self.start_reg:  # (module docstring) never OK the cycle after an issue: the flags may be stale
+            start_ok = Signal()
+            m.d.sync += start_ok.eq(self.start_ok & ~issue)
+        m.d.comb += issue.eq(self.running | start_ok)
         end_word = c == s.W - 1
         end_pass = end_word & (q == s.B - 1)
         end_img = end_pass & (k == s.NP - 1)

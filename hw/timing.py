@@ -24,17 +24,20 @@ READ_REGS_CYCLES = 3  # read_regs: two weight registers (hw/array.py) + the inpu
 RESULT_REG_CYCLES = 1  # read_regs: the class registered before the result FIFO (hw/argmax.py)
 INTAKE_REG_CYCLES = 1  # read_regs: the image buffer's registered write sets its full flag a cycle later
 DRAIN_REG_CYCLES = 1  # read_regs: an activation buffer registers its producer's outputs (hw/buffers.py)
+START_REG_CYCLES = 1  # read_regs: a sequencer's start_ok is registered (hw/sequencer.py): each start a cycle
+START_GAP = 1  # later, and an idle cycle between two images of a layer
 
 
 def drain_fixed(read_regs: bool = False) -> int:
-    """DRAIN_FIXED of a hidden layer: one more when its activation buffer registers the producer's outputs."""
-    return DRAIN_FIXED + DRAIN_REG_CYCLES * bool(read_regs)
+    """DRAIN_FIXED of a hidden layer: one more each when its activation buffer registers the producer's outputs
+    and when the consumer's sequencer registers its start."""
+    return DRAIN_FIXED + (DRAIN_REG_CYCLES + START_REG_CYCLES) * bool(read_regs)
 
 
 def output_fixed(read_regs: bool = False) -> tuple[int, int]:
     """(RESULT_FIXED, CREDIT_FIXED) of the output layer: one more each with the result register."""
     extra = RESULT_REG_CYCLES * bool(read_regs)
-    return RESULT_FIXED + extra, CREDIT_FIXED + extra
+    return RESULT_FIXED + extra, CREDIT_FIXED + extra + START_REG_CYCLES * bool(read_regs)
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ def tree_latency(info: LayerInfo, stages: int | None = None, read_regs: bool = F
 
 def stage_timings(export: Export, stages: int | None = None, read_regs: bool = False) -> list[StageTiming]:
     first = export.layers[0]
-    out = [StageTiming("intake", first.words_per_row * first.input_bits, INTAKE_REG_CYCLES * bool(read_regs))]
+    out = [StageTiming("intake", first.words_per_row * first.input_bits,
+                       (INTAKE_REG_CYCLES + START_REG_CYCLES) * bool(read_regs))]
     for info in export.layers:
         fixed = output_fixed(read_regs)[0] if info.is_output else drain_fixed(read_regs)
         out.append(StageTiming(info.name, layer_tokens(info), tree_latency(info, stages, read_regs) + info.pe + fixed))
@@ -68,14 +72,17 @@ def stage_timings(export: Export, stages: int | None = None, read_regs: bool = F
 def initiation_interval(export: Export, stages: int | None = None, read_regs: bool = False) -> float:
     """Steady-state cycles between results with images back to back and the result always taken.
 
-        II = max( T_in, max_l T_l,
-                  max over hidden l of (T_l + D_l + T_{l+1}) / 2,      bank of activation buffer l
+        II = max( T_in, max_l T_l + G,
+                  max over hidden l of (T_l + D_l + T_{l+1} + G) / 2,  bank of activation buffer l
                   (T_out + R_out + P_out + CREDIT_FIXED) / 2 )          the 2-entry result FIFO
+
+    G = START_GAP with read_regs (an idle cycle between two images of a layer), else 0.
     """
     st = stage_timings(export, stages, read_regs)
-    ii = float(max(s.tokens for s in st))
+    gap = START_GAP * bool(read_regs)
+    ii = float(max([st[0].tokens] + [s.tokens + gap for s in st[1:]]))
     for prod, cons in zip(st[1:-1], st[2:]):  # hidden layer -> next layer
-        ii = max(ii, (prod.tokens + prod.drain + cons.tokens) / 2)
+        ii = max(ii, (prod.tokens + prod.drain + cons.tokens + gap) / 2)
     out = st[-1]
     info = export.layers[-1]
     ii = max(ii, (out.tokens + tree_latency(info, stages, read_regs) + info.pe + output_fixed(read_regs)[1]) / 2)

@@ -171,7 +171,7 @@ class NetworkTop(wiring.Component):
                 m.d.comb += [arr.w_en[p].eq(wl.en & (wl.row == base + p)) for p in range(info.pe)]
                 m.d.comb += [arr.w_addr.eq(wl.addr), arr.w_data.eq(wl.data)]
             seq = LayerSequencer(arr.shape, read_latency=2 if self.read_regs else 1,
-                                 read_copies=acts[i - 1].read_copies if i else 0)
+                                 read_copies=acts[i - 1].read_copies if i else 0, start_reg=self.read_regs)
             m.submodules[f"seq{i}"] = seq
             m.submodules[f"array{i}"] = arr
             m.d.comb += arr.tok.eq(seq.tok)

@@ -129,16 +129,19 @@ def test_ii_is_the_smallest_that_fits_and_luts_the_fewest(sizes, bits, luts, bra
 
 
 @settings(max_examples=40, deadline=None)
-@given(sizes=st.lists(st.integers(1, 40), min_size=2, max_size=5), bits=st.sampled_from([1, 8]), data=st.data())
-def test_layer_timing_terms_rebuild_hw_timing(sizes, bits, data):
-    """The solver's per-layer (own, drain) terms give exactly hw/timing.py's cycles per inference."""
+@given(sizes=st.lists(st.integers(1, 40), min_size=2, max_size=5), bits=st.sampled_from([1, 8]),
+       device=st.sampled_from(["up5k", "ecp5-85"]), data=st.data())
+def test_layer_timing_terms_rebuild_hw_timing(sizes, bits, device, data):
+    """The solver's per-layer (own, drain) terms give exactly hw/timing.py's cycles per inference (ECP5: with the
+    read_regs registers and the registered start's idle cycle)."""
+    dev = DEVICES[device]
     shapes = shapes_from_sizes(sizes, bits)
     folds = [data.draw(st.sampled_from(candidate_foldings(s))) for s in shapes]
-    costs = [layer_cost(s, f, DEVICES["up5k"], first=i == 0) for i, (s, f) in enumerate(zip(shapes, folds))]
+    costs = [layer_cost(s, f, dev, first=i == 0) for i, (s, f) in enumerate(zip(shapes, folds))]
     ii = max(c.own for c in costs)
     for a, b in zip(costs[:-1], costs[1:]):
         ii = max(ii, -(-(a.cycles + a.drain + b.cycles) // 2))
-    assert ii == timing_cycles(shapes, folds)[0]
+    assert ii == timing_cycles(shapes, folds, read_regs=dev.read_regs)[0]
 
 
 def test_target_cycles_gives_the_cheapest_plan_meeting_it():

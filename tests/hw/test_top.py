@@ -114,11 +114,11 @@ def test_drain_bound_pipeline_matches_model(tmp_path, rng):
     ([60, 12, 4], [(4, 30), (2, 12)]),  # 30-bit LUT ROM words: two slices, each read from its own address copy
     ([26, 60, 10, 4], [(4, 9), (2, 30), (2, 5)]),  # a 30-lane activation read: two slices, two select copies
 ])
-def test_read_regs_add_four_cycles_per_layer(tmp_path, rng, stages, sizes, folds):
+def test_read_regs_registers_keep_results_and_the_cycle_model_exact(tmp_path, rng, stages, sizes, folds):
     """read_regs (ECP5 builds): a register between each weight RAM and its lanes and a second stage in each
-    layer's input read, the image buffer's write and each activation buffer's producer outputs registered, the
-    class registered before the result FIFO; bit-exact, and the cycle model still predicts latency and II exactly (unsigned first
-    layer: the popcount of x is delayed too)."""
+    layer's input read, the image buffer's write and each activation buffer's producer outputs registered, each
+    sequencer's start registered, the class registered before the result FIFO; bit-exact, and the cycle model
+    still predicts latency and II exactly (unsigned first layer: the popcount of x is delayed too)."""
     from fedxnor.hw import timing
 
     ex = make_export(tmp_path, rng, sizes, [Folding(p, lanes) for p, lanes in folds], 4)
@@ -128,6 +128,8 @@ def test_read_regs_add_four_cycles_per_layer(tmp_path, rng, stages, sizes, folds
     check_against_reference(top, ex, x, log)  # classes and every hidden activation bit
     rc = log.result_cycles
     assert rc[0] - log.first_offer == timing.latency_cycles(ex, stages, read_regs=True)
-    # three cycles per layer, one per activation buffer, one for the image write, one for the class
-    assert timing.latency_cycles(ex, stages, read_regs=True) == timing.latency_cycles(ex, stages) + 4 * len(ex.layers) + 1
+    # per layer: three read registers and a registered start; one per activation buffer's door register, one for
+    # the image write, one for the class
+    n = len(ex.layers)
+    assert timing.latency_cycles(ex, stages, read_regs=True) == timing.latency_cycles(ex, stages) + 4 * n + (n - 1) + 2
     assert (rc[-1] - rc[2]) / (len(rc) - 3) == pytest.approx(timing.initiation_interval(ex, stages, True), rel=0.05)
