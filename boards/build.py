@@ -134,7 +134,9 @@ def source_revision() -> dict[str, Any] | None:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        # the benchmarks' own outputs are not sources: a benchmark run rewrites them between its builds
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":(top)", ":(top,exclude)bench/results", ":(top,exclude)BENCHMARKS.md"], cwd=here,
                                capture_output=True, text=True, check=True).stdout.strip() != ""
     except (OSError, subprocess.CalledProcessError):
         return None

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "shallow: LUTs for ROMs of at most 64 words (default: shallow on ECP5, auto on iCE40)")
     b.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                    help="nextpnr seeds to place and route (two at a time), the fastest kept "
-                        "(default: 1 2 on ECP5, 1 on iCE40)")
+                        "(default: 1 2)")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.set_defaults(func=cmd_build)
 

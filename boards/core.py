@@ -230,9 +230,13 @@ class WeightLoader(Elaboratable):
             with m.State("HASH"):  # the file's last byte is in: wait for the digest (an overflow lost bytes)
                 with m.If((sha_core.done & ~fifo_core.r_rdy) | overflow):
                     m.next = "COMPARE"
+            # the 256-bit compare against the file's digest is registered before the verdict uses it: compare,
+            # digest select and verdict in one cycle were the UP5K's critical path (8 LUT levels, 31-37 ns)
+            match = Signal()
             with m.State("COMPARE"):
-                match = Signal()
-                m.d.comb += match.eq((sha_core.digest == digests[cur]) & ~overflow)
+                m.d.sync += match.eq((sha_core.digest == digests[cur]) & ~overflow)
+                m.next = "VERDICT"
+            with m.State("VERDICT"):
                 m.d.sync += [verified.bit_select(cur, 1).eq(match), file_done.eq(match), cur_valid.eq(0),
                              self.code.eq(Mux(match, 0, fr.ERR_HASH)), self.busy.eq(0)]
                 m.next = "IDLE"
