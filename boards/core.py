@@ -210,18 +210,25 @@ class WeightLoader(Elaboratable):
                     m.d.sync += [in_range.eq(self.file < n), fsize.eq(sizes[self.file[:fbits]]), off.eq(self.offset),
                                  big.eq(self.offset[self.pw :] != 0), end_at.eq(self.offset[: self.pw] + self.length),
                                  accepted.eq(0), file_done.eq(0)]
-                    m.next = "CHECK"
-            with m.State("CHECK"):  # the chunk's verdict, long before its first data byte arrives
+                    m.next = "MEASURE"
+            # the chunk's verdict, long before its first data byte arrives, in two steps: the compares are
+            # registered first (compares, then the verdict's clock enables, were the UP5K's critical path)
+            too_long, at_start, continues = Signal(), Signal(), Signal()
+            with m.State("MEASURE"):
+                m.d.sync += [too_long.eq(big | (end_at > fsize)), at_start.eq(off == 0),
+                             continues.eq(cur_valid & (self.file == cur) & (off == pos))]
+                m.next = "CHECK"
+            with m.State("CHECK"):
                 m.next = "RECEIVE"
                 with m.If(~in_range):
                     m.d.sync += self.code.eq(fr.ERR_LOAD_ORDER)
-                with m.Elif(big | (end_at > fsize)):
+                with m.Elif(too_long):
                     m.d.sync += self.code.eq(fr.ERR_LENGTH)
-                with m.Elif(off == 0):
+                with m.Elif(at_start):
                     m.d.sync += [self.code.eq(0), accepted.eq(1), cur.eq(self.file), cur_valid.eq(1), pos.eq(0),
                                  last_pos.eq(fsize - 1), waddr.eq(0), shift.eq(0), overflow.eq(0), restart.eq(1),
                                  verified.bit_select(self.file[:fbits], 1).eq(0)]
-                with m.Elif(cur_valid & (self.file == cur) & (off == pos)):
+                with m.Elif(continues):
                     m.d.sync += [self.code.eq(0), accepted.eq(1)]
                 with m.Else():
                     m.d.sync += self.code.eq(fr.ERR_LOAD_ORDER)
