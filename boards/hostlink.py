@@ -331,7 +331,10 @@ class HostLink(wiring.Component):
             table = Const(int.from_bytes(bytes(b for f in self.files for b in f), "little"), 16 * len(self.files))
             status = Cat(Const(len(self.files), 8), self.ld_flags, self.ld_current, self.ld_verified, self.ld_next, table)
             choices.append(byte_array(status, load_len)[ti[: max(1, (load_len - 1).bit_length())]])
-        payload_byte = Array(choices)[kind]
+        # two steps per payload byte: each reply kind's byte at ti into a register of its own, then the kind's
+        # (index decode, live status and kind select in one cycle were the UP5K SPRAM build's critical path)
+        picked = [Signal(8, name=f"picked{i}") for i in range(len(choices))]
+        payload_byte = Array(picked)[kind]
 
         with m.FSM(name="tx_fsm"):
             with m.State("IDLE"):
@@ -356,7 +359,11 @@ class HostLink(wiring.Component):
                 send("LEN1", 0)
             with m.State("LEN1"):
                 send("LOAD", 0)
-            with m.State("LOAD"):  # the next payload byte, or the CRC's high byte after the last one
+            with m.State("LOAD"):  # pick the next payload byte of every kind
+                m.d.comb += tx_busy.eq(1)
+                m.d.sync += [p.eq(c) for p, c in zip(picked, choices)]
+                m.next = "PICKED"
+            with m.State("PICKED"):  # the kind's byte, or the CRC's high byte after the last one
                 m.d.comb += tx_busy.eq(1)
                 with m.If(tdone):
                     m.d.sync += txbyte.eq(txcrc[8:])
