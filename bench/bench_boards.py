@@ -11,7 +11,7 @@ synthesized core (iCE40 cell models) against the reference on --gate-images imag
 
     python bench/bench_boards.py [--boards icebreaker ice40-hx8k ulx3s-85f icebreaker-spram] [--epochs 8]
         [--checkpoint mlp-small=PATH --checkpoint sfc=PATH] [--gate-images 50] [--work DIR]
-        [--folding ulx3s-85f=64x49,8x64,8x64,2x64] [--prebuilt ulx3s-85f=BUILD_DIR]
+        [--folding ulx3s-85f=32x98,1x256,1x128,1x6] [--prebuilt ulx3s-85f=BUILD_DIR]
 
 --prebuilt takes the report.json of an earlier `fedxnor build` of the same export (its manifest
 sha256 must match) instead of placing and routing again: the sfc build takes most of an hour here.
@@ -34,6 +34,11 @@ MODEL_FOR = {"icebreaker": "mlp-small", "ice40-hx8k": "mlp-small", "ulx3s-85f": 
 BOARD_OF = {"icebreaker-spram": "icebreaker"}  # a row name -> the board it builds for (default: itself)
 GOAL_FMAX = {"icebreaker": 35.0, "ice40-hx8k": 80.0, "ulx3s-85f": 120.0, "icebreaker-spram": 35.0}
 GATE_FAMILY = {"icebreaker": "ice40", "ice40-hx8k": "hx8k", "ulx3s-85f": "ecp5", "icebreaker-spram": "ice40"}
+# Foldings given here rather than solved: the ULX3S sfc folding the 120 MHz builds were made with
+# (docs/boards.md); on the UP5K the solver's 1x1 second layer of mlp-160 reads its 160-bit input through
+# a 320:1 mux (8 LUT levels, the critical path) where 1x8 takes fewer logic cells and a 40:1 mux.
+# --folding BOARD=... overrides.
+FOLDINGS = {"ulx3s-85f": "32x98,1x256,1x128,1x6", "icebreaker-spram": "4x14,1x8"}
 # Shares of the device's LUTs offered to the solver, tried in order until the routed design fits (None: the
 # solver's default, which also budgets iCE40 logic cells; the lower shares are a fallback should it miss).
 # ULX3S: 0.4, not the default 0.85: at 0.85 (63k LUTs) nextpnr had not placed the sfc after 25 minutes here.
@@ -106,7 +111,7 @@ def main() -> int:
     ap.add_argument("--add-rows", nargs="*", default=[], help="only merge the rows printed in these logs into the results")
     args = ap.parse_args()
     given = dict(c.split("=", 1) for c in args.checkpoint)
-    forced = dict(c.split("=", 1) for c in args.folding)
+    forced = FOLDINGS | dict(c.split("=", 1) for c in args.folding)
     prebuilt = {k: Path(v) for k, v in (c.split("=", 1) for c in args.prebuilt)}
     args.work.mkdir(parents=True, exist_ok=True)
 
