@@ -35,15 +35,14 @@ BOARD_OF = {"icebreaker-spram": "icebreaker"}  # a row name -> the board it buil
 GOAL_FMAX = {"icebreaker": 35.0, "ice40-hx8k": 80.0, "ulx3s-85f": 120.0, "icebreaker-spram": 35.0}
 GATE_FAMILY = {"icebreaker": "ice40", "ice40-hx8k": "hx8k", "ulx3s-85f": "ecp5", "icebreaker-spram": "ice40"}
 # Foldings given here rather than solved: the ULX3S sfc folding the 120 MHz builds were made with
-# (docs/boards.md); on the UP5K the solver's 1x1 second layer of mlp-160 reads its 160-bit input through
+# (docs/boards.md; with the solver's default 0.85 LUT share, 63k LUTs, nextpnr had not placed the sfc after
+# 25 minutes here); on the UP5K the solver's 1x1 second layer of mlp-160 reads its 160-bit input through
 # a 320:1 mux (8 LUT levels, the critical path) where 1x8 takes fewer logic cells and a 40:1 mux.
 # --folding BOARD=... overrides.
 FOLDINGS = {"ulx3s-85f": "32x98,1x256,1x128,1x6", "icebreaker-spram": "4x14,1x8"}
-# Shares of the device's LUTs offered to the solver, tried in order until the routed design fits (None: the
-# solver's default, which also budgets iCE40 logic cells; the lower shares are a fallback should it miss).
-# ULX3S: 0.4, not the default 0.85: at 0.85 (63k LUTs) nextpnr had not placed the sfc after 25 minutes here.
-LUT_SHARES = {"icebreaker": [None, 0.4, 0.3], "ice40-hx8k": [None, 0.5, 0.4], "ulx3s-85f": [0.4],
-              "icebreaker-spram": [None]}
+# The other rows: shares of the device's LUTs offered to the solver, tried in order until the routed design
+# fits (None: the solver's default, which also budgets iCE40 logic cells; the lower shares are a fallback).
+LUT_SHARES = {"icebreaker": [None, 0.4, 0.3], "ice40-hx8k": [None, 0.5, 0.4]}
 
 
 def trained(model: str, work: Path, epochs: int, given: dict[str, str]) -> Path:

@@ -63,16 +63,20 @@ def image_address_bits(words: int, input_bits: int) -> int:
     return max(1, ceil_log2(input_bits * words))
 
 
-def read_stage_bits(lanes: int, words: int, first: bool, input_bits: int = 8, pe: int = 1) -> int:
-    """Flip-flops the ECP5 register stages add to an input buffer (read_reg + write_reg): the first half of a
-    two-stage read and, for the image buffer, the copies of its plane select and its write register (data,
+def read_stage_bits(lanes: int, words: int, first: bool, input_bits: int = 8) -> int:
+    """Flip-flops the ECP5 register stages add to a layer's input buffer (read_reg + write_reg): the first half
+    of a two-stage read and, for the image buffer, the copies of its plane select and its write register (data,
     address with bank, enable, the delayed full flag); for an activation buffer, the sequencer's copies of
-    (word, bank) and the producer's outputs registered at its door (shift, bit, bank per row of `pe`; done, bank)."""
+    (word, bank). Its door registers belong to the producing layer (door_bits)."""
     if first:
         return (lanes + (slice_count(lanes, SELECT_BITS) - 1) * input_bits
                 + lanes + image_address_bits(words, input_bits) + 1 + 2)
-    return (lanes * -(-words // READ_GROUP) + read_select_copies(lanes, words) * (bits_for(words) + 1)
-            + 3 * pe + 2)
+    return lanes * -(-words // READ_GROUP) + read_select_copies(lanes, words) * (bits_for(words) + 1)
+
+
+def door_bits(pe: int) -> int:
+    """Flip-flops of an activation buffer's door (in_reg): its producer's shift, bit and bank per row, done, bank."""
+    return 3 * pe + 2
 
 
 class ImageBuffer(wiring.Component):

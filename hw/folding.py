@@ -374,9 +374,10 @@ def layer_cost(shape: LayerShape, fold: Folding, device: Device, model: Resource
             + b_luts) * model.flatten
     ffs = model.ff_layer + p * (lanes + model.ff_row + aw) + groups * lanes * model.ff_lane + late_ffs + b_ffs
     if device.read_regs:  # a, w and the RAM-side w registers of every row (hw/array.py), the lagging chunk
-        from fedxnor.hw.buffers import read_stage_bits
+        from fedxnor.hw.buffers import door_bits, read_stage_bits
 
-        ffs += (3 * groups * lanes + lanes + read_stage_bits(lanes, words, first, shape.input_bits, p)
+        ffs += (3 * groups * lanes + lanes + read_stage_bits(lanes, words, first, shape.input_bits)
+                + (0 if shape.is_output else door_bits(p))  # the door of the buffer this layer fills
                 + READ_STAGE_CONTROL_FFS
                 + address_copy_ffs)
     t = layer_cycles(shape, fold)

@@ -24,8 +24,8 @@ READ_REGS_CYCLES = 3  # read_regs: two weight registers (hw/array.py) + the inpu
 RESULT_REG_CYCLES = 1  # read_regs: the class registered before the result FIFO (hw/argmax.py)
 INTAKE_REG_CYCLES = 1  # read_regs: the image buffer's registered write sets its full flag a cycle later
 DRAIN_REG_CYCLES = 1  # read_regs: an activation buffer registers its producer's outputs (hw/buffers.py)
-START_REG_CYCLES = 1  # read_regs: a sequencer's start_ok is registered (hw/sequencer.py): each start a cycle
-START_GAP = 1  # later, and an idle cycle between two images of a layer
+START_REG_CYCLES = 1  # read_regs: a sequencer's registered start_ok (hw/sequencer.py) starts a cycle later
+START_GAP = 1  # read_regs: and leaves an idle cycle between two images of a layer
 
 
 def drain_fixed(read_regs: bool = False) -> int:
