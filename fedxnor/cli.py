@@ -11,14 +11,22 @@ import argparse
 import importlib
 import sys
 
-from fedxnor.errors import FedxnorError
+from fedxnor.errors import EXIT_BAD_INPUT, FedxnorError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit 2) like every other bad input."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
 
 PARTS = ["fedxnor.train.cli", "fedxnor.export.cli", "fedxnor.hw.cli", "fedxnor.hw.plan_cli", "fedxnor.sim.cli", "fedxnor.boards.cli",
          "fedxnor.flow"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fedxnor", description="Federated BNN training to FPGA bitstreams.")
+    parser = OneLineParser(prog="fedxnor", description="Federated BNN training to FPGA bitstreams.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in PARTS:
         try:
@@ -32,15 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
+    command = "fedxnor"
+    try:  # Ctrl-C while the parts import (torch is slow to load) is an interrupt too, not a traceback
+        args = build_parser().parse_args(argv)
+        command = f"fedxnor {args.command}"
         return int(args.func(args) or 0)
     except FedxnorError as e:
-        print(f"fedxnor {args.command}: error: {e}", file=sys.stderr)
+        print(f"{command}: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print(f"fedxnor {args.command}: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
 
 
