@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from fedxnor.atomic import write_text_atomic
+from fedxnor.errors import FedxnorError
 from fedxnor.progress import log, track
 from fedxnor.train.checkpoint import save_checkpoint
-from fedxnor.train.data import Dataset, load_split
-from fedxnor.train.models import BNN, build_model
+from fedxnor.train.data import Dataset, load_pair
+from fedxnor.train.models import BNN, MODELS, build_model, shaped_config
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class CentralConfig:
     lr: float = 5e-3
     train_limit: int | None = None  # first N training samples (for quick tests)
     test_limit: int | None = None
+    hidden: tuple[int, ...] = ()  # hidden widths (() = the named model's)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -59,13 +61,24 @@ def train_epoch(model: BNN, opt: torch.optim.Optimizer, images: torch.Tensor, la
     return total / len(order)
 
 
+def central_model_config(name: str, image_shape: tuple[int, ...], hidden: tuple[int, ...] = ()):
+    """The BNN that central training builds for images of image_shape (its input size comes from the data)."""
+    if name not in MODELS:
+        raise FedxnorError(f"central training takes a BNN model ({', '.join(m for m in MODELS if m != 'hybnn-head')}), "
+                           f"not {name}")
+    if MODELS[name].input_encoding == "bits":
+        raise FedxnorError(f"{name} takes a VAE's latent bits, not images: train it with --algo fedhybnn")
+    return shaped_config(MODELS[name], image_shape, hidden)
+
+
 def train_central(cfg: CentralConfig, out_dir: Path, data_dir: Path | None = None, progress: bool = True) -> Path:
     """Train, write checkpoint.pt and metrics.json into out_dir, return the checkpoint path."""
     out_dir = Path(out_dir)
+    train, test = load_pair(data_dir)
+    train, test = train.take(cfg.train_limit), test.take(cfg.test_limit)
+    model_cfg = central_model_config(cfg.model, train.image_shape, cfg.hidden)
     gen = seed_everything(cfg.seed)
-    train = load_split("train", data_dir).take(cfg.train_limit)
-    test = load_split("test", data_dir).take(cfg.test_limit)
-    model = build_model(cfg.model)
+    model = build_model(model_cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
     images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
@@ -78,7 +91,8 @@ def train_central(cfg: CentralConfig, out_dir: Path, data_dir: Path | None = Non
         history.append({"epoch": epoch + 1, "loss": loss, "test_accuracy": acc})
         if progress:
             log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, test accuracy {acc:.4f}")
-    meta = {"algo": "central", "model": cfg.model, "seed": cfg.seed, "epochs": cfg.epochs, "lr": cfg.lr,
+    meta = {"algo": "central", "model": cfg.model, "sizes": list(model_cfg.sizes), "input_shape": list(train.image_shape),
+            "seed": cfg.seed, "epochs": cfg.epochs, "lr": cfg.lr,
             "batch": cfg.batch, "test_accuracy": history[-1]["test_accuracy"] if history else evaluate(model, test),
             "data_dir": str(data_dir) if data_dir else None, "train_samples": len(train),
             "seconds": round(time.monotonic() - t0, 1)}

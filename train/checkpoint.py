@@ -106,3 +106,25 @@ def encoded_test_inputs(path: Path, data_dir: Path | None = None, limit: int | N
         raise FedxnorError(f"{path}: no encoder in this checkpoint (not a HyBNN model)")
     test = load_split("test", data_dir).take(limit)
     return enc.encode_bits(test.images), test.labels.astype("uint8")
+
+
+def read_round_state(path: Path, broken_ok: bool = False) -> dict[str, Any]:
+    """A federated run's round_state.pt (written after every round), checked for the fields a resume reads.
+
+    A truncated or foreign file is one FedxnorError line (or, with broken_ok, an empty dict: the flow then
+    starts the run over)."""
+    path = Path(path)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        ok = (isinstance(blob, dict) and isinstance(blob.get("fingerprint"), str) and type(blob.get("round")) is int
+              and blob["round"] >= 0 and isinstance(blob.get("state"), dict) and isinstance(blob.get("memories"), dict)
+              and isinstance(blob.get("history"), str))
+        reason = "" if ok else "missing or malformed fields"
+    except Exception as e:  # torch raises many types for a truncated or foreign file
+        blob, reason = None, type(e).__name__
+    if reason:
+        if broken_ok:
+            return {}
+        raise FedxnorError(f"{path}: not a readable round state ({reason}); delete it to start the run over, "
+                           "or use a new --out")
+    return blob

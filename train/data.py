@@ -1,13 +1,19 @@
-"""IDX data sets (Fashion-MNIST by default, MNIST works the same way).
+"""IDX data sets (Fashion-MNIST by default, MNIST or any IDX set of H x W byte images works the same way).
 
 Fashion-MNIST comes from the Debian package dataset-fashion-mnist; nothing is
-downloaded at run time. Files may be gzipped or raw.
+downloaded at run time. Files may be gzipped or raw. Every file is checked
+before use: a bad header, a truncated body, float pixels, a 2-D image file,
+no images or a label outside 0..CLASSES-1 is one FedxnorError line naming
+the file and what it should be.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
+import io
+import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,41 +25,75 @@ DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_TYPE_NAMES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "int16", 0x0C: "int32", 0x0D: "float32", 0x0E: "float64"}
+CLASSES = 10  # every model's output width: labels must be 0..9
+MAX_FILE_BYTES = 4 << 30  # a (decompressed) IDX file larger than this is refused, not read
+MAX_PIXELS = 1 << 16  # per image (256 x 256): the first layer's fan-in
 
 
 @dataclass(frozen=True)
 class Dataset:
-    images: np.ndarray  # (n, 28, 28) uint8
-    labels: np.ndarray  # (n,) int64
+    images: np.ndarray  # (n, H, W) uint8
+    labels: np.ndarray  # (n,) int64, each in 0..CLASSES-1
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.images.shape[1:])
+
     def take(self, n: int | None) -> Dataset:
-        return self if n is None else Dataset(self.images[:n], self.labels[:n])
+        """The first n samples (None: all). n < 1 is refused, never a Python slice from the end."""
+        if n is None:
+            return self
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise FedxnorError(f"a sample limit must be a positive integer, got {n!r}; omit it to use every sample")
+        return Dataset(self.images[:n], self.labels[:n])
+
+
+def _decompress(path: Path, raw: bytes) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+            out = f.read(MAX_FILE_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as e:
+        raise FedxnorError(f"{path}: broken gzip stream ({e}); reinstall or regenerate the data set") from None
+    if len(out) > MAX_FILE_BYTES:
+        raise FedxnorError(f"{path}: decompresses to more than {MAX_FILE_BYTES >> 30} GiB; use a smaller IDX set")
+    return out
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (gzipped if its name ends in .gz or its bytes start with the gzip magic)."""
+    """Read one IDX file (gzipped if its bytes start with the gzip magic)."""
+    return read_idx_typed(path)[0]
+
+
+def read_idx_typed(path: Path) -> tuple[np.ndarray, str]:
+    """(array, element type name: 'unsigned byte', 'float32', ...) of one IDX file."""
     path = Path(path)
-    raw = path.read_bytes()
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise FedxnorError(f"{path}: larger than {MAX_FILE_BYTES >> 30} GiB; use a smaller IDX set")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise FedxnorError(f"{path}: cannot read ({e.strerror}); check the file and its permissions") from None
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise FedxnorError(f"{path}: broken gzip stream ({e}); reinstall the data set") from None
+        raw = _decompress(path, raw)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise FedxnorError(f"{path}: not an IDX file (bad magic number)")
+        raise FedxnorError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'none'}); "
+                           "IDX starts with 00 00, a type byte (08 = unsigned byte) and the number of dimensions")
     ndim = raw[3]
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise FedxnorError(f"{path}: truncated IDX header")
+    if ndim == 0 or len(raw) < header:
+        raise FedxnorError(f"{path}: truncated IDX header ({len(raw)} bytes, {ndim} dimensions); regenerate the file")
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     dtype = np.dtype(_DTYPES[raw[2]])
-    count = int(np.prod(dims)) if dims else 1
-    if len(raw) != header + count * dtype.itemsize:
-        raise FedxnorError(f"{path}: IDX body has {len(raw) - header} bytes, dims {dims} need {count * dtype.itemsize}")
-    return np.frombuffer(raw, dtype, count, header).reshape(dims).astype(dtype.newbyteorder("="))
+    need = math.prod(dims) * dtype.itemsize  # Python integers: a product of huge dims cannot wrap around
+    if len(raw) - header != need:
+        raise FedxnorError(f"{path}: IDX body has {len(raw) - header} bytes, dims {dims} need {need}; "
+                           "the file is truncated or its header is wrong")
+    arr = np.frombuffer(raw, dtype, math.prod(dims), header).reshape(dims).astype(dtype.newbyteorder("="))
+    return arr, _TYPE_NAMES[raw[2]]
 
 
 def _find(directory: Path, stem: str) -> Path | None:
@@ -81,9 +121,44 @@ def load_split(split: str, data_dir: Path | str | None = None) -> Dataset:
     return _load_files(img, lbl, img.stat().st_mtime_ns, lbl.stat().st_mtime_ns)
 
 
+def load_pair(data_dir: Path | str | None = None) -> tuple[Dataset, Dataset]:
+    """Train and test splits, checked to hold images of one size."""
+    train, test = load_split("train", data_dir), load_split("test", data_dir)
+    if train.image_shape != test.image_shape:
+        where = data_dir or DEFAULT_DATA_DIR
+        raise FedxnorError(f"{where}: training images are {_hxw(train.image_shape)} but test images are "
+                           f"{_hxw(test.image_shape)}; both splits must hold images of one size")
+    return train, test
+
+
+def _hxw(shape: tuple[int, ...]) -> str:
+    return " x ".join(str(d) for d in shape)
+
+
 @functools.lru_cache(maxsize=4)
 def _load_files(img: Path, lbl: Path, _img_mtime: int, _lbl_mtime: int) -> Dataset:
-    images, labels = read_idx(img), read_idx(lbl)
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise FedxnorError(f"{img.parent}: images {images.shape} and labels {labels.shape} do not match")
+    (images, kind), labels = read_idx_typed(img), read_idx(lbl)
+    if kind != "unsigned byte":
+        raise FedxnorError(f"{img}: pixels are {kind}; fedxnor reads unsigned-byte pixels "
+                           "(IDX type 0x08): convert the images to integers 0..255")
+    if images.ndim != 3:
+        raise FedxnorError(f"{img}: images have shape {tuple(images.shape)} ({images.ndim}-D); expected a 3-D IDX file "
+                           "(count x height x width, magic 00 00 08 03): write each image as H x W bytes")
+    if len(images) == 0:
+        raise FedxnorError(f"{img}: the file holds no images; use an IDX set with at least one image per split")
+    pixels = images.shape[1] * images.shape[2]
+    if not 1 <= pixels <= MAX_PIXELS:
+        raise FedxnorError(f"{img}: images of {_hxw(images.shape[1:])} pixels; fedxnor takes 1..{MAX_PIXELS} pixels "
+                           "per image (e.g. 28 x 28)")
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise FedxnorError(f"{lbl}: labels must be a 1-D IDX file of integers (magic 00 00 08 01), "
+                           f"got shape {tuple(labels.shape)} of {labels.dtype}")
+    if len(images) != len(labels):
+        raise FedxnorError(f"{img.parent}: {len(images)} images but {len(labels)} labels; "
+                           "the image and label files must hold one label per image")
+    bad = np.flatnonzero((labels < 0) | (labels >= CLASSES))
+    if len(bad):
+        i = int(bad[0])
+        raise FedxnorError(f"{lbl}: label {int(labels[i])} at index {i} (and {len(bad) - 1} more) is outside "
+                           f"0..{CLASSES - 1}; fedxnor's models have {CLASSES} classes: relabel the data set")
     return Dataset(np.ascontiguousarray(images, np.uint8), labels.astype(np.int64))

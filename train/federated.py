@@ -36,10 +36,10 @@ from fedxnor.errors import FedxnorError
 from fedxnor.progress import log, track
 from fedxnor.train import codecs
 from fedxnor.train.codecs import Layout, PayloadError
-from fedxnor.train.data import load_split
+from fedxnor.train.data import load_pair
 from fedxnor.train.fedbat import stochastic_binarize
 from fedxnor.train.fpmodels import FP_MODELS, FPMLP
-from fedxnor.train.models import BNN, MODELS, get_config
+from fedxnor.train.models import BNN, MODELS, get_config, shaped_config
 from fedxnor.train.partition import make_partition
 from fedxnor.train.rotation import add_rotation, fold_rotation
 
@@ -80,9 +80,13 @@ class FederatedConfig:
     fedbat_rho: float = 6.0
     fedbat_phi: float = 0.5
     data_dir: str = ""  # IDX directory ("" = Debian's Fashion-MNIST)
+    hidden: str = ""  # hidden widths, e.g. "256,256" ("" = the model's); a string: Flower's run config holds scalars
 
     def resolved(self) -> FederatedConfig:
         """Fill in defaults and validate (FedxnorError on a bad combination)."""
+        from fedxnor.train.validate import check_federated_values
+
+        check_federated_values(self)
         if self.algo not in ALGOS:
             raise FedxnorError(f"unknown --algo {self.algo!r}: choose central or one of {', '.join(ALGOS)}")
         cfg = replace(self, model=self.model or DEFAULT_MODEL[self.algo], codec=self.codec or ALGOS[self.algo])
@@ -144,11 +148,15 @@ def derive_seed(*parts: int) -> int:
     return int.from_bytes(h[:8], "little") >> 1
 
 
-def build_model(cfg: FederatedConfig) -> torch.nn.Module:
+def build_model(cfg: FederatedConfig, input_shape: tuple[int, ...] | None = None) -> torch.nn.Module:
+    """The model for images of input_shape (None: the named model's own, 28 x 28)."""
+    from fedxnor.train.validate import parse_hidden
+
     torch.manual_seed(derive_seed(cfg.seed, 1))
+    hidden = parse_hidden(cfg.hidden)
     if cfg.model in FP_MODELS:
-        return FPMLP(FP_MODELS[cfg.model])
-    model = BNN(get_config(cfg.model))
+        return FPMLP(shaped_config(FP_MODELS[cfg.model], input_shape, hidden))
+    model = BNN(shaped_config(get_config(cfg.model), input_shape, hidden))
     return add_rotation(model) if cfg.algo == "fedbnn" else model
 
 
@@ -163,9 +171,10 @@ class Federation:
     def __init__(self, cfg: FederatedConfig, progress: bool = False, vae_cache: Path | None = None):
         self.cfg = cfg = cfg.resolved()
         data_dir = Path(cfg.data_dir) if cfg.data_dir else None
-        train = load_split("train", data_dir).take(cfg.train_limit or None)
-        test = load_split("test", data_dir).take(cfg.test_limit or None)
-        n_hold = int(len(train) * cfg.holdout)
+        train, test = load_pair(data_dir)
+        train, test = train.take(cfg.train_limit or None), test.take(cfg.test_limit or None)
+        # only FedHyBNN holds data out (its VAE's); every other algorithm trains on the whole training set
+        n_hold = int(len(train) * cfg.holdout) if cfg.algo == "fedhybnn" else 0
         n_fed = len(train) - n_hold
         self.encoder = None
         train_x, test_x = train.images[:n_fed], test.images
@@ -177,7 +186,7 @@ class Federation:
         self.train_x = torch.from_numpy(np.ascontiguousarray(train_x))
         self.train_y = torch.from_numpy(self.labels)
         self.test_x, self.test_y = torch.from_numpy(np.ascontiguousarray(test_x)), torch.from_numpy(test.labels)
-        self.template = build_model(cfg)
+        self.template = build_model(cfg, train.image_shape)
         state = self.template.state_dict()
         self.float_keys = [k for k, v in state.items() if v.is_floating_point()]
         self.param_keys = {k for k, _ in self.template.named_parameters()}
@@ -193,7 +202,7 @@ class Federation:
         key = f"{derive_seed(self.cfg.seed, 2, len(images), self.cfg.vae_epochs)}"
         if cache is not None and cache.is_file():
             blob = torch.load(cache, map_location="cpu", weights_only=True)
-            if blob.get("key") == key:
+            if blob.get("key") == key and blob["config"].get("input_size") == int(np.prod(images.shape[1:])):
                 return vae_from_blob(blob)
         vae = train_vae(images, derive_seed(self.cfg.seed, 2), epochs=self.cfg.vae_epochs, progress=progress)
         if cache is not None:
@@ -409,7 +418,9 @@ def _save_state(path: Path, cfg: FederatedConfig, rnd: int, state, memories, his
 
 
 def _load_state(path: Path, cfg: FederatedConfig):
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    from fedxnor.train.checkpoint import read_round_state
+
+    blob = read_round_state(path)
     if blob.get("fingerprint") != cfg.fingerprint():
         raise FedxnorError(f"{path}: this run directory holds a run with another configuration; "
                            "use a new --out or drop --resume")
@@ -546,12 +557,13 @@ def flow_train(train_cfg: dict[str, Any], seed: int, out: Path, data_dir: Path |
     known = {f.name for f in fields(FederatedConfig)}
     kw = {k: train_cfg[k] for k in ("model", "codec", "partition", "clients", "per_round", "rounds", "local_epochs",
                                      "lr", "lr_schedule", "optimizer", "momentum", "prox_mu", "logit_adjust",
-                                     "train_limit") if k in train_cfg and k in known}
+                                     "train_limit", "hidden") if k in train_cfg and k in known}
     cfg = FederatedConfig(algo=algo, seed=seed, **kw)
     if data_dir is not None:
         cfg = replace(cfg, data_dir=str(data_dir))
     state = Path(out) / STATE_FILE
-    if state.is_file() and torch.load(state, map_location="cpu", weights_only=True).get("fingerprint") \
-            != cfg.resolved().fingerprint():
+    from fedxnor.train.checkpoint import read_round_state
+
+    if state.is_file() and read_round_state(state, broken_ok=True).get("fingerprint") != cfg.resolved().fingerprint():
         state.unlink()  # the flow changed the configuration: start over instead of resuming
     return train_federated(cfg, Path(out), data_dir, progress=progress, resume=True)

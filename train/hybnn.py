@@ -1,6 +1,6 @@
 """HyBNN's front end: a VAE with a 200-bit binary latent whose frozen encoder feeds a BNN head.
 
-The VAE (784 -> 512 -> 200 Bernoulli logits -> 512 -> 784) is trained without labels
+The VAE (pixels -> 512 -> 200 Bernoulli logits -> 512 -> pixels; 784 pixels for 28 x 28 images) is trained without labels
 on data the clients never see (a held-out part of the training set), with
 straight-through Bernoulli sampling of the latent bits and a KL term to a
 Bernoulli(1/2) prior. Frozen, its encoder is deterministic: bit = (logit >= 0).
@@ -65,8 +65,9 @@ class BinaryVAE(nn.Module):
 
 
 def train_vae(images: np.ndarray, seed: int, epochs: int = 10, batch: int = 128, lr: float = 1e-3,
-              config: VAEConfig = VAEConfig(), progress: bool = True) -> BinaryVAE:
-    """Unsupervised training on `images` (labels unused), seeded."""
+              config: VAEConfig | None = None, progress: bool = True) -> BinaryVAE:
+    """Unsupervised training on `images` (labels unused), seeded; the input size comes from the images."""
+    config = config or VAEConfig(input_size=int(np.prod(images.shape[1:])))
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     vae = BinaryVAE(config)

@@ -8,7 +8,8 @@ BatchNormSign blocks, and a ScaledOutput. Every pre-activation is an integer
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -136,6 +137,26 @@ class BNN(nn.Module):
         if cfg.input_encoding == "pixels-binarized":
             spec["threshold"] = cfg.binarize_threshold
         return spec
+
+
+def shaped_config(config, input_shape: tuple[int, ...] | None = None, hidden: tuple[int, ...] = ()):
+    """A named BNN or full-precision config for images of `input_shape` (its first layer's fan-in is their
+    pixel count) and, if given, other hidden widths. A model on latent bits (hybnn-head) keeps its input."""
+    shape = config.input_shape if config.input_encoding == "bits" or not input_shape else tuple(int(d) for d in input_shape)
+    sizes = (math.prod(shape), *(tuple(hidden) or config.sizes[1:-1]), config.sizes[-1])
+    if sizes == tuple(config.sizes) and shape == tuple(config.input_shape):
+        return config
+    desc = "-".join(str(s) for s in sizes) + f" ({' x '.join(map(str, shape))} input), from '{config.name}'"
+    return replace(config, sizes=sizes, input_shape=shape, description=desc)
+
+
+def model_config(name: str, input_shape: tuple[int, ...] | None = None, hidden: tuple[int, ...] = ()):
+    """The BNN (models.MODELS) or full-precision (fpmodels.FP_MODELS) config `name`, shaped for the data."""
+    from fedxnor.train.fpmodels import FP_MODELS
+
+    if name not in MODELS and name not in FP_MODELS:
+        raise FedxnorError(f"unknown model {name!r}: choose one of {', '.join([*MODELS, *FP_MODELS])}")
+    return shaped_config(MODELS.get(name) or FP_MODELS[name], input_shape, hidden)
 
 
 def build_model(name_or_config: str | BNNConfig) -> BNN:
