@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from fedxnor.errors import FedxnorError
+from fedxnor.errors import ToolError
 from fedxnor.export.manifest import Export, load_export
 from fedxnor.sim import adapter
 from fedxnor.sim.env import apply_simulator_env
@@ -170,9 +170,10 @@ def build_design(export: Export | Path | str, sim: str, waves: bool = False, roo
             runner.build(sources=[str(s) for s in sources], hdl_toplevel=TOPLEVEL, build_dir=str(directory / "obj"),
                          timescale=TIMESCALE, waves=waves and sim != "icarus", build_args=build_args,
                          log_file=str(log_file), always=True)
-    except (RuntimeError, SystemExit, OSError) as e:
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the runner raises, the simulator failed
         tail = _tail(log_file)
-        raise FedxnorError(f"{sim} could not build the generated Verilog ({e}); see {log_file}: {tail}") from None
+        _note_failure(log_file, e)
+        raise ToolError(sim, f"could not build the generated Verilog ({_one_line(e)}): {tail}", log_file) from None
     build_s = time.perf_counter() - t0
     marker.write_text(json.dumps({"ports": ports.to_dict(), "build_s": build_s, "sim": sim, "waves": waves,
                                   "export": str(export.directory)}))
@@ -196,6 +197,18 @@ def verilator_build_args(directory: Path, *, waves: bool = False) -> tuple[list[
     vlt = directory / "public.vlt"
     vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{TOPLEVEL}" -var "*"\n')
     return args, vlt
+
+
+def _one_line(e: object) -> str:
+    return " ".join(str(e).split())[:200] or type(e).__name__
+
+
+def _note_failure(log_file: Path, e: object) -> None:
+    """Append why the runner gave up to the log, so the log the error names exists and says it."""
+    with contextlib.suppress(OSError):
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("a") as f:
+            f.write(f"\nfedxnor: the simulator runner failed: {type(e).__name__}: {e}\n")
 
 
 def _tail(path: Path, lines: int = 3) -> str:
@@ -251,7 +264,7 @@ def run_job(build: Build, job: dict[str, Any], inputs: np.ndarray, run_dir: Path
                     test_dir=str(run_dir), hdl_toplevel_lang="verilog", extra_env={"FEDXNOR_SIM_JOB": str(run_dir / "job.json")},
                     waves=build.waves, log_file=str(log_file), results_xml=str(run_dir / "results.xml"),
                     timescale=TIMESCALE)
-    except (RuntimeError, SystemExit) as e:
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - reported below with the log, whatever it was
         failure = e
     finally:
         if pytest_name is not None:
@@ -259,12 +272,14 @@ def run_job(build: Build, job: dict[str, Any], inputs: np.ndarray, run_dir: Path
         stop.set()
         watcher.join()
     if not results.is_file():
-        raise FedxnorError(f"the {build.sim} simulation ended without results ({failure or 'no error code'}); "
-                           f"see {log_file}: {_tail(log_file)}")
+        tail = _tail(log_file)
+        _note_failure(log_file, failure or "the simulation wrote no results")
+        raise ToolError(build.sim, f"the simulation ended without results ({_one_line(failure or 'no error code')}): {tail}",
+                        log_file)
     data = np.load(results, allow_pickle=False)
     meta = json.loads(str(data["meta"]))
     if meta.get("error"):
-        raise FedxnorError(f"{build.sim} testbench: {meta['error']} (log: {log_file})")
+        raise ToolError(build.sim, f"the testbench stopped: {meta['error']}", log_file)
     nl = int(meta["hidden_layers"])
     acts = [data[f"act{i}"] for i in range(nl)] if meta["debug"] else None
     waves = None

@@ -86,6 +86,8 @@ async def run_job(dut):
             raise JobError(f"unknown mode {job['mode']!r}")
     except JobError as e:
         error = str(e)
+    except Exception as e:  # noqa: BLE001 - a testbench bug still writes results, so the runner reports it with the log
+        error = f"testbench error {type(e).__name__}: {e}"
     wall = time.perf_counter() - t0
     cycles = int(dut.cycles.value) - c0
     _write_results(job, ports, classes, acts, cycles, wall, error)
@@ -99,7 +101,8 @@ async def _run_batches(dut, job, ports: SimPorts, x, classes, acts) -> None:
     rng = random.Random(job.get("seed", 0))
     per_image = int(job["max_cycles_per_image"])
     period = job["clock_period_ns"]
-    img_mem, res_cls, res_dbg = dut.img_mem, dut.res_cls, dut.res_dbg
+    img_mem, res_cls = dut.img_mem, dut.res_cls
+    res_dbg = dut.res_dbg if acts is not None else None  # Icarus drops the unused memory of a DUT without debug port
     io_s = 0.0
     for start in range(0, len(images), depth):
         batch = images[start : start + depth]

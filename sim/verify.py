@@ -3,6 +3,7 @@ against the bit-exact reference. `fedxnor verify` and `fedxnor flow` call this."
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from fedxnor.errors import FedxnorError
+from fedxnor.errors import FedxnorError, ToolError
 from fedxnor.export.manifest import load_export
 from fedxnor.export.reference import Reference
 from fedxnor.sim import adapter
@@ -71,20 +72,20 @@ def verify_export(export_dir, sim: str = "verilator", images: int | None = None,
 
     job = {"mode": mode, "stall_in": stall_in, "stall_out": stall_out, "seed": seed, "debug": debug,
            "batch_depth": adapter.BATCH_DEPTH, "max_cycles_per_image": MAX_CYCLES_PER_IMAGE}
-    tmp = None
+    scratch = run_dir is None and not waves  # a run directory of our own, removed only if the run succeeds
     if run_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="fedxnor-verify-") if not waves else None
-        run_dir = Path(tmp.name) if tmp else build.directory / "runs" / time.strftime("%Y%m%d-%H%M%S")
+        # Under the persistent build directory, never a temporary one: a failed run's log must outlive the command.
+        runs = build.directory / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        run_dir = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=runs))
     t_run = time.perf_counter()
-    try:
-        out = run_job(build, job, x, Path(run_dir), progress=tick)
-    finally:
-        if tmp:
-            tmp.cleanup()
+    out = run_job(build, job, x, Path(run_dir), progress=tick)  # a ToolError leaves run_dir and its sim.log behind
     run_s = time.perf_counter() - t_run
     got = out["classes"]
     if len(got) != n:
-        raise FedxnorError(f"the RTL produced {len(got)} classes for {n} images")
+        raise ToolError(sim, f"the RTL produced {len(got)} classes for {n} images", out["log"])
+    if scratch:
+        shutil.rmtree(run_dir, ignore_errors=True)
     report = board.check(got, out["activations"])
     sim_s = out["sim_wall_s"]
     result: dict[str, Any] = {
