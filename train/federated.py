@@ -35,9 +35,10 @@ from fedxnor.atomic import write_bytes_atomic, write_text_atomic
 from fedxnor.errors import FedxnorError
 from fedxnor.progress import log, track
 from fedxnor.train import codecs
-from fedxnor.train.codecs import Layout, PayloadError
+from fedxnor.train.codecs import Layout
 from fedxnor.train.data import load_pair
 from fedxnor.train.fedbat import stochastic_binarize
+from fedxnor.train.federation_accept import NodeReply, screen_round
 from fedxnor.train.fpmodels import FP_MODELS, FPMLP
 from fedxnor.train.models import BNN, MODELS, get_config, shaped_config
 from fedxnor.train.partition import make_partition
@@ -355,35 +356,32 @@ class Federation:
 
     # ------------------------------------------------------------ server side
 
-    def aggregate(self, state: dict[str, torch.Tensor], replies: list[tuple[int, bytes]]) -> tuple[OrderedDict, dict]:
-        """Apply the sample-weighted mean of the decoded updates; reject bad payloads.
+    def aggregate(self, state: dict[str, torch.Tensor], replies: list[NodeReply], rnd: int = 0) -> tuple[OrderedDict, dict]:
+        """Screen the round's replies (federation_accept.screen_round: the same rules in-process and on Flower),
+        then apply the sample-weighted mean of the accepted updates.
 
-        Returns (new state, info: accepted/rejected client ids, bytes, bits per parameter)."""
-        accepted, rejected, decoded, weights = [], [], [], []
-        for cid, payload in sorted(replies, key=lambda r: r[0]):
-            try:
-                if not 0 <= cid < self.cfg.clients:
-                    raise PayloadError(f"unknown client {cid}")
-                decoded.append(codecs.decode(payload, self.layout, self.cfg.codec))
-                weights.append(float(self.sizes[cid]))
-                accepted.append(cid)
-            except PayloadError as e:
-                rejected.append({"client": cid, "reason": str(e)})
+        Returns (new state, info: accepted/rejected client ids, train loss, bytes, bits per parameter).
+        A round with no accepted update stops the run (FedxnorError): a model trained on nothing is no result."""
+        screened = screen_round(replies, self.layout, self.cfg.codec)
+        if not screened.accepted:
+            why = "; ".join(sorted({r["reason"] for r in screened.rejected}))[:300] or "no client answered"
+            raise FedxnorError(f"round {rnd + 1}: no client update was accepted ({why}); no checkpoint written: "
+                               "check the training values (lr, momentum, prox_mu) and the clients")
+        weights = np.asarray([float(self.sizes[a.client]) for a in screened.accepted], np.float64)
+        w = weights / weights.sum()
         new = OrderedDict((k, v.clone()) for k, v in state.items())
-        if decoded:
-            w = np.asarray(weights, np.float64) / sum(weights)
-            for i, k in enumerate(self.float_keys):
-                mean = torch.from_numpy(np.asarray(sum(wj * d[i].astype(np.float64) for wj, d in zip(w, decoded))))
-                # statistics: the mean of the clients' values; parameters: global + mean update
-                new[k] = mean.float() if self.layout.is_stat(i) else (state[k].double() + mean).float()
-            model = copy.deepcopy(self.template)
-            model.load_state_dict(new)
-            model.clip_latent()
-            new = OrderedDict((k, v.detach().clone()) for k, v in model.state_dict().items())
-        up = [len(p) for c, p in replies]
-        ok_bytes = [len(p) for c, p in replies if c in accepted]
-        info = {"accepted": accepted, "rejected": rejected, "uplink_bytes": int(sum(up)),
-                "uplink_bits_per_param": (8 * float(np.mean(ok_bytes)) / self.layout.values) if ok_bytes else None}
+        for i, k in enumerate(self.float_keys):
+            mean = torch.from_numpy(np.asarray(sum(wj * a.tensors[i].astype(np.float64) for wj, a in zip(w, screened.accepted))))
+            # statistics: the mean of the clients' values; parameters: global + mean update
+            new[k] = mean.float() if self.layout.is_stat(i) else (state[k].double() + mean).float()
+        model = copy.deepcopy(self.template)
+        model.load_state_dict(new)
+        model.clip_latent()
+        new = OrderedDict((k, v.detach().clone()) for k, v in model.state_dict().items())
+        ok_bytes = [a.nbytes for a in screened.accepted]
+        info = {"accepted": screened.accepted_ids, "rejected": screened.rejected, "train_loss": screened.train_loss,
+                "uplink_bytes": int(screened.uplink_bytes),
+                "uplink_bits_per_param": 8 * float(np.mean(ok_bytes)) / self.layout.values}
         return new, info
 
     @torch.no_grad()
@@ -433,17 +431,17 @@ def run_round(fed: Federation, state, rnd: int, memories: dict[int, list[np.ndar
     t0 = time.monotonic()
     cids = fed.sample(rnd)
     down = fed.broadcast(state)
-    replies, losses = [], []
+    payloads, losses = [], []
     for cid in cids:
         payload, mem, loss = fed.client_update(down, cid, rnd, memories.get(cid))
         if mem is not None:
             memories[cid] = mem
-        replies.append((cid, payload))
+        payloads.append(payload)
         losses.append(loss)
-    state, info = fed.aggregate(state, replies)
+    reply = NodeReply("in-process", tuple(cids), {"cids": cids, "payloads": payloads, "losses": losses})
+    state, info = fed.aggregate(state, [reply], rnd)
     acc, test_loss = fed.evaluate(state)
-    row = {"round": rnd + 1, "test_accuracy": acc, "test_loss": test_loss,
-           "train_loss": float(np.mean(losses)) if losses else None, "clients": cids,
+    row = {"round": rnd + 1, "test_accuracy": acc, "test_loss": test_loss, "clients": cids,
            "downlink_bytes": len(down) * len(cids), **info, "seconds": round(time.monotonic() - t0, 3)}
     return state, row
 
@@ -484,6 +482,17 @@ def train_federated(cfg: FederatedConfig, out_dir: Path, data_dir: Path | None =
     return _finish(fed, state, history, out_dir, time.monotonic() - t0)
 
 
+def json_safe(value: Any) -> Any:
+    """value with every NaN/Inf float replaced by None: metrics.json stays strict JSON, never 'NaN'."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def _finish(fed: Federation, state, history: list[dict], out_dir: Path, seconds: float) -> Path:
     from fedxnor.train.checkpoint import save_checkpoint
     from fedxnor.train.hybnn import vae_to_blob
@@ -509,7 +518,7 @@ def _finish(fed: Federation, state, history: list[dict], out_dir: Path, seconds:
                          "vae_samples": len(fed.train_y) and int(round(len(fed.train_y) * cfg.holdout / (1 - cfg.holdout)))}
     encoder = vae_to_blob(fed.encoder) if fed.encoder is not None else None
     ckpt = save_checkpoint(out_dir / "checkpoint.pt", model, meta, encoder=encoder)
-    write_text_atomic(out_dir / "metrics.json", json.dumps({"meta": meta, "history": history}, indent=1) + "\n")
+    write_text_atomic(out_dir / "metrics.json", json.dumps(json_safe({"meta": meta, "history": history}), indent=1) + "\n")
     plot_history(history, out_dir, f"{cfg.algo} ({cfg.model}, {cfg.codec}, {cfg.partition})")
     return ckpt
 

@@ -3,10 +3,11 @@ in-process loop, with every model and update travelling as bytes (the codecs' pa
 inside Flower messages (a ConfigRecord named "fedxnor").
 
 Clients are logical: the server samples client ids exactly as train_federated does and sends
-each SuperNode (sorted by node id) the ids k with k mod nodes == its index; the node trains
-them on its own copy of the data set, partitioned from the same seed. So a Flower run and an
-in-process run with the same configuration end with the same global model, bit for bit.
-EF-SignSGD's per-client error memories live in the node's Context.state.
+each SuperNode its share (train/flower_server.py: home nodes, failures, min-live-nodes); the node
+trains them on its own copy of the data set, partitioned from the same seed. So a Flower run and
+an in-process run with the same configuration end with the same global model, bit for bit. The
+server trusts no reply (train/federation_accept.py). EF-SignSGD's per-client error memories live
+in the node's Context.state.
 
     fedxnor flower-app --out APP [--algo ... --rounds ...]   # writes APP/pyproject.toml + shim
     flwr run APP CONNECTION --stream                         # see docs/federated.md
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedxnor.errors import FedxnorError
 from fedxnor.train import codecs
-from fedxnor.train.federated import STATE_FILE, FederatedConfig, Federation, _finish, _save_state
+from fedxnor.train.federated import FederatedConfig, Federation
+from fedxnor.train.flower_server import RECORD
 
-RECORD = "fedxnor"
 _CACHE: dict[str, Federation] = {}
 
 
@@ -52,57 +53,27 @@ def federation_for(cfg: FederatedConfig) -> Federation:
 
 
 def _server_main(grid, context, fixed: dict[str, Any] | None = None) -> None:
-    from flwr.app import ConfigRecord, Message, MessageType, RecordDict
-
-    from fedxnor.progress import log
+    from fedxnor.train.flower_server import server_main
 
     run_config = {**dict(context.run_config), **(fixed or {})}
-    cfg = config_from_run(run_config)
-    out_dir = Path(str(run_config.get("out", "runs/flower")))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    min_nodes = int(run_config.get("min-nodes", 1))
-    fed = federation_for(cfg)
-    deadline = time.monotonic() + float(run_config.get("wait-nodes-s", 120))
-    nodes = sorted(grid.get_node_ids())
-    while len(nodes) < min_nodes and time.monotonic() < deadline:
-        time.sleep(0.5)
-        nodes = sorted(grid.get_node_ids())
-    if not nodes:
-        raise RuntimeError("no SuperNode connected")
-    log(f"fedxnor ServerApp: {cfg.algo}/{cfg.model}/{cfg.codec}, {len(nodes)} SuperNodes, {cfg.rounds} rounds")
-    state, history, up_total, down_total = fed.initial_state(), [], 0, 0
-    t_all = time.monotonic()
-    for rnd in range(cfg.rounds):
-        t0 = time.monotonic()
-        cids = fed.sample(rnd)
-        down = fed.broadcast(state)
-        messages = []
-        for i, node in enumerate(nodes):
-            mine = [c for c in cids if c % len(nodes) == i]
-            if mine:
-                content = RecordDict({RECORD: ConfigRecord({"round": rnd, "cids": mine, "model": down})})
-                messages.append(Message(content=content, message_type=MessageType.TRAIN, dst_node_id=node,
-                                        group_id=str(rnd)))
-        replies, losses = [], []
-        for reply in grid.send_and_receive(messages):
-            if reply.has_error():
-                log(f"round {rnd + 1}: a SuperNode failed: {reply.error.reason}")
-                continue
-            rec = reply.content[RECORD]
-            replies += list(zip([int(c) for c in rec["cids"]], [bytes(p) for p in rec["payloads"]]))
-            losses += list(rec["losses"])
-        state, info = fed.aggregate(state, replies)
-        acc, test_loss = fed.evaluate(state)
-        up_total += info["uplink_bytes"]
-        down_total += len(down) * len(cids)
-        row = {"round": rnd + 1, "test_accuracy": acc, "test_loss": test_loss,
-               "train_loss": float(np.mean(losses)) if losses else None, "clients": cids,
-               "downlink_bytes": len(down) * len(cids), **info, "seconds": round(time.monotonic() - t0, 3),
-               "uplink_bytes_cum": up_total, "downlink_bytes_cum": down_total}
-        history.append(row)
-        _save_state(out_dir / STATE_FILE, cfg, rnd + 1, state, {}, history)
-        log(f"round {rnd + 1}/{cfg.rounds}: test accuracy {acc:.4f}, uplink {info['uplink_bytes']} bytes")
-    _finish(fed, state, history, out_dir, time.monotonic() - t_all)
+    server_main(grid, run_config, federation_for(config_from_run(run_config)))
+
+
+def _fault(kind: str, cids: list[int], payloads: list[bytes], losses: list[float], fed: Federation):
+    """TEST-ONLY fault injection (node config fedxnor-fault): a SuperNode that lies, to show the server refuses it.
+
+    lie-ids: claims a client it was not sent (a copy of its first update) and its first client twice, drops the rest;
+    absurd: its first update becomes 3e38 everywhere; nan-loss: its first train loss is NaN."""
+    if kind == "lie-ids":
+        stolen = next(c for c in range(fed.cfg.clients) if c not in cids)
+        return [cids[0], stolen, cids[0]], [payloads[0]] * 3, [losses[0]] * 3
+    if kind == "absurd":
+        t = codecs.decode(payloads[0], fed.layout)
+        huge = [np.full_like(x, 3e38) if not fed.layout.is_stat(i) else x for i, x in enumerate(t)]
+        return cids, [codecs.encode_fp32(huge, fed.layout)] + payloads[1:], losses
+    if kind == "nan-loss":
+        return cids, payloads, [float("nan")] + losses[1:]
+    return cids, payloads, losses
 
 
 def _client_train(msg, context, fixed: dict[str, Any] | None = None):
@@ -125,26 +96,42 @@ def _client_train(msg, context, fixed: dict[str, Any] | None = None):
         payloads.append(payload)
         losses.append(float(loss))
     context.state[RECORD] = ef
-    return Message(RecordDict({RECORD: ConfigRecord({"cids": [int(c) for c in rec["cids"]], "payloads": payloads,
-                                                      "losses": losses})}), reply_to=msg)
+    cids = [int(c) for c in rec["cids"]]
+    fault = str(context.node_config.get("fedxnor-fault", ""))
+    if fault and cids:
+        cids, payloads, losses = _fault(fault, cids, payloads, losses, fed)
+    return Message(RecordDict({RECORD: ConfigRecord({"cids": cids, "payloads": payloads, "losses": losses})}), reply_to=msg)
 
 
-def run_config_of(cfg: FederatedConfig, out: Path | None = None, min_nodes: int = 1) -> dict[str, Any]:
-    """A FederatedConfig as Flower run config (what write_app puts in pyproject.toml)."""
+# the ServerApp's own settings (train/flower_server.py) and their defaults
+SERVER_SETTINGS = {"min-nodes": 1, "min-live-nodes": 1, "wait-nodes-s": 120.0, "round-timeout-s": 600.0}
+
+
+def run_config_of(cfg: FederatedConfig, out: Path | None = None, min_nodes: int = 1, **server: Any) -> dict[str, Any]:
+    """A FederatedConfig as Flower run config (what write_app puts in pyproject.toml); `server` sets
+    SERVER_SETTINGS by their names with '_' (min_live_nodes=2, round_timeout_s=60)."""
     run_cfg: dict[str, Any] = {k.replace("_", "-"): v for k, v in asdict(cfg).items()}
     if out is not None:
         run_cfg["out"] = str(Path(out).resolve())
-    run_cfg["min-nodes"] = min_nodes
+    settings = {**SERVER_SETTINGS, "min-nodes": min_nodes, **{k.replace("_", "-"): v for k, v in server.items()}}
+    unknown = sorted(set(settings) - set(SERVER_SETTINGS))
+    if unknown:
+        raise FedxnorError(f"unknown Flower server setting {unknown[0]!r}: choose from {', '.join(SERVER_SETTINGS)}")
+    if settings["min-nodes"] < 1 or settings["min-live-nodes"] < 1:
+        raise FedxnorError("min-nodes and min-live-nodes must be at least 1")
+    if not all(0 < float(settings[k]) <= 86400 for k in ("wait-nodes-s", "round-timeout-s")):
+        raise FedxnorError("wait-nodes-s and round-timeout-s must be seconds in (0, 86400]")
+    run_cfg.update(settings)
     return run_cfg
 
 
-def make_apps(cfg: FederatedConfig | None = None, out: Path | None = None, min_nodes: int = 1):
+def make_apps(cfg: FederatedConfig | None = None, out: Path | None = None, min_nodes: int = 1, **server: Any):
     """(ServerApp, ClientApp). With cfg, its settings override the run config (for Flower's
     simulation engine, whose run_simulation takes no run config); without, the run config decides."""
     from flwr.clientapp import ClientApp
     from flwr.serverapp import ServerApp
 
-    fixed = run_config_of(cfg, out, min_nodes) if cfg is not None else None
+    fixed = run_config_of(cfg, out, min_nodes, **server) if cfg is not None else None
     server = ServerApp()
     server.main()(lambda grid, context: _server_main(grid, context, fixed))
     client = ClientApp()
@@ -158,11 +145,11 @@ server_app, client_app = make_apps()
 APP_MODULE = "fedxnor_flower_app"
 
 
-def write_app(directory: Path, cfg: FederatedConfig, out: Path, min_nodes: int = 1) -> Path:
+def write_app(directory: Path, cfg: FederatedConfig, out: Path, min_nodes: int = 1, **server: Any) -> Path:
     """A Flower app directory (pyproject.toml + a shim module importing this one) for `flwr run`."""
+    run_cfg = run_config_of(cfg, out, min_nodes, **server)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    run_cfg = run_config_of(cfg, out, min_nodes)
 
     def val(v: Any) -> str:
         return json.dumps(v) if not isinstance(v, bool) else ("true" if v else "false")

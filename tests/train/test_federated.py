@@ -18,6 +18,7 @@ from fedxnor.errors import FedxnorError
 from fedxnor.train import codecs
 from fedxnor.train.checkpoint import encoded_test_inputs, load_checkpoint, load_encoder
 from fedxnor.train.federated import FederatedConfig, Federation, flow_train, train_federated
+from fedxnor.train.federation_accept import NodeReply
 from fedxnor.train.models import BNN, get_config
 from fedxnor.train.rotation import add_rotation, fold_rotation
 
@@ -107,7 +108,7 @@ def test_bad_clients_rejected_round_completes(tmp_path, monkeypatch):
     monkeypatch.setattr(Federation, "client_update", honest)
     state = fed.initial_state()
     good, _, _ = fed.client_update(fed.broadcast(state), cids[2], 0)
-    expect, _ = fed.aggregate(state, [(cids[2], good)])
+    expect, _ = fed.aggregate(state, [NodeReply("t", (cids[2],), {"cids": [cids[2]], "payloads": [good], "losses": [0.5]})])
     model, _ = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
     assert all(torch.equal(model.state_dict()[k], expect[k]) for k in fed.float_keys)
 
