@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from fedxnor.errors import FedxnorError
-from fedxnor.export.manifest import Folding, default_folding, write_export
+from fedxnor.export.manifest import Folding, write_export
 from fedxnor.export.network import IntNetwork
 from fedxnor.train.checkpoint import load_checkpoint, sha256_file
 from fedxnor.train.data import load_split
@@ -21,25 +21,31 @@ PREDICTIONS_FILE = "torch_predictions.u8"
 
 def parse_foldings(network: IntNetwork, pe: list[int] | None, simd: list[int] | None) -> list[Folding]:
     """--pe/--simd give one value per layer, or one value for every layer; defaults per layer otherwise."""
-    n = len(network.layers)
-    defaults = [default_folding(layer) for layer in network.layers]
+    return check_folding_values([(layer.fan_in, layer.fan_out) for layer in network.layers], pe, simd)
+
+
+def check_folding_values(sizes: list[tuple[int, int]], pe: list[int] | None, simd: list[int] | None,
+                         names: tuple[str, str] = ("--pe", "--simd")) -> list[Folding]:
+    """The foldings of layers with (fan_in, fan_out) `sizes`; the flow checks its TOML with this before training."""
+    n = len(sizes)
+    defaults = [Folding(1, min(32, fan_in)) for fan_in, _ in sizes]  # export.manifest.default_folding
 
     def expand(values: list[int] | None, what: str, field: str) -> list[int]:
         if not values:
             return [getattr(d, field) for d in defaults]
         if len(values) == 1:
-            return values * n
+            return list(values) * n
         if len(values) != n:
-            raise FedxnorError(f"--{what} takes one value or one per layer ({n}), got {len(values)}")
+            raise FedxnorError(f"{what} takes one value or one per layer ({n}), got {len(values)}")
         return list(values)
 
-    pes, simds = expand(pe, "pe", "pe"), expand(simd, "simd", "simd")
-    for i, (layer, p, s) in enumerate(zip(network.layers, pes, simds)):
-        if p < 1 or layer.fan_out % p:
-            divisors = [d for d in range(1, layer.fan_out + 1) if layer.fan_out % d == 0]
-            raise FedxnorError(f"layer {i}: --pe {p} does not divide fan-out {layer.fan_out}; use one of {divisors}")
-        if not 1 <= s <= layer.fan_in:
-            raise FedxnorError(f"layer {i}: --simd {s} must be in 1..{layer.fan_in} (the fan-in)")
+    pes, simds = expand(pe, names[0], "pe"), expand(simd, names[1], "simd")
+    for i, ((fan_in, fan_out), p, s) in enumerate(zip(sizes, pes, simds)):
+        if p < 1 or fan_out % p:
+            divisors = [d for d in range(1, fan_out + 1) if fan_out % d == 0]
+            raise FedxnorError(f"layer {i}: {names[0]} {p} does not divide fan-out {fan_out}; use one of {divisors}")
+        if not 1 <= s <= fan_in:
+            raise FedxnorError(f"layer {i}: {names[1]} {s} must be in 1..{fan_in} (the fan-in)")
     return [Folding(p, s) for p, s in zip(pes, simds)]
 
 

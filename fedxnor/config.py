@@ -1,7 +1,11 @@
 """The flow's configuration: a TOML file over defaults kept in one place (DEFAULTS).
 
-Validation happens before any work: an unknown key, a wrong type or a bad
-choice is one FedxnorError line naming the key.
+Validation happens before any work: an unknown key, a wrong type, a bad
+choice or a value out of its bounds (NaN, inf, negative, absurdly large: the
+limits of train/validate.py, shared with `fedxnor train`) is one FedxnorError
+line naming the key and the fix. What needs the data or the model (the input
+size, the folding, the fit on the board) is checked by fedxnor/flow_check.py,
+still before any stage runs.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fedxnor.errors import FedxnorError
+from fedxnor.train.validate import MAX_HIDDEN_LAYERS, check, check_hidden
 
 STAGES = ["train", "export", "reference", "verify", "build", "report"]
 
@@ -35,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
         "codec": "fedbat",  # "" = the algorithm's own codec; fedbat: ~1 bit per parameter uplink
         "lr": 0.005,  # Adam for BNNs; 0 = the algorithm's default (0.001 suits non-IID partitions better)
         "train_limit": 0,  # use only the first N training samples (0 = all); for quick runs
+        "hidden": [],  # hidden layer widths, e.g. [256, 256] ([] = the model's); the input size comes from the data
     },
     "export": {"pe": [], "simd": [], "fold": "board"},  # fold: board (solver for build.board) | manual
     "reference": {"images": 10000},
@@ -51,8 +57,16 @@ CHOICES: dict[str, list[str]] = {
     "build.board": ["icebreaker", "ice40-hx8k", "ulx3s-85f"],
 }
 
-POSITIVE = {"train.epochs", "train.rounds", "train.clients", "train.per_round", "train.local_epochs",
-            "reference.images", "verify.images"}
+# key -> its limit in train/validate.py's LIMITS (a key listed in ZERO_MEANS_DEFAULT may also be 0)
+BOUNDED = {"seed": "seed", "train.epochs": "epochs", "train.rounds": "rounds", "train.clients": "clients",
+           "train.per_round": "per_round", "train.local_epochs": "local_epochs", "train.lr": "lr",
+           "train.train_limit": "train_limit", "reference.images": "images", "verify.images": "images",
+           "build.clock_mhz": "clock_mhz"}
+ZERO_MEANS_DEFAULT = {"train.lr", "train.train_limit"}
+# keys that may be left out (no default value): key -> type
+OPTIONAL: dict[str, type] = {"build.clock_mhz": float}
+MAX_STRING = 4096
+MAX_LIST = 64
 
 
 def _type_name(v: Any) -> str:
@@ -64,6 +78,11 @@ def _check(defaults: dict[str, Any], given: dict[str, Any], prefix: str, where: 
     out = copy.deepcopy(defaults)
     for key, value in given.items():
         name = f"{prefix}{key}"
+        if name in OPTIONAL and key not in defaults:
+            if type(value) not in (OPTIONAL[name], int) or isinstance(value, bool):
+                raise FedxnorError(f"{where}: '{name}' must be a number, got {value!r}")
+            out[key] = _bounded(name, float(value), where)
+            continue
         if key not in defaults:
             close = difflib.get_close_matches(key, list(defaults), n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f"; known keys: {', '.join(defaults)}"
@@ -81,12 +100,31 @@ def _check(defaults: dict[str, Any], given: dict[str, Any], prefix: str, where: 
             kind = str if key == "stages" else int
             if not all(type(v) is kind for v in value):
                 raise FedxnorError(f"{where}: '{name}' must be a list of {'strings' if kind is str else 'integers'}")
+            if len(value) > MAX_LIST:
+                raise FedxnorError(f"{where}: '{name}' has {len(value)} entries; at most {MAX_LIST}")
+        if isinstance(value, str) and (len(value) > MAX_STRING or "\x00" in value):
+            raise FedxnorError(f"{where}: '{name}' must be a plain string of at most {MAX_STRING} characters")
         if name in CHOICES and value not in CHOICES[name]:
             raise FedxnorError(f"{where}: '{name}' = {value!r} is not one of {', '.join(CHOICES[name])}")
-        if name in POSITIVE and value < 1:
-            raise FedxnorError(f"{where}: '{name}' must be at least 1, got {value}")
-        out[key] = float(value) if isinstance(want, float) else value
+        out[key] = _bounded(name, float(value) if isinstance(want, float) else value, where)
     return out
+
+
+def _bounded(name: str, value: Any, where: str) -> Any:
+    """The value of key `name` within its limits (train/validate.py), or one FedxnorError line naming the key."""
+    try:
+        if name in BOUNDED and not (name in ZERO_MEANS_DEFAULT and value == 0):
+            check(BOUNDED[name], value, f"'{name}' =")
+        elif name == "train.hidden" and value:
+            check_hidden(value, f"'{name}' =")
+        elif name in ("export.pe", "export.simd"):
+            for v in value:
+                check("fold", v, f"'{name}' entry")
+    except FedxnorError as e:
+        hint = " (0 = the default)" if name in ZERO_MEANS_DEFAULT else ""
+        hint += f" (at most {MAX_HIDDEN_LAYERS} widths)" if name == "train.hidden" else ""
+        raise FedxnorError(f"{where}: {e}{hint}") from None
+    return value
 
 
 def _codec_follows_algo(cfg: dict[str, Any], given: dict[str, Any]) -> None:
@@ -119,6 +157,10 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     unknown = [s for s in cfg["stages"] if s not in STAGES]
     if unknown:
         raise FedxnorError(f"config: unknown stage {unknown[0]!r} in 'stages'; stages are {', '.join(STAGES)}")
+    if not cfg["stages"]:
+        raise FedxnorError(f"config: 'stages' is empty; name some of {', '.join(STAGES)}")
+    if not cfg["out"]:
+        raise FedxnorError("config: 'out' is empty; name a run directory, e.g. out = \"runs/demo\"")
     t = cfg["train"]
     if t["per_round"] > t["clients"]:
         raise FedxnorError(f"config: 'train.per_round' ({t['per_round']}) exceeds 'train.clients' ({t['clients']})")

@@ -61,17 +61,15 @@ def stage_train(ctx: Context) -> dict[str, Any]:
     t = ctx.cfg["train"]
     out = ctx.dir("train")
     if t["algo"] == "central":
-        from fedxnor.train.central import CentralConfig, train_central
+        from fedxnor.flow_check import central_config
+        from fedxnor.train.central import train_central
 
-        kw: dict[str, Any] = {"lr": t["lr"]} if t["lr"] else {}
-        if t["train_limit"]:
-            kw["train_limit"] = t["train_limit"]
-        ckpt = train_central(CentralConfig(model=t["model"], epochs=t["epochs"], seed=ctx.cfg["seed"], **kw), out,
-                             ctx.data_dir, progress=ctx.progress)
+        ckpt = train_central(central_config(t, ctx.cfg["seed"]), out, ctx.data_dir, progress=ctx.progress)
     else:
+        from fedxnor.flow_check import federated_table
         from fedxnor.train.federated import flow_train  # the federated part of the flow
 
-        ckpt = flow_train(t, ctx.cfg["seed"], out, ctx.data_dir, progress=ctx.progress)
+        ckpt = flow_train(federated_table(t), ctx.cfg["seed"], out, ctx.data_dir, progress=ctx.progress)
     metrics = json.loads((out / "metrics.json").read_text())
     meta = metrics.get("meta", {})
     summary = {"checkpoint": str(ckpt), "algo": t["algo"], "model": t["model"],
@@ -140,7 +138,7 @@ def stage_build(ctx: Context) -> dict[str, Any]:
     from fedxnor.boards.build import build_board
 
     return build_board(ctx.summary("export")["directory"], ctx.cfg["build"]["board"], ctx.dir("build"),
-                       progress=ctx.progress)
+                       progress=ctx.progress, target_mhz=ctx.cfg["build"].get("clock_mhz"))
 
 
 def stage_report(ctx: Context) -> dict[str, Any]:
@@ -226,23 +224,10 @@ def run_flow_config(cfg: dict[str, Any], only: list[str] | None = None, skip: li
 
 
 def preflight(ctx: Context, selected: list[str]) -> None:
-    """Checks that need no work: dataset present, model known, model fits the board."""
-    from fedxnor.train.data import load_split
-    from fedxnor.train.models import get_config
+    """Checks that need no work (fedxnor/flow_check.py): stage inputs, data, model, folding, fit on the board."""
+    from fedxnor.flow_check import preflight as check_all
 
-    for stage in PIPELINE:
-        if stage.name in selected and stage.name != "report":  # the report takes whatever stages ran
-            for dep in stage.needs:
-                if dep not in selected and not (ctx.dir(dep) / "stage.json").is_file():
-                    raise FedxnorError(f"stage '{dep}' has no output in {ctx.dir(dep)}: run it first "
-                                       f"(fedxnor flow --only {dep}), or include it")
-    if "train" in selected:
-        get_config(ctx.cfg["train"]["model"])
-        load_split("test", ctx.data_dir)
-    if "build" in selected:
-        from fedxnor.boards.build import check_fit_model
-
-        check_fit_model(ctx.cfg["train"]["model"], ctx.cfg["build"]["board"], ctx.cfg["export"])
+    check_all(ctx, selected, PIPELINE)
 
 
 def print_summary(ctx: Context, results: list[tuple[str, str, float]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 from fedxnor.errors import FedxnorError
@@ -38,10 +39,14 @@ def _federated_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--logit-adjust", type=float, default=None,
                    help="federated: clients train on logits + tau·log(their label prior) (default: 1 for BNNs, "
                         "0 for full precision; 0 turns it off)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (central 100, federated 64)")
-    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
-    p.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test samples")
-    p.add_argument("--data", type=Path, default=None, help="IDX data directory (default: Debian's Fashion-MNIST)")
+    p.add_argument("--batch", type=int, default=None, help="batch size, at least 2 (central 100, federated 64)")
+    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples (N >= 1)")
+    p.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test samples (N >= 1)")
+    p.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
+                   help="hidden layer widths, e.g. --hidden 256 256 (default: the model's); the input size comes "
+                        "from the data's images")
+    p.add_argument("--data", type=Path, default=None,
+                   help="IDX data directory: any H x W unsigned-byte images, labels 0..9 (default: Debian's Fashion-MNIST)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,13 +68,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(func=run_flower_app)
 
 
+def check_values(args: argparse.Namespace) -> None:
+    """Every number on the command line within its limits (train/validate.py), before any work."""
+    from fedxnor.train.partition import parse_scheme
+    from fedxnor.train.validate import check, check_hidden
+
+    names = ["seed"] + (["epochs"] if args.algo == "central" else ["clients", "per_round", "rounds", "local_epochs"])
+    names += [n for n in ("lr", "momentum", "prox_mu", "logit_adjust", "batch", "train_limit", "test_limit", "min_nodes")
+              if getattr(args, n, None) is not None]
+    for name in names:
+        check(name, getattr(args, name))
+    if args.hidden is not None:
+        check_hidden(args.hidden)
+    if args.algo != "central":
+        parse_scheme(args.partition)
+        if args.per_round > args.clients:
+            raise FedxnorError(f"--per-round {args.per_round} exceeds --clients {args.clients}: sample at most every client")
+
+
 def federated_config(args: argparse.Namespace):
     from fedxnor.train.federated import FederatedConfig
+    from fedxnor.train.validate import format_hidden
 
+    check_values(args)
     kw = {"algo": args.algo, "model": args.model or "", "codec": args.codec, "partition": args.partition,
           "clients": args.clients, "per_round": args.per_round, "rounds": args.rounds, "local_epochs": args.local_epochs,
           "seed": args.seed, "lr": args.lr or 0.0, "train_limit": args.train_limit or 0, "test_limit": args.test_limit or 0,
-          "data_dir": str(args.data) if args.data else ""}
+          "data_dir": str(args.data) if args.data else "", "hidden": format_hidden(args.hidden or ())}
     if args.batch:
         kw["batch"] = args.batch
     if args.lr_schedule:
@@ -81,22 +106,27 @@ def federated_config(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from fedxnor.train.preflight import check_central_data, check_federated_data
+
+    if args.out.exists() and not args.out.is_dir():
+        raise FedxnorError(f"--out {args.out} is a file; name a run directory")
     if args.algo == "central":
-        if args.epochs < 1:
-            raise FedxnorError("--epochs must be at least 1")
+        check_values(args)
         from fedxnor.train.central import CentralConfig, train_central
 
-        model = args.model or "mlp"
-        if model not in MODELS:
-            raise FedxnorError(f"central training takes a BNN model ({', '.join(MODELS)}), not {model}")
-        kw = {"lr": args.lr} if args.lr else {}
-        cfg = CentralConfig(model=model, epochs=args.epochs, seed=args.seed, batch=args.batch or 100,
-                            train_limit=args.train_limit, test_limit=args.test_limit, **kw)
-        ckpt = train_central(cfg, args.out, args.data, progress=not args.quiet)
+        kw = {"lr": args.lr} if args.lr is not None else {}
+        cfg = CentralConfig(model=args.model or "mlp", epochs=args.epochs, seed=args.seed, batch=args.batch or 100,
+                            train_limit=args.train_limit, test_limit=args.test_limit, hidden=tuple(args.hidden or ()), **kw)
+        check_central_data(cfg, args.data)
+        with _no_empty_run_dir(args.out):
+            ckpt = train_central(cfg, args.out, args.data, progress=not args.quiet)
     else:
         from fedxnor.train.federated import train_federated
 
-        ckpt = train_federated(federated_config(args), args.out, progress=not args.quiet, resume=args.resume)
+        cfg = federated_config(args)
+        check_federated_data(cfg)
+        with _no_empty_run_dir(args.out):
+            ckpt = train_federated(cfg, args.out, progress=not args.quiet, resume=args.resume)
     meta = json.loads((args.out / "metrics.json").read_text())["meta"]
     summary = {"checkpoint": str(ckpt), "test_accuracy": meta["test_accuracy"]}
     for key in ("uplink_bytes_total", "downlink_bytes_total", "uplink_bits_per_param", "rounds"):
@@ -104,6 +134,21 @@ def run_train(args: argparse.Namespace) -> int:
             summary[key] = meta[key]
     print(json.dumps(summary) if args.json else f"checkpoint {ckpt} (test accuracy {summary['test_accuracy']:.4f})")
     return 0
+
+
+class _no_empty_run_dir:
+    """A run directory this command created is removed again when a refusal leaves it empty."""
+
+    def __init__(self, out: Path):
+        self.out, self.existed = Path(out), Path(out).exists()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and not self.existed and self.out.is_dir() and not any(self.out.iterdir()):
+            shutil.rmtree(self.out, ignore_errors=True)
+        return False
 
 
 def run_flower_app(args: argparse.Namespace) -> int:

@@ -47,6 +47,8 @@ LIMITS: dict[str, Limit] = {
     "prox_mu": Limit(float, 0.0, 1_000.0, example="0.01"),
     "logit_adjust": Limit(float, 0.0, 100.0, example="1"),
     "clock_mhz": Limit(float, 1.0, 400.0, example="36"),
+    "images": Limit(int, 1, 10**7, example="1000"),
+    "fold": Limit(int, 1, 1 << 16, example="8"),  # one PE or SIMD count of an export folding
 }
 MAX_HIDDEN_LAYERS = 8
 
