@@ -4,7 +4,7 @@ The output array hands over, once per pass, the best (score, index) of that
 pass's P neurons. Passes come in increasing neuron order, so a strict `>`
 keeps the lowest index on ties (docs/datapath.md). On an image's last pass the
 class goes into a 2-entry FIFO that drives the `result` stream; the output
-layer starts an image only when a FIFO entry is reserved for it (`credit`), so
+layer starts an image only when a FIFO entry is reserved for it (`claim.free`), so
 back-pressure stalls the pipeline and never drops a result.
 
 `result_reg` (ECP5, NetworkTop read_regs): the class reaches the FIFO one cycle later; the
@@ -17,12 +17,13 @@ class is registered.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from fedxnor.hw.array import ArrayShape
+from fedxnor.hw.ports import BankClaimSignature
 
 RESULT_DEPTH = 2
 
@@ -33,8 +34,7 @@ class ArgmaxMerge(wiring.Component):
         self.result_reg = bool(result_reg)
         super().__init__({
             "arg": In(shape.arg()),
-            "start": In(1),  # the output layer starts an image
-            "credit": Out(1),  # it may
+            "claim": In(BankClaimSignature()),  # the output layer starts an image; free: it may (either bank)
             "result": Out(stream.Signature(shape.class_width)),
             "busy": Out(1),
         })
@@ -69,6 +69,7 @@ class ArgmaxMerge(wiring.Component):
                      fifo.r_en.eq(self.result.ready)]
         outstanding = Signal(range(RESULT_DEPTH + 1))
         popped = self.result.valid & self.result.ready
-        m.d.sync += outstanding.eq(outstanding + self.start - popped)
-        m.d.comb += [self.credit.eq(outstanding < RESULT_DEPTH), self.busy.eq(outstanding != 0)]
+        m.d.sync += outstanding.eq(outstanding + self.claim.start - popped)
+        credit = outstanding < RESULT_DEPTH
+        m.d.comb += [self.claim.free.eq(Cat(credit, credit)), self.busy.eq(outstanding != 0)]
         return m

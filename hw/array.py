@@ -32,17 +32,12 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from fedxnor.export import images as img
 from fedxnor.hw.fanout import register_copies, slice_edges
 from fedxnor.hw.lanes import LaneGroup, count_width, tree_levels
+from fedxnor.hw.ports import RowOutputSignature, WeightWriteSignature, bits_for
 from fedxnor.hw.weightstore import WeightStore
-
-
-def bits_for(n: int) -> int:
-    """Unsigned bits that index n items (at least 1)."""
-    return max(1, ceil_log2(max(1, n)))
 
 
 class ArrayShape:
@@ -227,8 +222,8 @@ class ProcessingRow(wiring.Component):
 class SystolicArray(wiring.Component):
     """P processing rows of L lanes for one layer; `tok` enters row 0 each cycle it is valid.
 
-    Hidden layer outputs: per row `shift[p]` (a neuron finished), `bits[p]`, `banks[p]`;
-    `done`/`done_bank` when the last row finished the last neuron of an image.
+    Hidden layer outputs: `rows` (hw/ports.py RowOutputSignature): per row `shift[p]` (a neuron finished),
+    `bits[p]`, `banks[p]`; `done`/`done_bank` when the last row finished the last neuron of an image.
     Output layer: `arg`, the argmax over one pass of P neurons, from the last row.
     """
 
@@ -240,11 +235,11 @@ class SystolicArray(wiring.Component):
         self.threshold_words = threshold_words
         members = {"tok": In(s.token())}
         if store:  # run-time weight writes: one enable per row, shared address and word
-            members.update({"w_en": In(s.P), "w_addr": In(s.aw), "w_data": In(s.L)})
+            members["wr"] = In(WeightWriteSignature(rows=s.P, addr_width=s.aw, data_width=s.L))
         if s.is_output:
             members["arg"] = Out(s.arg())
         else:
-            members.update({"shift": Out(s.P), "bits": Out(s.P), "banks": Out(s.P), "done": Out(1), "done_bank": Out(1)})
+            members["rows"] = Out(RowOutputSignature(s.P))
         super().__init__(members)
 
     @property
@@ -293,15 +288,16 @@ class SystolicArray(wiring.Component):
             m.submodules[f"row{p}"] = row
             m.d.comb += [row.e_prev.eq(e_prev), row.l_prev.eq(l_prev)]
             if s.store:
-                m.d.comb += [row.wen.eq(self.w_en[p]), row.waddr.eq(self.w_addr), row.wdata.eq(self.w_data)]
+                m.d.comb += [row.wen.eq(self.wr.en[p]), row.waddr.eq(self.wr.addr), row.wdata.eq(self.wr.data)]
             e_prev, l_prev = row.e_out, row.l_out
             if s.is_output:
                 m.d.comb += row.arg_prev.eq(arg_prev)
                 arg_prev = row.arg_out
             else:
-                m.d.comb += [self.shift[p].eq(row.shift), self.bits[p].eq(row.bit), self.banks[p].eq(row.bank)]
+                out = self.rows
+                m.d.comb += [out.shift[p].eq(row.shift), out.bits[p].eq(row.bit), out.banks[p].eq(row.bank)]
                 if p == s.P - 1:
-                    m.d.comb += [self.done.eq(row.done), self.done_bank.eq(row.bank)]
+                    m.d.comb += [out.done.eq(row.done), out.done_bank.eq(row.bank)]
         if s.is_output:
             m.d.comb += self.arg.eq(arg_prev)
         return m

@@ -39,15 +39,14 @@ stream sent it). A bank is freed when consumed and, with debug, sent.
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from fedxnor.hw.array import bits_for
 from fedxnor.hw.fanout import COPY_MARK, slice_count, slice_edges
 from fedxnor.hw.memread import registered_read
-from fedxnor.hw.sequencer import read_select
+from fedxnor.hw.ports import BankClaimSignature, DebugTapSignature, InputReadSignature, RowOutputSignature, bits_for
 
 READ_GROUP = 8  # words per first-stage mux of a two-stage activation-buffer read (an 8:1 mux is one slice pair)
 SELECT_BITS = 24  # lanes per register copy of a select (first-stage muxes of activation reads, the image plane select)
@@ -85,13 +84,10 @@ class ImageBuffer(wiring.Component):
         self.read_reg, self.write_reg = bool(read_reg), bool(write_reg)
         self.W = -(-fan_in // lanes)
         self.lin_bits = image_address_bits(self.W, self.B)
+        self.read_copies = 0  # one plane-major RAM read: no select copies
         super().__init__({
             "image": In(stream.Signature(lanes * input_bits)),
-            "full": Out(2),
-            "rd_bank": In(1),
-            "rd_lin": In(bits_for(self.B * self.W)),
-            "rd_data": Out(lanes),
-            "release": In(1),  # the consumer issued its last read of bank rd_bank
+            "rd": In(InputReadSignature(words=self.W, planes=input_bits, lanes=lanes)),  # ready: bank b is full
             "busy": Out(1),
         })
 
@@ -102,19 +98,22 @@ class ImageBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         B, W, L = self.B, self.W, self.L
+        rd = self.rd
+        full = Signal(2)
+        m.d.comb += rd.ready.eq(full)
         # no_rw_check: the intake writes one bank while the sequencer reads the other (never one address in the
         # same cycle), so Yosys need not add its collision bypass, a LUT between the block RAM and its reader
         mem = Memory(shape=L, depth=2 << self.lin_bits, init=[], attrs={"no_rw_check": 1})
         m.submodules.mem = mem
         wr = mem.write_port()
         # an asynchronous read plus a register: Yosys then honours no_rw_check (hw/memread.py)
-        rd_data = registered_read(m, mem, Cat(self.rd_lin.as_unsigned()[: self.lin_bits], self.rd_bank))
+        rd_data = registered_read(m, mem, Cat(rd.lin.as_unsigned()[: self.lin_bits], rd.bank))
         if self.read_reg:
             data_q = Signal(L, reset_less=True)
             m.d.sync += data_q.eq(rd_data)
-            m.d.comb += self.rd_data.eq(data_q)
+            m.d.comb += rd.data.eq(data_q)
         else:
-            m.d.comb += self.rd_data.eq(rd_data)
+            m.d.comb += rd.data.eq(rd_data)
 
         ib = Signal()  # intake bank
         j = Signal(bits_for(W))  # beat
@@ -134,7 +133,7 @@ class ImageBuffer(wiring.Component):
         pad = W * L - self.N
         keep = Const((1 << (L - pad)) - 1, L)  # lanes of the last beat that carry inputs
         data = Mux(j == W - 1, plane & keep, plane) if pad else plane
-        can = self.image.valid & ~self.full.bit_select(ib, 1)
+        can = self.image.valid & ~full.bit_select(ib, 1)
         last_plane = q == B - 1
         filled = can & last_plane & (j == W - 1)  # this write is the bank's last
         addr = Cat(ia[: self.lin_bits], ib)
@@ -144,23 +143,23 @@ class ImageBuffer(wiring.Component):
             m.d.sync += [addr_q.eq(addr), data_q.eq(data), en_q.eq(can), filled_q.eq(filled)]
             m.d.comb += [wr.addr.eq(addr_q), wr.data.eq(data_q), wr.en.eq(en_q)]
             with m.If(filled_q):
-                m.d.sync += self.full.bit_select(addr_q[-1], 1).eq(1)
+                m.d.sync += full.bit_select(addr_q[-1], 1).eq(1)
             pending = en_q
         else:
             m.d.comb += [wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(can)]
             with m.If(filled):
-                m.d.sync += self.full.bit_select(ib, 1).eq(1)
+                m.d.sync += full.bit_select(ib, 1).eq(1)
             pending = 0
         m.d.comb += self.image.ready.eq(can & last_plane)
-        m.d.comb += self.busy.eq((j != 0) | (q != 0) | self.full.any() | pending)
+        m.d.comb += self.busy.eq((j != 0) | (q != 0) | full.any() | pending)
         with m.If(can):
             m.d.sync += [q.eq(q + 1), ia.eq(ia + W)] + [oh.eq(oh.rotate_right(1)) for oh in onehots]
             with m.If(last_plane):
                 m.d.sync += [q.eq(0), j.eq(j + 1), ia.eq(j + 1)]
                 with m.If(j == W - 1):
                     m.d.sync += [j.eq(0), ia.eq(0), ib.eq(~ib)]
-        with m.If(self.release):
-            m.d.sync += self.full.bit_select(self.rd_bank, 1).eq(0)
+        with m.If(rd.release):
+            m.d.sync += full.bit_select(rd.bank, 1).eq(0)
         return m
 
 
@@ -176,31 +175,24 @@ class ActivationBuffer(wiring.Component):
         self.debug = debug
         # a two-stage read: each slice of each first-stage group has its own select copy (hw/sequencer.py)
         self.read_copies = read_select_copies(lanes, self.W) if read_reg else 0
-        copies = {"rd_copies": In(data.ArrayLayout(read_select(self.W), self.read_copies))} if self.read_copies else {}
-        super().__init__({**copies,
-            # producer
-            "start": In(1), "start_bank": In(1),
-            "shift": In(pe), "bits": In(pe), "banks": In(pe),
-            "done": In(1), "done_bank": In(1),
-            "free": Out(2),  # producer may start into bank b
-            # consumer
-            "avail": Out(2),  # consumer may start on bank b
-            "rd_bank": In(1), "rd_word": In(bits_for(self.W)), "rd_data": Out(lanes),
-            "release": In(1),
-            # debug
-            "dbg_bank": In(1), "dbg_bits": Out(fan_out), "dbg_avail": Out(2), "dbg_ack": In(1),
+        super().__init__({
+            "claim": In(BankClaimSignature()),  # producer's sequencer: free = bank b is empty
+            "rows": In(RowOutputSignature(pe)),  # producer's array
+            "rd": In(InputReadSignature(words=self.W, planes=1, lanes=lanes, copies=self.read_copies)),  # consumer
+            "dbg": Out(DebugTapSignature(fan_out)),
             "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         M, P, NP, L, W = self.M, self.P, self.NP, self.L, self.W
-        shift, bits, banks, done, done_bank = self.shift, self.bits, self.banks, self.done, self.done_bank
+        rows, rd, claim, dbg = self.rows, self.rd, self.claim, self.dbg
+        shift, bits, banks, done, done_bank = rows.shift, rows.bits, rows.banks, rows.done, rows.done_bank
         if self.in_reg:  # the producer's outputs registered here, a cycle later (module docstring)
             shift, bits, banks = Signal(P), Signal(P, reset_less=True), Signal(P, reset_less=True)
             done, done_bank = Signal(), Signal(reset_less=True)
-            m.d.sync += [shift.eq(self.shift), bits.eq(self.bits), banks.eq(self.banks),
-                         done.eq(self.done), done_bank.eq(self.done_bank)]
+            m.d.sync += [shift.eq(rows.shift), bits.eq(rows.bits), banks.eq(rows.banks),
+                         done.eq(rows.done), done_bank.eq(rows.done_bank)]
         sr = [[Signal(NP, name=f"sr_b{b}_p{p}", reset_less=True) for p in range(P)] for b in range(2)]
         for b in range(2):
             for p in range(P):
@@ -212,53 +204,54 @@ class ActivationBuffer(wiring.Component):
         else:
             words = [vec[b].as_unsigned()[c * L: c * L + L] for b in range(2) for c in range(W)]
             sel = Signal(bits_for(2 * W) + 1)
-            m.d.comb += sel.eq(self.rd_bank * W + self.rd_word)
-            m.d.sync += self.rd_data.eq(Array(words)[sel])
-        m.d.comb += self.dbg_bits.eq(Mux(self.dbg_bank, vec[1], vec[0]))
+            m.d.comb += sel.eq(rd.bank * W + rd.word)
+            m.d.sync += rd.data.eq(Array(words)[sel])
+        m.d.comb += dbg.bits.eq(Mux(dbg.bank, vec[1], vec[0]))
 
         full, pending, consumed, dbgd = Signal(2), Signal(2), Signal(2), Signal(2)
         for b in range(2):
             sent = dbgd[b] if self.debug else 1
             m.d.comb += [
-                self.free[b].eq(~full[b] & ~pending[b]),
-                self.avail[b].eq(full[b] & ~consumed[b]),
-                self.dbg_avail[b].eq(full[b] & ~dbgd[b]),
+                claim.free[b].eq(~full[b] & ~pending[b]),
+                rd.ready[b].eq(full[b] & ~consumed[b]),
+                dbg.avail[b].eq(full[b] & ~dbgd[b]),
             ]
             with m.If(full[b] & consumed[b] & sent):
                 m.d.sync += [full[b].eq(0), consumed[b].eq(0), dbgd[b].eq(0)]
-            with m.If(self.start & (self.start_bank == b)):
+            with m.If(claim.start & (claim.bank == b)):
                 m.d.sync += pending[b].eq(1)
             with m.If(done & (done_bank == b)):
                 m.d.sync += [pending[b].eq(0), full[b].eq(1)]
-            with m.If(self.release & (self.rd_bank == b)):
+            with m.If(rd.release & (rd.bank == b)):
                 m.d.sync += consumed[b].eq(1)
-            with m.If(self.dbg_ack & (self.dbg_bank == b)):
+            with m.If(dbg.ack & (dbg.bank == b)):
                 m.d.sync += dbgd[b].eq(1)
         m.d.comb += self.busy.eq(full.any() | pending.any())  # pending holds while done is in the register
         return m
 
     def _two_stage_read(self, m: Module, vec) -> None:
         """rd_data two cycles after rd_word: a bank-and-low-bits mux per group of READ_GROUP words, registered,
-        then the group mux. No adder on the select (rd_bank·W + rd_word was the ECP5 critical path). Each
+        then the group mux. No adder on the select (bank·W + word was the ECP5 critical path). Each
         group's mux is cut in slices of at most SELECT_BITS lanes, each slice selected by its own register copy
-        of (word, bank) (`rd_copies`, from the sequencer), so no select net spans the buffer."""
+        of (word, bank) (`rd.copies`, from the sequencer), so no select net spans the buffer."""
+        rd = self.rd
         L, W, G = self.L, self.W, READ_GROUP
         words = [[vec[b].as_unsigned()[c * L: c * L + L] for c in range(W)] for b in range(2)]
         edges = slice_edges(L, SELECT_BITS)
         n_groups, n_slices = -(-W // G), len(edges) - 1
-        lo_bits = bits_for(G) if n_groups > 1 else len(self.rd_word)  # one group: the whole word number
+        lo_bits = bits_for(G) if n_groups > 1 else len(rd.word)  # one group: the whole word number
         groups = []
         for j in range(n_groups):
             g = Signal(L, name=f"rd_group{j}", reset_less=True)
             for k in range(n_slices):
                 lo, hi = edges[k], edges[k + 1]
-                sel = self.rd_copies[j * n_slices + k]
+                sel = rd.copies[j * n_slices + k]
                 banks = [Array([w[lo:hi] for w in words[b][j * G: j * G + G]]) for b in range(2)]
                 m.d.sync += g[lo:hi].eq(Array(banks)[sel.bank][sel.word[:lo_bits]])
             groups.append(g)
         if n_groups == 1:
-            m.d.sync += self.rd_data.eq(groups[0])
+            m.d.sync += rd.data.eq(groups[0])
             return
-        hi_q = Signal(len(self.rd_word) - lo_bits, reset_less=True)
-        m.d.sync += hi_q.eq(self.rd_word[lo_bits:])
-        m.d.sync += self.rd_data.eq(Array(groups)[hi_q])
+        hi_q = Signal(len(rd.word) - lo_bits, reset_less=True)
+        m.d.sync += hi_q.eq(rd.word[lo_bits:])
+        m.d.sync += rd.data.eq(Array(groups)[hi_q])

@@ -353,8 +353,9 @@ def layer_cost(shape: LayerShape, fold: Folding, device: Device, model: Resource
     else:
         tiles, rom_luts = _rom_cost(lanes, depth, device, model)
         tiles, rom_luts, cells = tiles * p, rom_luts * p, 0
-    from fedxnor.hw.array import ROM_BITS_PER_ADDRESS, bits_for
+    from fedxnor.hw.array import ROM_BITS_PER_ADDRESS
     from fedxnor.hw.fanout import slice_count
+    from fedxnor.hw.ports import bits_for
 
     # read_regs: a weight ROM of LUTs reads through an address register per ROM_BITS_PER_ADDRESS word bits
     address_copy_ffs = p * slice_count(lanes, ROM_BITS_PER_ADDRESS) * bits_for(depth) if device.read_regs and not (

@@ -16,25 +16,23 @@ of an issue, since that issue may itself have changed the flags (a start sets
 the output bank's pending flag, a finish releases the input bank): one idle
 cycle between images.
 
-Read request: `rd_lin` = plane·W + c (linear index into a plane-major image
-memory), `rd_word` = c, bank `rb`; `rd_data` must hold that word `read_latency`
-cycles later (1, or 2 for a buffer with a registered read, hw/buffers.py); the
-token's other fields are delayed to match.
+Ports (hw/ports.py): `rd` reads the input buffer — `rd.lin` = plane·W + c (linear
+index into a plane-major image memory), `rd.word` = c, bank `rd.bank`; `rd.data`
+must hold that word `read_latency` cycles later (1, or 2 for a buffer with a
+registered read, hw/buffers.py); the token's other fields are delayed to match.
+`claim` starts an image in the output's bank `claim.bank`. An image starts when
+its input bank is ready (`rd.ready`) and its output bank is free (`claim.free`).
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
 
-from fedxnor.hw.array import ArrayShape, bits_for
+from fedxnor.hw.array import ArrayShape
 from fedxnor.hw.fanout import COPY_MARK
-
-
-def read_select(words: int) -> data.StructLayout:
-    """One copy of a two-stage read's select: the word number and the bank."""
-    return data.StructLayout({"word": bits_for(words), "bank": 1})
+from fedxnor.hw.ports import BankClaimSignature, InputReadSignature, bits_for
 
 
 class LayerSequencer(wiring.Component):
@@ -48,17 +46,10 @@ class LayerSequencer(wiring.Component):
         self.read_copies = read_copies if read_latency == 2 else 0
         self.shape = shape
         s = shape
-        copies = {"rd_copies": Out(data.ArrayLayout(read_select(s.W), self.read_copies))} if self.read_copies else {}
-        super().__init__({**copies,
-            "start_ok": In(1),
-            "rb": Out(1),
-            "wb": Out(1),
+        super().__init__({
+            "rd": Out(InputReadSignature(words=s.W, planes=s.B, lanes=s.L, copies=self.read_copies)),
+            "claim": Out(BankClaimSignature()),
             "running": Out(1),
-            "started": Out(1),
-            "finished": Out(1),
-            "rd_lin": Out(bits_for(s.B * s.W)),
-            "rd_word": Out(bits_for(s.W)),
-            "rd_data": In(s.L),
             "tok": Out(s.token()),
         })
 
@@ -72,19 +63,25 @@ class LayerSequencer(wiring.Component):
         waddr = Signal(s.aw)
         wbase = Signal(s.aw)
 
+        rd, claim = self.rd, self.claim
+        rb, wb = Signal(), Signal()  # the input bank read and the output bank written, flipped per image
         issue = Signal()
-        start_ok = self.start_ok
+        start_ok = Signal()
+        m.d.comb += start_ok.eq(rd.ready.bit_select(rb, 1) & claim.free.bit_select(wb, 1))
         if self.start_reg:  # (module docstring) never OK the cycle after an issue: the flags may be stale
-            start_ok = Signal()
-            m.d.sync += start_ok.eq(self.start_ok & ~issue)
+            start_ok_q = Signal()
+            m.d.sync += start_ok_q.eq(start_ok & ~issue)
+            start_ok = start_ok_q
         m.d.comb += issue.eq(self.running | start_ok)
         end_word = c == s.W - 1
         end_pass = end_word & (q == s.B - 1)
         end_img = end_pass & (k == s.NP - 1)
         m.d.comb += [
-            self.started.eq(issue & ~self.running),
-            self.finished.eq(issue & end_img),
-            self.rd_lin.eq(lin),
+            claim.start.eq(issue & ~self.running),
+            claim.bank.eq(wb),
+            rd.bank.eq(rb),
+            rd.release.eq(issue & end_img),
+            rd.lin.eq(lin),
         ]
         # With a two-stage read (ECP5) the buffer's first-stage muxes take (word, bank) from copies of c and rb
         # of their own, one per slice of a mux group, beside it, while c and rb stay beside this sequencer (one
@@ -93,9 +90,9 @@ class LayerSequencer(wiring.Component):
         # the same cycle: no cycle is added.
         c_rd = [Signal.like(c, name=f"c_{COPY_MARK}{j}") for j in range(self.read_copies)]
         rb_rd = [Signal(name=f"rb_{COPY_MARK}{j}") for j in range(self.read_copies)]
-        m.d.comb += self.rd_word.eq(c)
+        m.d.comb += rd.word.eq(c)
         if self.read_copies:
-            m.d.comb += [x.eq(Cat(cj, bj)) for x, cj, bj in zip(self.rd_copies, c_rd, rb_rd)]
+            m.d.comb += [x.eq(Cat(cj, bj)) for x, cj, bj in zip(rd.copies, c_rd, rb_rd)]
         # The token's fields but the chunk, registered once per cycle of read latency.
         tok = Signal(s.token(), name="tok_ctl")
         m.d.sync += [
@@ -106,14 +103,14 @@ class LayerSequencer(wiring.Component):
             tok.last.eq(end_pass),
             tok.imglast.eq(end_img),
             tok.k.eq(k),
-            tok.bank.eq(self.wb),
+            tok.bank.eq(wb),
         ]
         for _ in range(self.read_latency - 1):
             later = Signal(s.token(), name="tok_ctl_q")
             m.d.sync += later.eq(tok)
             tok = later
         m.d.comb += [getattr(self.tok, f).eq(getattr(tok, f)) for f in s.token().members if f != "chunk"]
-        m.d.comb += self.tok.chunk.eq(self.rd_data)
+        m.d.comb += self.tok.chunk.eq(rd.data)
         with m.If(issue):
             m.d.sync += [self.running.eq(~end_img), lin.eq(lin + 1), waddr.eq(waddr + 1)]
             m.d.sync += [x.eq(c + 1) for x in (c, *c_rd)]
@@ -123,7 +120,6 @@ class LayerSequencer(wiring.Component):
                 with m.If(end_pass):
                     m.d.sync += [q.eq(0), lin.eq(0), k.eq(k + 1), waddr.eq(waddr + 1), wbase.eq(waddr + 1)]
                     with m.If(end_img):
-                        m.d.sync += [k.eq(0), waddr.eq(0), wbase.eq(0),
-                                     self.rb.eq(~self.rb), self.wb.eq(~self.wb)]
-                        m.d.sync += [b.eq(~self.rb) for b in rb_rd]
+                        m.d.sync += [k.eq(0), waddr.eq(0), wbase.eq(0), rb.eq(~rb), wb.eq(~wb)]
+                        m.d.sync += [b.eq(~rb) for b in rb_rd]
         return m

@@ -21,8 +21,9 @@ from amaranth.lib.wiring import In, Out
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Export
 from fedxnor.hw.argmax import ArgmaxMerge
-from fedxnor.hw.array import SystolicArray, bits_for
+from fedxnor.hw.array import SystolicArray
 from fedxnor.hw.buffers import ActivationBuffer, ImageBuffer
+from fedxnor.hw.ports import bits_for
 from fedxnor.hw.sequencer import LayerSequencer
 from fedxnor.hw.weightstore import normalize_weight_store, writable_images, write_layout
 
@@ -168,41 +169,26 @@ class NetworkTop(wiring.Component):
                                 rom_logic=rom_in_logic(self.weight_roms, info.weight_depth))
             if store:
                 base = next(w.index for w in self.weight_images if w.layer == i)
-                m.d.comb += [arr.w_en[p].eq(wl.en & (wl.row == base + p)) for p in range(info.pe)]
-                m.d.comb += [arr.w_addr.eq(wl.addr), arr.w_data.eq(wl.data)]
+                m.d.comb += [arr.wr.en[p].eq(wl.en & (wl.row == base + p)) for p in range(info.pe)]
+                m.d.comb += [arr.wr.addr.eq(wl.addr), arr.wr.data.eq(wl.data)]
+            src = img if i == 0 else acts[i - 1]
             seq = LayerSequencer(arr.shape, read_latency=2 if self.read_regs else 1,
-                                 read_copies=acts[i - 1].read_copies if i else 0, start_reg=self.read_regs)
+                                 read_copies=src.read_copies, start_reg=self.read_regs)
             m.submodules[f"seq{i}"] = seq
             m.submodules[f"array{i}"] = arr
             m.d.comb += arr.tok.eq(seq.tok)
             busy_terms.append(seq.running)
-            # input side
-            if i == 0:
-                m.d.comb += [img.rd_bank.eq(seq.rb), img.rd_lin.eq(seq.rd_lin), seq.rd_data.eq(img.rd_data),
-                             img.release.eq(seq.finished)]
-                in_ok = img.full.bit_select(seq.rb, 1)
-            else:
-                src = acts[i - 1]
-                m.d.comb += [src.rd_bank.eq(seq.rb), src.rd_word.eq(seq.rd_word), seq.rd_data.eq(src.rd_data),
-                             src.release.eq(seq.finished)]
-                if src.read_copies:
-                    m.d.comb += src.rd_copies.eq(seq.rd_copies)
-                in_ok = src.avail.bit_select(seq.rb, 1)
-            # output side
-            if info.is_output:
+            wiring.connect(m, seq.rd, src.rd)  # input side: read the previous buffer's ready bank
+            if info.is_output:  # output side: claim a result FIFO entry, or a bank of the next buffer
                 merge = ArgmaxMerge(arr.shape, result_reg=self.read_regs)
                 m.submodules.argmax = merge
-                m.d.comb += [merge.arg.eq(arr.arg), merge.start.eq(seq.started)]
+                m.d.comb += merge.arg.eq(arr.arg)
+                wiring.connect(m, seq.claim, merge.claim)
                 wiring.connect(m, merge.result, wiring.flipped(self.result))
-                out_ok = merge.credit
                 busy_terms.append(merge.busy)
             else:
-                dst = acts[i]
-                m.d.comb += [dst.start.eq(seq.started), dst.start_bank.eq(seq.wb),
-                             dst.shift.eq(arr.shift), dst.bits.eq(arr.bits), dst.banks.eq(arr.banks),
-                             dst.done.eq(arr.done), dst.done_bank.eq(arr.done_bank)]
-                out_ok = dst.free.bit_select(seq.wb, 1)
-            m.d.comb += seq.start_ok.eq(in_ok & out_ok)
+                wiring.connect(m, seq.claim, acts[i].claim)
+                wiring.connect(m, arr.rows, acts[i].rows)
 
         if self.debug_port:
             self._debug_emitter(m, acts)
@@ -224,12 +210,12 @@ class NetworkTop(wiring.Component):
             return
         layer = Signal(bits_for(len(acts)))
         bank = Signal()
-        avail = Array([a.dbg_avail.bit_select(bank, 1) for a in acts])[layer]
-        payload = Array([a.dbg_bits for a in acts])[layer]
+        avail = Array([a.dbg.avail.bit_select(bank, 1) for a in acts])[layer]
+        payload = Array([a.dbg.bits for a in acts])[layer]
         m.d.comb += [self.debug.valid.eq(avail), self.debug.payload.eq(payload)]
         sent = self.debug.valid & self.debug.ready
         for i, a in enumerate(acts):
-            m.d.comb += [a.dbg_bank.eq(bank), a.dbg_ack.eq(sent & (layer == i))]
+            m.d.comb += [a.dbg.bank.eq(bank), a.dbg.ack.eq(sent & (layer == i))]
         with m.If(sent):
             m.d.sync += layer.eq(layer + 1)
             with m.If(layer == len(acts) - 1):

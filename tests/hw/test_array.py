@@ -64,14 +64,16 @@ def run_layer(ex, layer, xs):
         seen = [0] * P
         lin_prev, img_rd_prev = None, 0
         for _ in range(len(xs) * (arr.shape.NP * arr.shape.W * arr.shape.B + 5) + arr.latency + 40):
-            ctx.set(seq.start_ok, started < len(xs))
+            more = started < len(xs)  # every bank ready while images remain, the output always free
+            ctx.set(seq.rd.ready, 0b11 if more else 0)
+            ctx.set(seq.claim.free, 0b11)
             if lin_prev is not None:
-                ctx.set(seq.rd_data, words[img_rd_prev][lin_prev])
-            if ctx.get(seq.started):
+                ctx.set(seq.rd.data, words[img_rd_prev][lin_prev])
+            if ctx.get(seq.claim.start):
                 started += 1
-            running = ctx.get(seq.running) or ctx.get(seq.start_ok)
-            lin_prev, img_rd_prev = (ctx.get(seq.rd_lin), img_rd) if running else (None, img_rd)
-            if running and ctx.get(seq.finished):
+            running = ctx.get(seq.running) or more
+            lin_prev, img_rd_prev = (ctx.get(seq.rd.lin), img_rd) if running else (None, img_rd)
+            if running and ctx.get(seq.rd.release):
                 img_rd += 1
             if info.is_output:
                 if ctx.get(arr.arg.valid):
@@ -79,9 +81,9 @@ def run_layer(ex, layer, xs):
                                    ctx.get(arr.arg.imglast)))
             else:
                 for p in range(P):
-                    if ctx.get(arr.shift[p]):
+                    if ctx.get(arr.rows.shift[p]):
                         k = seen[p] % arr.shape.NP
-                        events.append((img_row[p], k * P + p, ctx.get(arr.bits[p])))
+                        events.append((img_row[p], k * P + p, ctx.get(arr.rows.bits[p])))
                         seen[p] += 1
                         if seen[p] % arr.shape.NP == 0:
                             img_row[p] += 1

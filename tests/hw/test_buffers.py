@@ -30,7 +30,7 @@ def test_image_buffer_stores_planes_msb_first_and_masks_padding():
         queue = [(i, b) for i, bs in enumerate(beats) for b in bs]
         cyc = 0
         for img in range(3):
-            while not ctx.get(dut.full) & (1 << (img % 2)):  # intake image `img` (stalled now and then)
+            while not ctx.get(dut.rd.ready) & (1 << (img % 2)):  # intake image `img` (stalled now and then)
                 if queue and not stall[cyc % 1000]:
                     ctx.set(dut.image.valid, 1)
                     ctx.set(dut.image.payload, queue[0][1])
@@ -41,16 +41,16 @@ def test_image_buffer_stores_planes_msb_first_and_masks_padding():
                 await ctx.tick()
                 cyc += 1
             ctx.set(dut.image.valid, 0)
-            ctx.set(dut.rd_bank, img % 2)
+            ctx.set(dut.rd.bank, img % 2)
             words = []
             for lin in range(bits * dut.W):
-                ctx.set(dut.rd_lin, lin)
+                ctx.set(dut.rd.lin, lin)
                 await ctx.tick()
-                words.append(ctx.get(dut.rd_data))
+                words.append(ctx.get(dut.rd.data))
             read[img] = words
-            ctx.set(dut.release, 1)
+            ctx.set(dut.rd.release, 1)
             await ctx.tick()
-            ctx.set(dut.release, 0)
+            ctx.set(dut.rd.release, 0)
 
     run(dut, bench)
     for img, x in enumerate(imgs):
@@ -68,43 +68,43 @@ def test_activation_buffer_rows_to_words_and_bank_flags():
     got = {}
 
     async def bench(ctx):
-        assert ctx.get(dut.free) == 0b11 and ctx.get(dut.avail) == 0
+        assert ctx.get(dut.claim.free) == 0b11 and ctx.get(dut.rd.ready) == 0
         for bank in range(2):
-            ctx.set(dut.start, 1)
-            ctx.set(dut.start_bank, bank)
+            ctx.set(dut.claim.start, 1)
+            ctx.set(dut.claim.bank, bank)
             await ctx.tick()
-            ctx.set(dut.start, 0)
-            assert not ctx.get(dut.free) & (1 << bank)
+            ctx.set(dut.claim.start, 0)
+            assert not ctx.get(dut.claim.free) & (1 << bank)
             for k in range(m // pe):
-                ctx.set(dut.shift, (1 << pe) - 1)
-                ctx.set(dut.banks, (1 << pe) - 1 if bank else 0)
-                ctx.set(dut.bits, sum(int(acts[bank][k * pe + p]) << p for p in range(pe)))
+                ctx.set(dut.rows.shift, (1 << pe) - 1)
+                ctx.set(dut.rows.banks, (1 << pe) - 1 if bank else 0)
+                ctx.set(dut.rows.bits, sum(int(acts[bank][k * pe + p]) << p for p in range(pe)))
                 await ctx.tick()
-            ctx.set(dut.shift, 0)
-            ctx.set(dut.done, 1)
-            ctx.set(dut.done_bank, bank)
+            ctx.set(dut.rows.shift, 0)
+            ctx.set(dut.rows.done, 1)
+            ctx.set(dut.rows.done_bank, bank)
             await ctx.tick()
-            ctx.set(dut.done, 0)
-            assert ctx.get(dut.avail) & (1 << bank) and ctx.get(dut.dbg_avail) & (1 << bank)
+            ctx.set(dut.rows.done, 0)
+            assert ctx.get(dut.rd.ready) & (1 << bank) and ctx.get(dut.dbg.avail) & (1 << bank)
         for bank in range(2):
-            ctx.set(dut.rd_bank, bank)
+            ctx.set(dut.rd.bank, bank)
             words = []
             for c in range(3):
-                ctx.set(dut.rd_word, c)
+                ctx.set(dut.rd.word, c)
                 await ctx.tick()
-                words.append(ctx.get(dut.rd_data))
-            ctx.set(dut.dbg_bank, bank)
-            got[bank] = (words, ctx.get(dut.dbg_bits))
-            ctx.set(dut.release, 1)
+                words.append(ctx.get(dut.rd.data))
+            ctx.set(dut.dbg.bank, bank)
+            got[bank] = (words, ctx.get(dut.dbg.bits))
+            ctx.set(dut.rd.release, 1)
             await ctx.tick()
-            ctx.set(dut.release, 0)
+            ctx.set(dut.rd.release, 0)
             await ctx.tick()
-            assert not ctx.get(dut.free) & (1 << bank)  # consumed but not yet sent on the debug stream
-            ctx.set(dut.dbg_ack, 1)
+            assert not ctx.get(dut.claim.free) & (1 << bank)  # consumed but not yet sent on the debug stream
+            ctx.set(dut.dbg.ack, 1)
             await ctx.tick()
-            ctx.set(dut.dbg_ack, 0)
+            ctx.set(dut.dbg.ack, 0)
             await ctx.tick()
-            assert ctx.get(dut.free) & (1 << bank)
+            assert ctx.get(dut.claim.free) & (1 << bank)
 
     run(dut, bench)
     for bank in range(2):
