@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="export directory (replaced atomically)")
     p.add_argument("--pe", type=int, nargs="+", default=None, help="PE rows per layer (one value, or one per layer)")
     p.add_argument("--simd", type=int, nargs="+", default=None, help="SIMD lanes per layer (one value, or one per layer)")
-    p.add_argument("--data", type=Path, default=None, help="IDX data directory for the agreement check")
+    p.add_argument("--data", type=Path, default=None,
+                   help="IDX data directory for the agreement check (default: the data the checkpoint records)")
     p.add_argument("--check-images", type=int, default=None, help="check agreement on the first N test images (default all)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_export)
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("reference", help="run the bit-exact reference on test images from an export directory")
     r.add_argument("directory", type=Path)
     r.add_argument("--images", type=int, default=None, help="first N test images (default all)")
-    r.add_argument("--data", type=Path, default=None, help="IDX data directory (default: Debian's Fashion-MNIST)")
+    r.add_argument("--data", type=Path, default=None, help="IDX data directory (default: the data the export records)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=run_reference)
 
@@ -82,7 +83,7 @@ def reference_inputs(ref, data_dir: Path | None, limit: int | None) -> tuple[np.
         x = np.frombuffer((d / "test_inputs.u8").read_bytes(), np.uint8).reshape(-1, n_in)
         y = np.frombuffer((d / "test_labels.u8").read_bytes(), np.uint8).astype(np.int64)
         return x[:limit], y[:limit]
-    from fedxnor.train.data import load_split
+    from fedxnor.export.recorded_data import recorded_test_split  # default: the data the export records
 
-    test = load_split("test", data_dir).take(limit)
+    test = recorded_test_split(ref.export.manifest, data_dir, limit)
     return test.images, test.labels

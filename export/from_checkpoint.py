@@ -13,6 +13,7 @@ import torch
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Folding, write_export
 from fedxnor.export.network import IntNetwork
+from fedxnor.export.recorded_data import check_image_shape
 from fedxnor.train.checkpoint import load_checkpoint, sha256_file
 from fedxnor.train.data import load_split
 
@@ -59,8 +60,13 @@ def export_checkpoint(
     check_images: int | None = None,
 ) -> dict:
     """Export a checkpoint; fail (writing nothing) unless the integer network reproduces
-    torch's eval predictions on every checked test image. Returns a summary."""
+    torch's eval predictions on every checked test image. Returns a summary.
+
+    data_dir None: the data set the checkpoint records (its training run's --data), else Fashion-MNIST."""
     model, meta = load_checkpoint(checkpoint)
+    recorded = meta.get("data_dir")
+    if data_dir is None and isinstance(recorded, str) and recorded and "\x00" not in recorded:
+        data_dir = Path(recorded)
     network = model.to_int_network()
     foldings = foldings or parse_foldings(network, pe, simd)
     extra: dict[str, bytes] = {}
@@ -75,6 +81,7 @@ def export_checkpoint(
         extra = {"test_inputs.u8": bits.astype(np.uint8).tobytes(), "test_labels.u8": labels.astype(np.uint8).tobytes()}
     else:
         test = load_split("test", data_dir).take(check_images)
+        check_image_shape(test.image_shape, model.config.input_shape, data_dir, f"model {model.config.name} of {checkpoint}")
         torch_pred = model.predict(torch.from_numpy(test.images))
         labels = test.labels
         x = test.images.reshape(len(test), -1).astype(np.int64)

@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
     p.add_argument("--images", type=int, default=None, help="first N test images (default all)")
     p.add_argument("--waves", action="store_true", help="record waveforms (FST) and print their path")
-    p.add_argument("--data", type=Path, default=None, help="IDX data directory (default: Debian's Fashion-MNIST)")
+    p.add_argument("--data", type=Path, default=None, help="IDX data directory (default: the data the export records)")
     p.add_argument("--mode", choices=["batch", "cycle"], default="batch",
                    help="batch: wrapper-fed, per-image interaction (fast); cycle: cocotb drivers every clock")
     p.add_argument("--stall", type=float, default=0.0, help="probability of a stall cycle on every stream (0..1)")
