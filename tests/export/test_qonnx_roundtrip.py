@@ -1,0 +1,101 @@
+"""fedxnor -> QONNX -> fedxnor: qonnx executes the exported model exactly as the reference, and importing it back gives
+byte-identical ROM images (thresholds and input mapping included), for every kind of first layer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from cli_helpers import run_cli
+from fxnets import random_network
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fedxnor.export.manifest import load_export, write_export
+from fedxnor.export.network import IntLayer, IntNetwork
+
+pytest.importorskip("qonnx")
+IMAGES = 300
+
+
+def first_layer_kind(net: IntNetwork, kind: str, rng) -> tuple[IntNetwork, dict]:
+    """Re-type layer 0 of a random network: 8-bit pixels, 0/1 binarized pixels (mlp-bin) or ±1 binarized pixels (bnn_pynq)."""
+    if kind == "pixels":
+        return net, {"shape": [28, 28], "encoding": "pixels"}
+    l0 = net.layers[0]
+    enc = "unsigned" if kind == "binarized-01" else "bipolar"
+    lo, hi = IntLayer(l0.weights, None, input_bits=1, encoding=enc).acc_range
+    t = np.clip(rng.integers(lo, hi + 2, l0.fan_out), lo, hi + 1)
+    t[: len(t) // 2] = rng.integers((lo + hi) // 2 - 20, (lo + hi) // 2 + 20, len(t) // 2)  # most near the middle: they fire
+    layer = IntLayer(l0.weights, t, input_bits=1, encoding=enc, inverted=l0.inverted)
+    spec = {"shape": [784], "encoding": "pixels-binarized", "threshold": int(rng.integers(0, 257))}
+    return IntNetwork((layer, *net.layers[1:])), spec
+
+
+def hex_files(d):
+    return {p.name: p.read_bytes() for p in sorted(d.glob("*.hex"))}
+
+
+def round_trip(tmp_path, net: IntNetwork, spec: dict) -> tuple[dict, dict]:
+    src, onnx_file, back = tmp_path / "src", tmp_path / "model.onnx", tmp_path / "back"
+    write_export(net, src, input_spec=spec)
+    r = run_cli(["export-qonnx", src, "--out", onnx_file, "--images", IMAGES, "--json"])
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["agreement"] == 1.0
+    r = run_cli(["import", onnx_file, "--out", back, "--images", IMAGES, "--json"])
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    assert summary["agreement"] == 1.0 and summary["exact_accumulators"]
+    a, b = load_export(src), load_export(back)
+    assert a.manifest["input"]["encoding"] == b.manifest["input"]["encoding"]
+    assert a.manifest["input"].get("threshold") == b.manifest["input"].get("threshold")
+    for la, lb in zip(a.manifest["layers"], b.manifest["layers"]):
+        assert la.get("thresholds") == lb.get("thresholds")  # inverted_rows is provenance (the rows are already inverted)
+    return hex_files(src), hex_files(back)
+
+
+@pytest.mark.parametrize("kind", ["pixels", "binarized-01", "binarized-pm1"])
+def test_round_trip_gives_byte_identical_roms(tmp_path, kind):
+    rng = np.random.default_rng(7)
+    net, spec = first_layer_kind(random_network(rng, [784, 24, 16, 10]), kind, rng)
+    before, after = round_trip(tmp_path, net, spec)
+    assert before and before == after
+
+
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), hidden=st.lists(st.integers(1, 40), min_size=0, max_size=2))
+def test_round_trip_property_bipolar_input(tmp_path_factory, seed, hidden):
+    """Random widths (no hidden layer included), thresholds anywhere in [lo, hi + 1], inverted rows, any input threshold."""
+    rng = np.random.default_rng(seed)
+    net, spec = first_layer_kind(random_network(rng, [784, *hidden, 10]), "binarized-pm1" if hidden else "pixels", rng)
+    before, after = round_trip(tmp_path_factory.mktemp("rt"), net, spec)
+    assert before == after
+
+
+def test_exported_model_passes_qonnx_checks(tmp_path):
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from fedxnor.export.qonnx_export import check_model
+
+    rng = np.random.default_rng(3)
+    net, spec = first_layer_kind(random_network(rng, [784, 16, 10]), "binarized-pm1", rng)
+    write_export(net, tmp_path / "src", input_spec=spec)
+    assert run_cli(["export-qonnx", tmp_path / "src", "--out", tmp_path / "m.onnx", "--images", 50]).code == 0
+    model = ModelWrapper(onnx.load(str(tmp_path / "m.onnx")))
+    onnx.checker.check_model(model.model)
+    cleaned = check_model(model)
+    ops = sorted({n.op_type for n in cleaned.graph.node})
+    assert ops == ["BipolarQuant", "Flatten", "MatMul", "MultiThreshold"]
+    assert model.get_metadata_prop("fedxnor.input") == "pixel/255"
+
+
+def test_hybnn_latent_input_is_refused(tmp_path):
+    from cli_helpers import assert_refused
+
+    rng = np.random.default_rng(4)
+    net = random_network(rng, [20, 8, 4], input_bits=1)
+    net = IntNetwork((IntLayer(net.layers[0].weights, np.full(8, 10), encoding="bipolar"), net.layers[1]))
+    write_export(net, tmp_path / "src", input_spec={"shape": [20], "encoding": "bits"})
+    assert_refused(run_cli(["export-qonnx", tmp_path / "src", "--out", tmp_path / "m.onnx"]), nothing_in=tmp_path / "m.onnx")
