@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from fedxnor.export.out_paths import check_out_export_dir
+
+    check_count(args.check_images, "--check-images")  # before torch loads: a negative count is not a slice
+    check_out_export_dir(args.out)
     from fedxnor.export.from_checkpoint import export_checkpoint
 
     summary = export_checkpoint(args.checkpoint, args.out, args.pe, args.simd, data_dir=args.data,
@@ -44,19 +48,35 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_count(value: int | None, flag: str) -> None:
+    """A count of images: None (all) or at least 1; never a slice, never 0 for "all"."""
+    if value is not None and value < 1:
+        raise FedxnorError(f"{flag} must be at least 1 (leave it out for all images), got {value}")
+
+
+def check_labels(labels: np.ndarray, classes: int, data_dir: Path | None) -> None:
+    """Labels the model can score: an accuracy against labels it cannot output is meaningless, not 0.0."""
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+        where = f"--data {data_dir}" if data_dir else "the test data"
+        raise FedxnorError(f"{where} has labels up to {int(labels.max())} but the model has {classes} classes "
+                           f"(0..{classes - 1}); give the data the model was trained on with --data DIR")
+
+
 def run_reference(args: argparse.Namespace) -> int:
-    from fedxnor.export.from_checkpoint import PREDICTIONS_FILE
+    from fedxnor.export.manifest import PREDICTIONS_FILE
     from fedxnor.export.reference import Reference
-    
+
+    check_count(args.images, "--images")
     ref = Reference(args.directory)
-    if args.images is not None and args.images < 1:
-        raise FedxnorError("--images must be at least 1")
     images, labels = reference_inputs(ref, args.data, args.images)
+    if len(labels) == 0:
+        raise FedxnorError("no test images to run; check --data")
+    check_labels(labels, ref.export.num_classes, args.data)
     result = ref.classify(images)
     out = {"images": len(labels), "accuracy": float((result.classes == labels).mean())}
     files = ref.export.manifest.get("files", {})
     if PREDICTIONS_FILE in files:
-        torch_pred = np.frombuffer((args.directory / PREDICTIONS_FILE).read_bytes(), np.uint8).astype(np.int64)
+        torch_pred = np.frombuffer(ref.export.extra_file(PREDICTIONS_FILE).read_bytes(), np.uint8).astype(np.int64)
         n = min(len(labels), len(torch_pred))
         if n < len(labels):
             raise FedxnorError(f"the export recorded torch predictions for {len(torch_pred)} images; use --images {len(torch_pred)}")
@@ -76,12 +96,13 @@ def run_reference(args: argparse.Namespace) -> int:
 def reference_inputs(ref, data_dir: Path | None, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The test inputs of an export: its own inputs file when it has one (e.g. HyBNN
     latents made by a frozen encoder), else the dataset's test split."""
-    files = ref.export.manifest.get("files", {})
-    d = ref.export.directory
-    if "test_inputs.u8" in files and "test_labels.u8" in files:
+    from fedxnor.export.manifest import INPUTS_FILE, LABELS_FILE
+
+    inputs, labels = ref.export.extra_file(INPUTS_FILE), ref.export.extra_file(LABELS_FILE)
+    if inputs is not None and labels is not None:  # load_export checked their sizes against each other and the model
         n_in = ref.export.layers[0].fan_in
-        x = np.frombuffer((d / "test_inputs.u8").read_bytes(), np.uint8).reshape(-1, n_in)
-        y = np.frombuffer((d / "test_labels.u8").read_bytes(), np.uint8).astype(np.int64)
+        x = np.frombuffer(inputs.read_bytes(), np.uint8).reshape(-1, n_in)
+        y = np.frombuffer(labels.read_bytes(), np.uint8).astype(np.int64)
         return x[:limit], y[:limit]
     from fedxnor.export.recorded_data import recorded_test_split  # default: the data the export records
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import numpy as np
 from fedxnor.atomic import atomic_directory
 from fedxnor.errors import FedxnorError
 from fedxnor.export import images
+from fedxnor.export import manifest_fields as F
+from fedxnor.export.manifest_fields import need
 from fedxnor.export.network import IntLayer, IntNetwork
 
 SCHEMA = "fedxnor-manifest"
@@ -88,6 +91,10 @@ class Export:
     @property
     def num_classes(self) -> int:
         return self.layers[-1].fan_out
+
+    def extra_file(self, key: str) -> Path | None:
+        """The checked path of an extra file under manifest["files"] (confined, sealed, sized), or None."""
+        return self.directory / key if key in self.manifest.get("files", {}) else None
 
     @property
     def sha256(self) -> str:
@@ -195,137 +202,200 @@ def write_export(
     return out_dir
 
 
-def _need(cond: bool, msg: str) -> None:
-    if not cond:
-        raise FedxnorError(msg)
+INPUT_ENCODINGS = ("raw", "pixels", "pixels-binarized", "bits")
+INPUTS_FILE, LABELS_FILE, PREDICTIONS_FILE = "test_inputs.u8", "test_labels.u8", "torch_predictions.u8"
+MAX_EXTRA_FILE_BYTES = 1 << 30
 
 
-def _int_field(entry: dict, key: str, where: str) -> int:
-    v = entry.get(key)
-    _need(isinstance(v, int) and not isinstance(v, bool), f"{where}: field '{key}' must be an integer; re-export the model")
-    return v
+@dataclass(frozen=True)
+class _Fields:
+    """One layer's manifest fields, type- and range-checked, before any image is read."""
+
+    name: str
+    n: int
+    m: int
+    pe: int
+    simd: int
+    bits: int
+    enc: str
+    is_output: bool
+    wpr: int
+    depth: int
+    lo: int
+    hi: int
+    tw: int
+    tdepth: int
 
 
-def _read_checked(directory: Path, ref: Any, where: str) -> tuple[Path, str]:
-    _need(isinstance(ref, dict) and isinstance(ref.get("file"), str) and isinstance(ref.get("sha256"), str),
-          f"{where}: an image entry needs 'file' and 'sha256'; re-export the model")
-    name = ref["file"]
-    _need("/" not in name and name not in ("", ".", ".."), f"{where}: image name {name!r} must be a plain file name")
-    path = directory / name
-    _need(path.is_file(), f"{path}: missing file listed in the manifest; re-export the model")
+def expected_acc_range(n: int, bits: int, enc: str) -> tuple[int, int]:
+    if enc == "bipolar":
+        return 0, n
+    return -n * ((1 << bits) - 1), n * ((1 << bits) - 1)
+
+
+def _layer_fields(e: Any, i: int, count: int, where: str, prev: _Fields | None) -> _Fields:
+    need(isinstance(e, dict), f"{where}: must be an object, got {F.show(e)}; {F.FIX}")
+    F.exact(e, "index", where, i, "the layer's position")
+    name = F.name(e, "name", where, f"fc{i}")
+    n, m = F.integer(e, "fan_in", where, 1, F.MAX_NEURONS), F.integer(e, "fan_out", where, 1, F.MAX_NEURONS)
+    if prev is not None:
+        need(n == prev.m, f"{where}: fan_in {n} must equal layer {i - 1}'s fan_out {prev.m}; {F.FIX}")
+    pe = F.integer(e, "pe", where, 1, m)
+    need(m % pe == 0, f"{where}: pe={pe} does not divide fan_out={m}; re-export with a divisor of {m}")
+    simd = F.integer(e, "simd", where, 1, n)
+    enc = F.choice(e, "input_encoding", where, ("bipolar", "unsigned"))
+    need(i == 0 or enc == "bipolar", f"{where}: only the first layer may take 'unsigned' inputs; {F.FIX}")
+    bits = F.integer(e, "input_bits", where, 1, 1 if enc == "bipolar" else F.MAX_INPUT_BITS)
+    is_output = F.flag(e, "output", where)
+    need(is_output is (i == count - 1), f"{where}: only the last layer is the output layer ('output': {i == count - 1}); {F.FIX}")
+    wpr = images.words_per_row(n, simd)
+    F.exact(e, "words_per_row", where, wpr, f"ceil(fan_in / simd) = ceil({n} / {simd})")
+    F.exact(e, "weight_width", where, simd, "equal to simd")
+    depth = (m // pe) * wpr
+    F.exact(e, "weight_depth", where, depth, f"(fan_out / pe) * words_per_row = ({m} / {pe}) * {wpr}")
+    lo, hi = expected_acc_range(n, bits, enc)
+    F.exact(e, "acc_min", where, lo, f"for fan_in {n} and {bits}-bit {enc} inputs")
+    F.exact(e, "acc_max", where, hi, f"for fan_in {n} and {bits}-bit {enc} inputs")
+    tw = tdepth = 0
+    if not is_output:
+        tw = signed_width(lo, hi + 1)
+        F.exact(e, "threshold_width", where, tw, f"two's complement bits of [{lo}, {hi + 1}]")
+        tdepth = F.exact(e, "threshold_depth", where, m // pe, f"fan_out / pe = {m} / {pe}")
+    return _Fields(name, n, m, pe, simd, bits, enc, is_output, wpr, depth, lo, hi, tw, tdepth)
+
+
+def _check_chain(manifest: dict, fields: list[_Fields], mpath: Path) -> None:
+    """The shapes agree with the network's ends: class count, input shape, bits and encoding."""
+    F.exact(manifest, "num_classes", str(mpath), fields[-1].m, "the last layer's fan_out")
+    where = f"{mpath} input"
+    inp = F.obj(manifest, "input", str(mpath))
+    shape = F.ints(F.lst(inp, "shape", where, most=F.MAX_INPUT_DIMS), where, "shape")
+    need(all(1 <= d <= F.MAX_NEURONS for d in shape) and math.prod(shape) == fields[0].n,
+         f"{where}: shape {shape} must be positive sizes whose product is layer 0's fan_in {fields[0].n}; {F.FIX}")
+    F.exact(inp, "bits", where, fields[0].bits, "layer 0's input_bits")
+    enc = F.choice(inp, "encoding", where, INPUT_ENCODINGS)
+    if enc in ("bits", "pixels-binarized"):
+        need(fields[0].bits == 1, f"{where}: encoding {enc!r} gives 1-bit inputs but layer 0 takes {fields[0].bits}; {F.FIX}")
+    if enc == "pixels-binarized":
+        F.integer(inp, "threshold", where, 0, 256)
+    if "source" in manifest:
+        F.obj(manifest, "source", str(mpath))
+
+
+def _read_image(directory: Path, ref: Any, width: int, depth: int, where: str) -> tuple[Path, list[int]]:
+    """A ROM image: confined path, exact size for its depth and width, sha256, strict hex."""
+    path, digest = F.file_ref(directory, ref, where)
+    need(path.is_file(), f"{path}: missing file listed in the manifest; {F.FIX}")
+    size, want = path.stat().st_size, depth * (images.hex_digits(width) + 1)
+    need(size == want, f"{path}: has {size} bytes, the folding implies {depth} words of {images.hex_digits(width)} hex "
+                       f"digits ({want} bytes); {F.FIX}")
     data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    _need(digest == ref["sha256"], f"{path}: sha256 mismatch (file changed since export); re-export the model")
+    need(hashlib.sha256(data).hexdigest() == digest, f"{path}: sha256 mismatch (file changed since export); {F.FIX}")
     try:
-        return path, data.decode("ascii")
+        text = data.decode("ascii")
     except UnicodeDecodeError:
-        raise FedxnorError(f"{path}: not an ASCII hex image; re-export the model") from None
+        raise FedxnorError(f"{path}: not an ASCII hex image; {F.FIX}") from None
+    return path, images.parse_hex(text, width, depth, str(path))
+
+
+def _read_layer(directory: Path, e: dict, f: _Fields, where: str):
+    """(IntLayer, weight words per PE, threshold words per PE, weight files, threshold files) of one layer."""
+    refs = F.lst(e, "weight_images", where, length=f.pe)
+    wfiles, per_pe = [], []
+    for p, ref in enumerate(refs):
+        path, words = _read_image(directory, ref, f.simd, f.depth, f"{where} weight image {p}")
+        wfiles.append(path)
+        per_pe.append(words)
+    bits_matrix = images.unpack_weight_words(per_pe, f.m, f.n, f.simd)
+    need(bool(bits_matrix[:, f.n:].all()), f"{where}: weight padding bits must be 1 (see docs/datapath.md); {F.FIX}")
+    tfiles, tpe, thresholds = [], [], None
+    inverted = np.zeros(f.m, bool)
+    if not f.is_output:
+        for p, ref in enumerate(F.lst(e, "threshold_images", where, length=f.pe)):
+            path, words = _read_image(directory, ref, f.tw, f.tdepth, f"{where} threshold image {p}")
+            tfiles.append(path)
+            tpe.append(words)
+        thresholds = np.zeros(f.m, np.int64)
+        for p, words in enumerate(tpe):
+            thresholds[p::f.pe] = [images.to_signed(v, f.tw) for v in words]
+        need(bool(((thresholds >= f.lo) & (thresholds <= f.hi + 1)).all()),
+             f"{where}: a threshold lies outside [{f.lo}, {f.hi + 1}]; {F.FIX}")
+        listed = F.ints(F.lst(e, "thresholds", where, length=f.m), where, "thresholds")
+        need(listed == thresholds.tolist(), f"{where}: threshold images disagree with the manifest's thresholds; {F.FIX}")
+        rows = F.ints(F.lst(e, "inverted_rows", where), where, "inverted_rows")
+        need(all(0 <= r < f.m for r in rows) and all(a < b for a, b in zip(rows, rows[1:])),
+             f"{where}: field 'inverted_rows' must list neuron indices in 0..{f.m - 1}, ascending, each once; {F.FIX}")
+        inverted[rows] = True
+    try:
+        layer = IntLayer(bits_matrix[:, : f.n], thresholds, input_bits=f.bits, encoding=f.enc, inverted=inverted)
+    except FedxnorError as err:
+        raise FedxnorError(f"{where}: {err}") from None
+    return layer, per_pe, tpe, wfiles, tfiles
+
+
+def _check_files(directory: Path, manifest: dict, first: _Fields, classes: int, mpath: Path) -> None:
+    """Extra files (torch predictions, test inputs and labels): confined, sealed, and sized for this network."""
+    files = F.obj(manifest, "files", str(mpath), default={})
+    data: dict[str, bytes] = {}
+    for key, ref in files.items():
+        where = f"{mpath} file {F.show(key)}"
+        path, digest = F.file_ref(directory, ref, where)
+        need(ref["file"] == key, f"{where}: must name its own file ({key!r}), not {F.show(ref['file'])}; {F.FIX}")
+        need(path.is_file(), f"{path}: missing file listed in the manifest; {F.FIX}")
+        need(path.stat().st_size <= MAX_EXTRA_FILE_BYTES, f"{path}: larger than {MAX_EXTRA_FILE_BYTES} bytes; {F.FIX}")
+        data[key] = path.read_bytes()
+        need(hashlib.sha256(data[key]).hexdigest() == digest, f"{path}: sha256 mismatch (file changed since export); {F.FIX}")
+    for key in (PREDICTIONS_FILE, LABELS_FILE):
+        if key in data:
+            need(len(data[key]) > 0 and max(data[key]) < classes,
+                 f"{directory / key}: must hold one class in 0..{classes - 1} per image; {F.FIX}")
+    if INPUTS_FILE in data:
+        x = data[INPUTS_FILE]
+        need(len(x) > 0 and len(x) % first.n == 0, f"{directory / INPUTS_FILE}: {len(x)} bytes is not a whole number of "
+                                                    f"{first.n}-value inputs; {F.FIX}")
+        enc = manifest["input"]["encoding"]
+        top = 255 if enc == "pixels-binarized" else min(255, (1 << first.bits) - 1)
+        need(max(x) <= top, f"{directory / INPUTS_FILE}: values must lie in 0..{top} for this layer 0; {F.FIX}")
+        need(LABELS_FILE not in data or len(data[LABELS_FILE]) == len(x) // first.n,
+             f"{directory / LABELS_FILE}: must hold one label per test input ({len(x) // first.n}); {F.FIX}")
 
 
 def load_export(directory: Path) -> Export:
-    """Read and validate an export directory. Raises FedxnorError with one line on any problem."""
+    """Read and validate an export directory. Raises FedxnorError with one line on any problem.
+
+    Order: the JSON and every field's type and range, then the shapes against each other
+    (fan-in chain, classes, input), then the extra files, then the ROM images, so the
+    cheapest, clearest message comes first.
+    """
     directory = Path(directory)
     mpath = directory / MANIFEST_NAME
-    _need(directory.is_dir(), f"{directory}: no such export directory; run 'fedxnor export CHECKPOINT --out {directory}'")
-    _need(mpath.is_file(), f"{mpath}: missing manifest; run 'fedxnor export' to create the directory")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FedxnorError(f"{mpath}: not valid JSON ({e}); re-export the model") from None
-    _need(isinstance(manifest, dict) and manifest.get("schema") == SCHEMA, f"{mpath}: not a fedxnor manifest")
+    need(directory.is_dir(), f"{directory}: no such export directory; run 'fedxnor export CHECKPOINT --out {directory}'")
+    need(mpath.is_file(), f"{mpath}: missing manifest; run 'fedxnor export' to create the directory")
+    manifest = F.read_json(mpath)
+    need(manifest.get("schema") == SCHEMA, f"{mpath}: not a fedxnor manifest ('schema' must be {SCHEMA!r})")
     ver = manifest.get("schema_version")
-    _need(ver == SCHEMA_VERSION,
-          f"{mpath}: unknown schema version {ver!r}, this fedxnor reads version {SCHEMA_VERSION}; re-export with this fedxnor")
-    entries = manifest.get("layers")
-    _need(isinstance(entries, list) and entries, f"{mpath}: 'layers' must be a non-empty list")
-    _need(isinstance(manifest.get("input"), dict), f"{mpath}: 'input' must be an object")
+    need(F.is_int(ver) and ver == SCHEMA_VERSION,
+         f"{mpath}: unknown schema version {F.show(ver)}, this fedxnor reads version {SCHEMA_VERSION}; re-export with this fedxnor")
+    entries = F.lst(manifest, "layers", str(mpath), most=F.MAX_LAYERS)
+    fields: list[_Fields] = []
+    for i, e in enumerate(entries):  # each layer's fields, its fan-in against the previous fan-out
+        fields.append(_layer_fields(e, i, len(entries), f"{mpath} layer {i}", fields[-1] if fields else None))
+    _check_chain(manifest, fields, mpath)
+    _check_files(directory, manifest, fields[0], fields[-1].m, mpath)
 
     infos, layers, wwords, twords = [], [], [], []
-    for i, e in enumerate(entries):
-        where = f"{mpath} layer {i}"
-        _need(isinstance(e, dict), f"{where}: must be an object")
-        n, m = _int_field(e, "fan_in", where), _int_field(e, "fan_out", where)
-        pe, simd = _int_field(e, "pe", where), _int_field(e, "simd", where)
-        bits = _int_field(e, "input_bits", where)
-        _need(n >= 1 and m >= 1, f"{where}: fan_in and fan_out must be positive")
-        _need(pe >= 1 and m % pe == 0, f"{where}: pe={pe} does not divide fan_out={m}; re-export with a divisor of {m}")
-        _need(1 <= simd <= n, f"{where}: simd={simd} must be in 1..{n}; re-export with a valid --simd")
-        enc = e.get("input_encoding")
-        _need(enc in ("bipolar", "unsigned"), f"{where}: input_encoding must be 'bipolar' or 'unsigned'")
-        is_output = e.get("output")
-        _need(is_output is (i == len(entries) - 1), f"{where}: only the last layer is the output layer")
-        wpr = images.words_per_row(n, simd)
-        _need(_int_field(e, "words_per_row", where) == wpr, f"{where}: words_per_row must be ceil({n}/{simd}) = {wpr}")
-        _need(_int_field(e, "weight_width", where) == simd, f"{where}: weight_width must equal simd ({simd})")
-        depth = (m // pe) * wpr
-        _need(_int_field(e, "weight_depth", where) == depth, f"{where}: weight_depth must be {depth} for this folding")
-        refs = e.get("weight_images")
-        _need(isinstance(refs, list) and len(refs) == pe, f"{where}: needs {pe} weight images, one per PE")
-        per_pe = []
-        for p, ref in enumerate(refs):
-            path, text = _read_checked(directory, ref, f"{where} weight image {p}")
-            per_pe.append(images.parse_hex(text, simd, depth, str(path)))
-        bits_matrix = images.unpack_weight_words(per_pe, m, n, simd)
-        _need(bool(bits_matrix[:, n:].all()), f"{where}: weight padding bits must be 1 (see docs/datapath.md); re-export")
-        weights = bits_matrix[:, :n]
-        lo = _int_field(e, "acc_min", where)
-        hi = _int_field(e, "acc_max", where)
-        tw, tdepth, tpe = 0, 0, []
-        thresholds = None
-        if not is_output:
-            tw = _int_field(e, "threshold_width", where)
-            _need(tw == signed_width(lo, hi + 1), f"{where}: threshold_width {tw} does not hold [{lo}, {hi + 1}]")
-            tdepth = _int_field(e, "threshold_depth", where)
-            _need(tdepth == m // pe, f"{where}: threshold_depth must be {m // pe}")
-            trefs = e.get("threshold_images")
-            _need(isinstance(trefs, list) and len(trefs) == pe, f"{where}: needs {pe} threshold images, one per PE")
-            for p, ref in enumerate(trefs):
-                path, text = _read_checked(directory, ref, f"{where} threshold image {p}")
-                tpe.append(images.parse_hex(text, tw, tdepth, str(path)))
-            thresholds = np.zeros(m, np.int64)
-            for p, words in enumerate(tpe):
-                thresholds[p::pe] = [images.to_signed(v, tw) for v in words]
-            _need(bool(((thresholds >= lo) & (thresholds <= hi + 1)).all()),
-                  f"{where}: a threshold lies outside [{lo}, {hi + 1}]; re-export the model")
-            listed = e.get("thresholds")
-            _need(isinstance(listed, list) and listed == thresholds.tolist(),
-                  f"{where}: threshold images disagree with the manifest's thresholds; re-export the model")
-        inverted = np.zeros(m, bool)
-        inv_rows = e.get("inverted_rows", [])
-        _need(isinstance(inv_rows, list) and all(isinstance(r, int) and 0 <= r < m for r in inv_rows),
-              f"{where}: inverted_rows must list neuron indices")
-        inverted[inv_rows] = True
-        try:
-            layer = IntLayer(weights, thresholds, input_bits=bits, encoding=enc, inverted=inverted)
-        except FedxnorError as err:
-            raise FedxnorError(f"{where}: {err}") from None
-        _need((lo, hi) == layer.acc_range, f"{where}: acc range must be {layer.acc_range}")
+    for i, (e, f) in enumerate(zip(entries, fields)):
+        layer, per_pe, tpe, wfiles, tfiles = _read_layer(directory, e, f, f"{mpath} layer {i}")
         layers.append(layer)
         wwords.append(tuple(tuple(w) for w in per_pe))
         twords.append(tuple(tuple(t) for t in tpe))
         infos.append(LayerInfo(
-            index=i, name=str(e.get("name", f"fc{i}")), fan_in=n, fan_out=m, input_bits=bits, encoding=enc,
-            is_output=bool(is_output), pe=pe, simd=simd, words_per_row=wpr, weight_depth=depth,
-            threshold_depth=tdepth, acc_min=lo, acc_max=hi, threshold_width=tw,
-            weight_files=tuple(directory / r["file"] for r in refs),
-            threshold_files=tuple(directory / r["file"] for r in (e.get("threshold_images") or [])),
+            index=i, name=f.name, fan_in=f.n, fan_out=f.m, input_bits=f.bits, encoding=f.enc, is_output=f.is_output,
+            pe=f.pe, simd=f.simd, words_per_row=f.wpr, weight_depth=f.depth, threshold_depth=f.tdepth, acc_min=f.lo,
+            acc_max=f.hi, threshold_width=f.tw, weight_files=tuple(wfiles), threshold_files=tuple(tfiles),
         ))
     try:
         network = IntNetwork(tuple(layers))
     except FedxnorError as err:
         raise FedxnorError(f"{mpath}: {err}") from None
-    _need(manifest["input"].get("bits") == layers[0].input_bits, f"{mpath}: input.bits must equal layer 0's input_bits")
-    files = manifest.get("files", {})
-    _need(isinstance(files, dict), f"{mpath}: 'files' must be an object")
-    for name, ref in files.items():
-        _read_checked_binary(directory, ref, f"{mpath} file {name}")
     return Export(directory, manifest, tuple(infos), network, tuple(wwords), tuple(twords))
-
-
-def _read_checked_binary(directory: Path, ref: Any, where: str) -> Path:
-    _need(isinstance(ref, dict) and isinstance(ref.get("file"), str) and isinstance(ref.get("sha256"), str),
-          f"{where}: needs 'file' and 'sha256'")
-    path = directory / ref["file"]
-    _need(path.is_file(), f"{path}: missing file listed in the manifest; re-export the model")
-    _need(sha256_file(path) == ref["sha256"], f"{path}: sha256 mismatch (file changed since export); re-export the model")
-    return path

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
 from fedxnor.errors import FedxnorError
+
+MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+VERILOG_KEYWORDS = frozenset("""always and assign begin buf case default defparam disable else end endcase endfunction endmodule
+    endtask for forever function if initial inout input integer module nand negedge nor not or output parameter posedge reg
+    repeat task time wait while wire xor logic""".split())
+MAX_STAGES = 32  # past the tree's levels, extra stages are only delay registers
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,17 +32,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_verilog(args: argparse.Namespace) -> int:
     from fedxnor.atomic import write_text_atomic
     from fedxnor.export.manifest import load_export
+    from fedxnor.export.out_paths import check_out_file
     from fedxnor.hw import timing
     from fedxnor.hw.top import check_buildable, generate_verilog
 
-    if not args.name.isidentifier():
-        raise FedxnorError(f"--name {args.name!r} is not a valid Verilog module name")
-    if args.stages is not None and args.stages < 0:
-        raise FedxnorError("--stages must be >= 0")
+    if not MODULE_NAME.fullmatch(args.name) or args.name in VERILOG_KEYWORDS:
+        raise FedxnorError(f"--name {args.name!r} is not a Verilog module name: use 1-128 ASCII letters, digits and '_', "
+                           f"starting with a letter or '_', not a keyword")
+    if args.stages is not None and not 0 <= args.stages <= MAX_STAGES:
+        raise FedxnorError(f"--stages must be in 0..{MAX_STAGES} (register stages per adder tree), got {args.stages}")
+    check_out_file(args.out, "--out", "top.v")
     export = load_export(args.directory)  # validates folding, images, widths before anything is built
     check_buildable(export)
     text, ports = generate_verilog(export, debug=not args.no_debug, name=args.name, stages=args.stages)
-    write_text_atomic(args.out, text)
+    try:
+        write_text_atomic(args.out, text)
+    except OSError as e:
+        raise FedxnorError(f"cannot write {args.out} ({e.strerror or e}); choose another --out") from None
     summary = {"out": str(args.out), "ports": asdict(ports),
                "cycles_per_inference": timing.cycles_per_inference(export, stages=args.stages),
                "latency_cycles": timing.latency_cycles(export, args.stages)}

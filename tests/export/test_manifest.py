@@ -80,7 +80,7 @@ def wide_word(d):
 
 
 CASES = {
-    "truncated image": (truncate, "has 5 words"),
+    "truncated image": (truncate, "has 15 bytes, the folding implies 6 words"),
     "edited image": (edit_word, "sha256 mismatch"),
     "edited threshold, sha resealed": (edit_word_resealed, "disagree"),
     "bad hex digit": (bad_digit, "not a 2-digit"),
@@ -89,16 +89,16 @@ CASES = {
     "unknown schema version": (lambda d: rewrite_manifest(d, lambda m: m.update(schema_version=99)),
                                "unknown schema version 99"),
     "wrong width": (lambda d: rewrite_manifest(d, lambda m: m["layers"][0].update(weight_width=7)),
-                    "weight_width must equal simd"),
+                    "'weight_width' must be 8 \\(equal to simd\\)"),
     "wrong threshold width": (lambda d: rewrite_manifest(d, lambda m: m["layers"][0].update(threshold_width=5)),
-                              "threshold_width 5"),
+                              "'threshold_width' must be 14"),
     "folding does not divide": (lambda d: rewrite_manifest(d, lambda m: m["layers"][0].update(pe=3)),
                                 "does not divide"),
     "wrong depth": (lambda d: rewrite_manifest(d, lambda m: m["layers"][1].update(weight_depth=3)),
-                    "weight_depth must be"),
+                    "'weight_depth' must be 9"),
     "not json": (lambda d: (d / "manifest.json").write_text("{"), "not valid JSON"),
     "fan-in chain broken": (lambda d: rewrite_manifest(d, lambda m: m["layers"][1].update(fan_in=9)),
-                            "acc range|fan-in 9"),
+                            "fan_in 9 must equal layer 0's fan_out 8"),
 }
 
 
