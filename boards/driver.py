@@ -118,6 +118,10 @@ class BoardLink:
     def transact(self, cmd: int, payload: bytes = b"", raw: bytes | None = None) -> fr.Reply:
         """Send one request (or `raw` bytes) and wait for one reply frame; LinkError when none parses in time."""
         data = raw if raw is not None else fr.request(cmd, payload)
+        # start clean: a late or doubled reply to an earlier request must not pass for this one's
+        self.parser = fr.ReplyParser()
+        if hasattr(self.ser, "reset_input_buffer"):
+            self._io(self.ser.reset_input_buffer)
         self._io(lambda: (self.ser.write(data), self.ser.flush()))
         end = monotonic() + self.timeout
         while monotonic() < end:
