@@ -24,8 +24,12 @@ ELEMENTWISE = {"BatchNormalization", "Mul", "Div", "Add", "Sub", "BipolarQuant",
 SHAPE_OPS = {"Reshape", "Flatten"}
 
 
+ORIGINAL = "fedxnor-original-name:"  # kept in doc_string: qonnx's cleanup renames nodes, refusals name the file's own
+
+
 def node_label(node) -> str:
-    return f"node '{node.name or node.output[0]}' ({node.op_type})"
+    name = node.doc_string[len(ORIGINAL):] if node.doc_string.startswith(ORIGINAL) else (node.name or node.output[0])
+    return f"node '{name}' ({node.op_type})"
 
 
 def refuse(node, problem: str) -> FedxnorError:
@@ -106,6 +110,8 @@ def load_model(path: Path):
         raise FedxnorError(f"{path}: the ONNX model has no graph (truncated file?)")
     check_ops(proto)
     check_tensors(proto)
+    for node in proto.graph.node:
+        node.doc_string = ORIGINAL + (node.name or node.output[0])
     try:
         model = cleanup_model(ModelWrapper(proto))
     except Exception as e:  # qonnx's transformations raise bare Exceptions/AssertionErrors on malformed graphs

@@ -278,14 +278,25 @@ def import_qonnx(path, out_dir, input_scale: str = "pixel/255", images: int | No
         raise FedxnorError(f"--images must be at least 1, got {images}")
     test = load_split("test", data_dir).take(images)  # refuse a bad --data before the (slower) graph work
     model = load_model(Path(path))
-    network, spec, report = to_network(model, divisor)
+    try:
+        network, spec, report = to_network(model, divisor)
+    except FedxnorError:
+        raise
+    except Exception as e:  # qonnx / onnxruntime on a graph they cannot run: still one line, naming the cause
+        raise FedxnorError(f"{path}: qonnx could not evaluate this graph ({type(e).__name__}: {' '.join(str(e).split())[:160]}); "
+                           "check it with onnx.checker and qonnx's cleanup") from None
     pix = test.images.reshape(len(test), -1)
     if pix.shape[1] != network.layers[0].fan_in:
         raise FedxnorError(f"the dataset's images have {pix.shape[1]} values, the model's first layer takes "
                            f"{network.layers[0].fan_in}; give --data with images of the model's input size")
+    spec = {**spec, "shape": [int(d) for d in test.images.shape[1:]], "qonnx_shape": spec["shape"]}  # the dataset's own layout
     x = (pix >= spec["threshold"]).astype(np.int64) if spec["encoding"] == "pixels-binarized" else pix.astype(np.int64)
     _, _, ours = network.run(x)
-    theirs = source_predictions(model, pix, divisor)
+    try:
+        theirs = source_predictions(model, pix, divisor)
+    except Exception as e:
+        raise FedxnorError(f"{path}: qonnx's executor failed on this graph ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())[:160]}); check it with onnx.checker and qonnx's cleanup") from None
     differ = np.flatnonzero(ours != theirs)
     if differ.size:
         raise DisagreementError(f"the imported network disagrees with qonnx's executor on {differ.size} of {len(pix)} images "
