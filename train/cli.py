@@ -59,12 +59,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.set_defaults(func=run_train)
 
-    f = sub.add_parser("flower-app", help="write a Flower app directory for a federation across machines (flwr run)")
+    f = sub.add_parser("flower-app", help="write a Flower app directory for a federation across machines (flwr run); "
+                       "deploy with TLS + SuperNode authentication (docs/federated.md); --insecure is for local experiments only")
     _federated_args(f)
     f.add_argument("--out", type=Path, required=True, help="app directory to write (pyproject.toml + module)")
     f.add_argument("--run-out", type=Path, default=Path("runs/flower"),
                    help="run directory on the SuperLink's machine (checkpoint.pt, metrics.json)")
     f.add_argument("--min-nodes", type=int, default=1, help="SuperNodes to wait for before round 1")
+    f.add_argument("--min-live-nodes", type=int, default=1, help="live SuperNodes every round needs, else the run stops")
+    f.add_argument("--round-timeout", type=float, default=600.0, help="seconds a SuperNode has to answer a round")
     f.set_defaults(func=run_flower_app)
 
 
@@ -156,7 +159,8 @@ def run_flower_app(args: argparse.Namespace) -> int:
 
     if args.algo == "central":
         raise FedxnorError("flower-app needs a federated --algo (fedavg, fedbnn, fedbat, fedhybnn, signsgd, efsign)")
-    d = write_app(args.out, federated_config(args), args.run_out, min_nodes=args.min_nodes)
+    d = write_app(args.out, federated_config(args), args.run_out, min_nodes=args.min_nodes,
+                  min_live_nodes=args.min_live_nodes, round_timeout_s=args.round_timeout)
     print(f"Flower app in {d}: start a SuperLink and SuperNodes, then run 'flwr run {d} CONNECTION --stream' "
           "(docs/federated.md)")
     return 0

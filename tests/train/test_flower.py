@@ -117,3 +117,16 @@ def test_flower_app_command_and_run_config(tmp_path, capsys):
     assert (cfg.algo, cfg.model, cfg.partition, cfg.rounds, run_cfg["min-nodes"]) == ("fedbnn", "mlp-small", "cls3", 7, 3)
     assert main(["flower-app", "--out", str(tmp_path / "x"), "--algo", "central"]) == 2
     assert "federated --algo" in capsys.readouterr().err
+
+
+def test_flower_app_server_settings_checked_before_writing(tmp_path):
+    import tomllib
+
+    from cli_helpers import assert_refused, run_cli
+
+    base = ["flower-app", "--algo", "fedavg", "--model", "mlp-small"]
+    for bad in (["--min-live-nodes", "0"], ["--round-timeout", "nan"], ["--round-timeout", "-5"], ["--min-nodes", "0"]):
+        assert_refused(run_cli([*base, "--out", str(tmp_path / "bad"), *bad]), nothing_in=tmp_path)
+    assert run_cli([*base, "--out", str(tmp_path / "ok"), "--min-live-nodes", "2", "--round-timeout", "90"]).code == 0
+    run_cfg = tomllib.loads((tmp_path / "ok" / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    assert (run_cfg["min-live-nodes"], run_cfg["round-timeout-s"], run_cfg["wait-nodes-s"]) == (2, 90.0, 120.0)
