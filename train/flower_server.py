@@ -25,8 +25,9 @@ from typing import Any
 
 from fedxnor.errors import FedxnorError
 from fedxnor.progress import log
-from fedxnor.train.federated import STATE_FILE, Federation, _finish, _save_state
+from fedxnor.train.federated import STATE_FILE, Federation
 from fedxnor.train.federation_accept import NodeReply
+from fedxnor.train.federation_loop import _finish, _save_state
 
 RECORD = "fedxnor"
 
