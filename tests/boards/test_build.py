@@ -64,8 +64,11 @@ def test_build_refuses_an_export_that_does_not_fit_before_synthesis(tmp_path):
 def test_real_icebreaker_build_of_a_small_export(tmp_path, monkeypatch):
     export = small_export(tmp_path, 21, [50, 16, 12, 10], [(4, 16), (4, 8), (2, 6)], 8)
     monkeypatch.chdir(tmp_path)  # a relative output directory, as users give it
+    (tmp_path / "out.failed" / "try0").mkdir(parents=True)  # an earlier failure's logs: a success removes them
     rep = build_board(export.directory, "icebreaker", Path("out"), progress=False, seeds=[1, 2])
     assert (tmp_path / "out" / "icebreaker.bin").stat().st_size == 104090  # a whole UP5K configuration image
+    assert rep["bitstream"] == str(Path("out") / "icebreaker.bin") and Path(rep["build_dir"]).is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export21", "out"]  # no temporary directory, no old logs
     # both seeds placed and routed; the report and the bitstream are the faster one's
     (first, *_) = rep["attempts"]
     assert [s["seed"] for s in first["seeds"]] == [1, 2]
