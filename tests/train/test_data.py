@@ -50,3 +50,28 @@ def test_missing_dataset_names_flag(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fedxnor", "train", "--data", str(tmp_path), "--out", str(tmp_path / "o")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--data DIR" in r.stderr
+
+
+def test_limits_are_never_slices(fashion_test):
+    assert len(fashion_test.take(5)) == 5 and fashion_test.take(None) is fashion_test
+    for bad in (0, -1, -9999, 2.5, True):
+        with pytest.raises(FedxnorError, match="positive integer"):
+            fashion_test.take(bad)
+
+
+def test_float_pixels_are_refused_not_cast(tmp_path, rng):
+    imgs = rng.random((4, 3, 3)).astype(">f4")
+    header = bytes([0, 0, 0x0D, 3]) + b"".join(int(d).to_bytes(4, "big") for d in imgs.shape)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(header + imgs.tobytes())
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.arange(4)))
+    with pytest.raises(FedxnorError, match="pixels are float32; fedxnor reads unsigned-byte pixels"):
+        load_split("test", tmp_path)
+
+
+def test_any_image_size_loads(tmp_path, rng):
+    for shape in ((8, 8), (10, 10), (12, 16), (1, 1)):
+        d = tmp_path / f"{shape[0]}x{shape[1]}"
+        d.mkdir()
+        (d / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(rng.integers(0, 256, (3, *shape))))
+        (d / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.array([0, 9, 5])))
+        assert load_split("test", d).image_shape == shape
