@@ -187,3 +187,22 @@ def test_whole_config_checked_before_training(extra, message):
         run = run_cli(["flow", "--config", cfg])
         assert_refused(run, nothing_in=run_dir)
         assert message in run.err and ("config" in run.err or "flow.toml" in run.err)
+
+
+def test_flow_on_other_image_size_with_hidden_widths(tmp_path):
+    import json
+
+    from idx_files import learnable_set
+
+    data = learnable_set(tmp_path / "data", (10, 10), n_train=300, n_test=50)
+    run_dir = tmp_path / "run"
+    cfg = tmp_path / "flow.toml"
+    cfg.write_text(f"out = {toml_value(str(run_dir))}\ndata = {toml_value(str(data))}\n"
+                   "stages = ['train', 'export', 'reference']\n"
+                   "[train]\nalgo = 'central'\nepochs = 1\nhidden = [16, 8]\n[export]\nfold = 'manual'\npe = [2]\nsimd = [8]\n")
+    run = run_cli(["flow", "--config", cfg])
+    assert run.code == 0, run.err
+    layers = json.loads((run_dir / "export" / "stage.json").read_text())["summary"]["layers"]
+    assert [(la["fan_in"], la["fan_out"]) for la in layers] == [(100, 16), (16, 8), (8, 10)]
+    ref = json.loads((run_dir / "reference" / "stage.json").read_text())["summary"]
+    assert ref["images"] == 50 and ref["agreement"] == 1.0
