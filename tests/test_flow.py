@@ -28,7 +28,8 @@ def flow(*args, cwd=None) -> subprocess.CompletedProcess:
     ("[train\n", "not valid TOML"),
     ("stages = ['train', 'deploy']\n", "unknown stage 'deploy'"),
     # a model that does not fit the board: the build preflight, before any training
-    ("[train]\nmodel = 'mlp'\n", "model mlp (784-256-256-10) does not fit build.board = 'icebreaker' (up5k) with any folding: network weights need"),
+    ("[train]\nmodel = 'mlp'\n",
+     "model mlp (784-256-256-10) does not fit build.board = 'icebreaker' (up5k) with any folding: network weights need"),
     ("[train]\nmodel = 'mlp-small'\n[export]\nfold = 'manual'\npe = [1, 1, 1]\nsimd = [784, 64, 64]\n",
      "model mlp-small (784-64-64-10) on build.board = 'icebreaker'"),
 ])

@@ -107,8 +107,9 @@ def encoded_test_inputs(path: Path, data_dir: Path | None = None, limit: int | N
     test = load_split("test", data_dir).take(limit)
     pixels = int(test.images[0].size) if len(test) else 0
     if pixels != enc.config.input_size:
-        raise FedxnorError(f"{path}: its encoder takes images of {enc.config.input_size} pixels but {data_dir or 'the default data set'} "
-                           f"holds {' x '.join(map(str, test.image_shape))} images; pass --data with the data it was trained on")
+        where = data_dir or "the default data set"
+        raise FedxnorError(f"{path}: its encoder takes images of {enc.config.input_size} pixels but {where} holds "
+                           f"{' x '.join(map(str, test.image_shape))} images; pass --data with the data it was trained on")
     return enc.encode_bits(test.images), test.labels.astype("uint8")
 
 
