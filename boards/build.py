@@ -349,6 +349,9 @@ def _build(export_dir, board, out_dir, progress, *, baud, target_mhz, weight_sto
             f"run 'fedxnor board load --port PORT {export.directory}' after programming")
     # built in a temporary directory beside `out`, which replaces `out` only when everything is written
     with atomic_directory(out) as tmp:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # an output directory, not mkdtemp's private 0700
         try:
             rep = run_flow(b, lambda pll: BoardTop(b, board_core(export, b, pll.fout_hz, baud, weight_store=weight_store,
                                                                  weight_roms=weight_roms), pll),
