@@ -193,15 +193,15 @@ class Federation:
         self.sizes = self.partition.sizes()
 
     def _encoder(self, images: np.ndarray, cache: Path | None, progress: bool):
-        from fedxnor.train.hybnn import train_vae, vae_from_blob, vae_to_blob
+        from fedxnor.train.hybnn import read_vae_cache, train_vae, vae_to_blob
 
         if len(images) == 0:
             raise FedxnorError("fedhybnn needs held-out training data for its VAE: holdout must be > 0")
         key = f"{derive_seed(self.cfg.seed, 2, len(images), self.cfg.vae_epochs)}"
         if cache is not None and cache.is_file():
-            blob = torch.load(cache, map_location="cpu", weights_only=True)
-            if blob.get("key") == key and blob["config"].get("input_size") == int(np.prod(images.shape[1:])):
-                return vae_from_blob(blob)
+            cached = read_vae_cache(cache, key, int(np.prod(images.shape[1:])))  # None: stale or broken, retrain
+            if cached is not None:
+                return cached
         vae = train_vae(images, derive_seed(self.cfg.seed, 2), epochs=self.cfg.vae_epochs, progress=progress)
         if cache is not None:
             buf = io.BytesIO()

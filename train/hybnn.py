@@ -99,3 +99,15 @@ def vae_from_blob(blob: dict) -> BinaryVAE:
     vae.load_state_dict(blob["state_dict"])
     vae.eval()
     return vae
+
+
+def read_vae_cache(path, key: str, input_size: int) -> BinaryVAE | None:
+    """A run directory's cached VAE (vae.pt) if it was trained with `key` on images of input_size pixels;
+    None for a stale, truncated or foreign file (the VAE is then retrained: it is deterministic)."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("key") == key and blob["config"].get("input_size") == input_size:
+            return vae_from_blob(blob)
+    except Exception:  # torch raises many types for a broken file; a cache is never worth a failed run
+        pass
+    return None

@@ -57,3 +57,16 @@ def test_truncated_round_state_on_resume(tmp_path):
         run = run_cli(argv)
         assert_refused(run, nothing_in=out, before=before)
         assert "not a readable round state" in run.err and "delete it" in run.err
+
+
+def test_broken_vae_cache_is_retrained_not_a_traceback(tmp_path):
+    data = learnable_set(tmp_path / "d", (6, 6), n_train=150, n_test=20)
+    out = tmp_path / "run"
+    argv = ["train", "--algo", "fedhybnn", "--data", data, "--clients", "2", "--per-round", "2", "--rounds", "1",
+            "--hidden", "8", "--out", out, "--quiet", "--resume", "--json"]
+    first = run_cli(argv)
+    assert first.code == 0, first.err
+    (out / "vae.pt").write_bytes((out / "vae.pt").read_bytes()[:100])
+    again = run_cli(argv)
+    assert again.code == 0, again.err
+    assert again.out == first.out  # the VAE is deterministic: the same model again
