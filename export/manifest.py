@@ -18,23 +18,16 @@ from typing import Any
 import numpy as np
 
 from fedxnor.atomic import atomic_directory
+from fedxnor.contract.folding import Folding
+from fedxnor.contract.network import IntLayer, IntNetwork
 from fedxnor.errors import FedxnorError
 from fedxnor.export import images
 from fedxnor.export import manifest_fields as F
 from fedxnor.export.manifest_fields import need
-from fedxnor.export.network import IntLayer, IntNetwork
 
 SCHEMA = "fedxnor-manifest"
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-
-
-@dataclass(frozen=True)
-class Folding:
-    """(P, L): PE rows and SIMD lanes of one layer."""
-
-    pe: int
-    simd: int
 
 
 @dataclass(frozen=True)
@@ -67,6 +60,17 @@ class LayerInfo:
     @property
     def neurons_per_pe(self) -> int:
         return self.fan_out // self.pe
+
+    @property
+    def spec(self):
+        """The layer's specification (fedxnor.contract): what every stage computes and plans with."""
+        from fedxnor.contract.dense import Dense
+
+        return Dense(self.fan_in, self.fan_out, self.input_bits, self.encoding, self.is_output, self.name)
+
+    @property
+    def fold(self) -> Folding:
+        return Folding(self.pe, self.simd)
 
 
 @dataclass(frozen=True)
@@ -303,7 +307,7 @@ def _read_layer(directory: Path, e: dict, f: _Fields, where: str):
     refs = F.lst(e, "weight_images", where, length=f.pe)
     wfiles, per_pe = [], []
     for p, ref in enumerate(refs):
-        path, words = _read_image(directory, ref, f.simd, f.depth, f"{where} weight image {p}")
+        path, words = _read_image(directory, ref, f.simd, f.depth, f"{where} weight_images[{p}]")
         wfiles.append(path)
         per_pe.append(words)
     bits_matrix = images.unpack_weight_words(per_pe, f.m, f.n, f.simd)
@@ -312,7 +316,7 @@ def _read_layer(directory: Path, e: dict, f: _Fields, where: str):
     inverted = np.zeros(f.m, bool)
     if not f.is_output:
         for p, ref in enumerate(F.lst(e, "threshold_images", where, length=f.pe)):
-            path, words = _read_image(directory, ref, f.tw, f.tdepth, f"{where} threshold image {p}")
+            path, words = _read_image(directory, ref, f.tw, f.tdepth, f"{where} threshold_images[{p}]")
             tfiles.append(path)
             tpe.append(words)
         thresholds = np.zeros(f.m, np.int64)
@@ -375,7 +379,8 @@ def load_export(directory: Path) -> Export:
     need(manifest.get("schema") == SCHEMA, f"{mpath}: not a fedxnor manifest ('schema' must be {SCHEMA!r})")
     ver = manifest.get("schema_version")
     need(F.is_int(ver) and ver == SCHEMA_VERSION,
-         f"{mpath}: unknown schema version {F.show(ver)}, this fedxnor reads version {SCHEMA_VERSION}; re-export with this fedxnor")
+         f"{mpath}: unknown schema version {F.show(ver)} (field 'schema_version'), this fedxnor reads version {SCHEMA_VERSION}; "
+         "re-export with this fedxnor")
     entries = F.lst(manifest, "layers", str(mpath), most=F.MAX_LAYERS)
     fields: list[_Fields] = []
     for i, e in enumerate(entries):  # each layer's fields, its fan-in against the previous fan-out
