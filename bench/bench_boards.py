@@ -64,7 +64,8 @@ def exported(ckpt: Path, model: str, board: str, work: Path, lut_share: float | 
     from fedxnor.boards.build import fit_device
     from fedxnor.export.from_checkpoint import export_checkpoint
     from fedxnor.export.manifest import Folding, load_export
-    from fedxnor.hw.folding import refold_export, solve_foldings
+    from fedxnor.hw.plan.refold import refold_export
+    from fedxnor.hw.plan.solver import solve_foldings
 
     base = work / f"export-{model}"
     if not (base / "manifest.json").is_file():

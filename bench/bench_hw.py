@@ -16,7 +16,7 @@ the solver's prediction of them (--board-report reuses a build_board report.json
 * throughput as a share of the UP5K block-RAM bound, 30 EBR x 16 bits = 480 weight bits per cycle
   (goal >= 50%): weight bits consumed per cycle = sum over layers N*M*B / cycles per inference,
   a first-layer weight bit counting once per input bit plane, as the lanes consume it;
-* modelled inferences/s at the clock = clock / hw/timing.py's cycles per inference.
+* modelled inferences/s at the clock = clock / contract/cycles.py's cycles per inference.
 """
 
 from __future__ import annotations
@@ -31,9 +31,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
+from fedxnor.boards.platforms import BOARDS  # noqa: E402
+from fedxnor.contract.cost import LC_FIT  # noqa: E402
+from fedxnor.contract.devices import DEVICES  # noqa: E402
 from fedxnor.export.manifest import Folding, load_export  # noqa: E402
 from fedxnor.hw.estimate import estimate, module_breakdown, run_yosys, summarize_cells  # noqa: E402
-from fedxnor.hw.folding import BOARDS, DEVICES, LC_FIT, plan_for, refold_export, shapes_of, solve  # noqa: E402
+from fedxnor.hw.plan.plan import plan_for  # noqa: E402
+from fedxnor.hw.plan.plan import specs_of as shapes_of  # noqa: E402
+from fedxnor.hw.plan.refold import refold_export  # noqa: E402
+from fedxnor.hw.plan.solver import solve  # noqa: E402
 from fedxnor.progress import log  # noqa: E402
 
 GOALS = {"lane_luts_per_lane_max": 3.0, "bram_bandwidth_share_min": 0.5}
@@ -65,7 +71,7 @@ def _cells(stat: dict) -> dict[str, int]:
 
 
 def foldings_table(export, device: str, plan) -> list[dict[str, Any]]:
-    """The solver's pick and a few others: modelled cycles (hw/timing.py) and resources."""
+    """The solver's pick and a few others: modelled cycles (contract/cycles.py) and resources."""
     shapes = shapes_of(export)
     cands: dict[str, list[Folding]] = {"solver": list(plan.foldings)}
     for factor in (2, 4):
@@ -102,7 +108,7 @@ def routed(folded: Path, device: str, out: Path, report: Path | None) -> dict[st
     from fedxnor.boards.build import build_board
     from fedxnor.errors import FedxnorError
 
-    board = next(b for b, d in BOARDS.items() if d == device)
+    board = next(b for b, d in BOARDS.items() if d.plan_device == device)
     sha = load_export(folded).sha256
     if report is not None:
         for _ in range(180):  # the report may come from a build still running beside this bench
@@ -137,7 +143,7 @@ def stages_study(folded: Path, device: str, out: Path, stages: list[int]) -> lis
     from fedxnor.boards.uart import divisor_for
     from fedxnor.hw.top import NetworkTop
 
-    b = get_board(next(k for k, d in BOARDS.items() if d == device))
+    b = get_board(next(k for k, d in BOARDS.items() if d.plan_device == device))
     export = load_export(folded)
 
     def core(clk: float, st: int) -> LinkedCore:

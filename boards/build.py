@@ -214,10 +214,7 @@ def accel_in_width(accel) -> int:
 
 def fit_device(board: str) -> str:
     """The hw-plan solver's device name for a board."""
-    from fedxnor.hw.folding import BOARDS as FOLD_BOARDS
-
-    get_board(board)
-    return FOLD_BOARDS[board]
+    return get_board(board).plan_device
 
 
 def check_fit_export(export, board: Board, weight_roms: str | None = None) -> dict[int, str]:
@@ -227,9 +224,10 @@ def check_fit_export(export, board: Board, weight_roms: str | None = None) -> di
     when the weights do not fit in block RAM but do with layer 0's in SPRAM (loaded over the host link)."""
     from dataclasses import replace
 
-    from fedxnor.hw.folding import check_fit, get_device, solve_foldings
+    from fedxnor.hw.plan.fit import check_fit
+    from fedxnor.hw.plan.solver import solve_foldings
 
-    device = get_device(fit_device(board.name))
+    device = board.resources
     if weight_roms:
         device = replace(device, weight_roms=weight_roms)
     try:
@@ -250,8 +248,10 @@ def check_fit_model(model_name: str, board: str, export_cfg: dict) -> None:
     does) or "manual" with per-layer lists pe and simd. Raises one FedxnorError line naming what does not
     fit and a folding that would.
     """
-    from fedxnor.export.manifest import Folding
-    from fedxnor.hw.folding import LayerShape, check_fit, solve_foldings
+    from fedxnor.contract.dense import Dense as LayerShape
+    from fedxnor.contract.folding import Folding
+    from fedxnor.hw.plan.fit import check_fit
+    from fedxnor.hw.plan.solver import solve_foldings
     from fedxnor.train.models import get_config
 
     cfg = get_config(model_name)
@@ -311,7 +311,7 @@ def build_board(export_dir: str | Path, board: str, out_dir: str | Path, progres
     """Build a bitstream of an export directory for `board`; write it and report.json into out_dir.
 
     weight_roms: "auto" (Yosys puts each weight ROM in block RAM or LUTs by cost), "logic" (all in LUTs),
-    "shallow" (LUTs up to 64 words deep); None: the device's default (hw.folding.Device.weight_roms).
+    "shallow" (LUTs up to 64 words deep); None: the device's default (contract/devices.py Device.weight_roms).
 
     seeds: nextpnr seeds to place and route, the fastest kept (None: the board's, Board.pnr_seeds).
     weight_store: layers whose weights go to SPRAM ({0: "spram"}); None lets the fit check decide ({} when

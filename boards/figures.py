@@ -14,11 +14,11 @@ def performance(export, board: Board, clock_hz: float) -> dict[str, Any]:
     """Cycles per inference (the accelerator's initiation interval), inferences/s at clock_hz, and the share of
     the block-RAM bound reached: the bound is every weight bit read (once per input bit plane) at the full
     read width of every block RAM of the device, each cycle."""
-    from fedxnor.hw.folding import shapes_of, weight_bit_ops
-    from fedxnor.hw.timing import cycles_per_inference
+    from fedxnor.contract.cycles import cycles_per_inference
+    from fedxnor.hw.plan.plan import specs_of, weight_bit_ops
 
-    cycles = int(cycles_per_inference(export, read_regs=board.resources.read_regs))
-    ops = int(weight_bit_ops(shapes_of(export)))
+    cycles = int(cycles_per_inference(export.layers, read_regs=board.resources.read_regs))
+    ops = int(weight_bit_ops(specs_of(export)))
     bandwidth = board.resources.bram_bandwidth_bits
     bound = -(-ops // bandwidth)
     return {"cycles_per_inference": cycles, "inferences_per_s": round(clock_hz / cycles, 1),

@@ -1,18 +1,18 @@
 """The boards fedxnor builds for: amaranth-boards platform, device resources, clock, PLL settings.
 
 The device's resources (LUT4s, FFs, block RAMs, SPRAM, DSP) are held once, in
-fedxnor.hw.folding.DEVICES, which the folding solver budgets against; a Board only
-names its device there (hw.folding.BOARDS) and adds what is the board's own:
-platform, oscillator, PLL target, baud rate.
+fedxnor.contract.devices.DEVICES, which the folding solver budgets against; a Board
+names its device there (`plan_device`) and adds what is the board's own: platform,
+oscillator, PLL target, baud rate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fedxnor.contract.devices import DEVICES, Device
+from fedxnor.contract.folding import Folding
 from fedxnor.errors import FedxnorError
-from fedxnor.hw.folding import BOARDS as DEVICE_OF_BOARD
-from fedxnor.hw.folding import DEVICES, Device
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Board:
     name: str
     platform: str  # amaranth_boards module:class
     device: str  # the part's name, as the vendor writes it
+    plan_device: str  # the device the folding solver budgets against (contract/devices.py)
     clk_hz: float  # the board's oscillator
     target_mhz: float  # PLL target (the issue's Fmax goal); lowered to the post-route Fmax when that is less
     baud: int = 115200
@@ -30,7 +31,7 @@ class Board:
     @property
     def resources(self) -> Device:
         """The device's resources, from the one table the folding solver also uses."""
-        return DEVICES[DEVICE_OF_BOARD[self.name]]
+        return DEVICES[self.plan_device]
 
     @property
     def family(self) -> str:  # ice40 | ecp5
@@ -46,10 +47,11 @@ class Board:
 BOARDS: dict[str, Board] = {
     b.name: b
     for b in (
-        Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "iCE40UP5K", 12e6, target_mhz=36.0),
-        Board("ice40-hx8k", "amaranth_boards.ice40_hx8k_b_evn:ICE40HX8KBEVNPlatform", "iCE40HX8K", 12e6,
+        Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "iCE40UP5K", "up5k", 12e6,
+              target_mhz=36.0),
+        Board("ice40-hx8k", "amaranth_boards.ice40_hx8k_b_evn:ICE40HX8KBEVNPlatform", "iCE40HX8K", "hx8k", 12e6,
               target_mhz=80.0),
-        Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "LFE5U-85F", 25e6, target_mhz=120.0),
+        Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "LFE5U-85F", "ecp5-85", 25e6, target_mhz=120.0),
     )
 }
 
@@ -125,3 +127,10 @@ def ecp5_pll(fin_hz: float, target_hz: float) -> ECP5PLL:
         raise FedxnorError(f"no ECP5 PLL setting reaches {target_hz / 1e6:.1f} MHz or less from {fin} MHz")
     fout, clki, fb, op = best
     return ECP5PLL(clki, fb, op, (op - 1) // 2, fout * 1e6)
+
+
+def foldings_for_board(export, board: str) -> list[Folding]:
+    """The solver's foldings for the FPGA of a named board (layer 0 in SPRAM on the UP5K when block RAM is too small)."""
+    from fedxnor.hw.plan.solver import solve_foldings
+
+    return solve_foldings(export, get_board(board).plan_device, spram=True)

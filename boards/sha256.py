@@ -411,8 +411,8 @@ def resources(device: str = "up5k") -> dict[str, int]:
     digest has no pins to place on)."""
     from amaranth.back import verilog
 
+    from fedxnor.contract.devices import get_device
     from fedxnor.hw.estimate import cell_counts, summarize_cells, yosys_command
-    from fedxnor.hw.folding import get_device
 
     dev = get_device(device)
     if dev.family != "ice40":

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fedxnor.contract.network import IntNetwork
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Folding, write_export
-from fedxnor.export.network import IntNetwork
 from fedxnor.export.recorded_data import check_image_shape
 from fedxnor.train.checkpoint import load_checkpoint, sha256_file
 from fedxnor.train.data import load_split

@@ -8,7 +8,7 @@ Torch-free (onnx, qonnx, numpy). The graph must be one chain (see docs/qonnx.md)
 
 Every elementwise chain is evaluated with qonnx's executor on EVERY value its input can take (all 256
 pixels; every accumulator value of a layer), so the integer thresholds are those of the model as qonnx
-runs it, including its float rounding. BatchNorm chains are also folded with export/network.fold_thresholds
+runs it, including its float rounding. BatchNorm chains are also folded with export/thresholds.fold_thresholds
 (the contract's float32 rule) and the two are compared; the report counts where onnxruntime rounds differently.
 """
 
@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fedxnor.contract.network import IntLayer, IntNetwork
 from fedxnor.errors import FedxnorError
-from fedxnor.export.network import IntLayer, IntNetwork, fold_thresholds
 from fedxnor.export.qonnx_graph import ELEMENTWISE, SHAPE_OPS, constant_value, execute_span, refuse, run_chain, with_batch
+from fedxnor.export.thresholds import fold_thresholds
 
 TABLE_CELLS = 4_000_000  # table rows x neurons per executor call
 PREDICTIONS_FILE = "torch_predictions.u8"  # the source model's predictions, which `fedxnor reference` compares against
@@ -258,7 +259,7 @@ class DisagreementError(FedxnorError):
 
 def source_predictions(model, images: np.ndarray, divisor: int) -> np.ndarray:
     """qonnx's executor on the dataset images scaled as the graph expects; classes by argmax, ties to the lowest index."""
-    from fedxnor.export.network import argmax_lowest
+    from fedxnor.contract.network import argmax_lowest
     from fedxnor.export.qonnx_graph import run_graph
 
     x = images.reshape(len(images), -1).astype(np.float32) / np.float32(divisor)

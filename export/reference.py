@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fedxnor.contract.network import argmax_lowest
 from fedxnor.errors import FedxnorError
 from fedxnor.export import images as img
 from fedxnor.export.manifest import Export, load_export
-from fedxnor.export.network import argmax_lowest
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def stage_export(ctx: Context) -> dict[str, Any]:
     out = ctx.dir("export") / "model"
     pe, simd = e["pe"] or None, e["simd"] or None
     if e["fold"] == "board" and "build" in ctx.cfg["stages"]:
-        from fedxnor.hw.folding import foldings_for_board  # the solver picks (P, L) for the board
+        from fedxnor.boards.platforms import foldings_for_board  # the solver picks (P, L) for the board
 
         export_checkpoint(ckpt, out, data_dir=ctx.data_dir)
         folds = foldings_for_board(load_export(out), ctx.cfg["build"]["board"])

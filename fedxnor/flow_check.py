@@ -74,8 +74,10 @@ def check_folding(sizes: list[tuple[int, int]], e: dict[str, Any], board_solves:
 def check_fit(model_cfg, sizes: list[tuple[int, int]], board: str, e: dict[str, Any]) -> None:
     """The model (its sizes from the data) on build.board: any folding when fold = 'board', else the given one."""
     from fedxnor.boards.build import fit_device
-    from fedxnor.export.manifest import Folding
-    from fedxnor.hw.folding import LayerShape, check_fit, solve_foldings
+    from fedxnor.contract.dense import Dense as LayerShape
+    from fedxnor.contract.folding import Folding
+    from fedxnor.hw.plan.fit import check_fit
+    from fedxnor.hw.plan.solver import solve_foldings
 
     first_bits = model_cfg.input_bits if model_cfg.input_encoding == "pixels" else 1
     shapes = [LayerShape(n, m, first_bits if i == 0 else 1, "unsigned" if i == 0 else "bipolar", i == len(sizes) - 1,

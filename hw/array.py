@@ -33,9 +33,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from fedxnor.contract.structure import ROM_BITS_PER_ADDRESS, SMALL_ROM_BITS, count_width, slice_edges, tree_levels
 from fedxnor.export import images as img
-from fedxnor.hw.fanout import register_copies, slice_edges
-from fedxnor.hw.lanes import LaneGroup, count_width, tree_levels
+from fedxnor.hw.fanout import register_copies
+from fedxnor.hw.lanes import LaneGroup
 from fedxnor.hw.ports import RowOutputSignature, WeightWriteSignature, bits_for
 from fedxnor.hw.weightstore import WeightStore
 
@@ -84,8 +85,6 @@ class ArrayShape:
 
 
 LOGIC_ROM = {"rom_style": "logic", "ram_style": "logic"}  # Yosys: build this memory of LUTs
-SMALL_ROM_BITS = 512  # ROMs up to this size are LUTs on every device
-ROM_BITS_PER_ADDRESS = 24  # word bits of a LUT ROM per copy of its address register (in_reg builds)
 
 
 def small_rom_attrs(bits: int) -> dict:

@@ -28,7 +28,7 @@ its RAM write (address, data, enable) and sets `full` a cycle later with it (the
 plane select into the RAM's data input was a critical path at 120 MHz); the
 activation buffer registers its producer's outputs (shift, bits, banks, done) at
 its door (the last row's bank register sits by its weight RAM, far from the
-bank flags). Each costs one cycle of latency (hw/timing.py INTAKE_REG_CYCLES,
+bank flags). Each costs one cycle of latency (contract/structure.py INTAKE_REG_CYCLES,
 DRAIN_REG_CYCLES).
 
 Bank flags: `full` (the producer finished the image), `pending` (the producer
@@ -42,40 +42,11 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
-from fedxnor.hw.fanout import COPY_MARK, slice_count, slice_edges
+from fedxnor.contract.structure import READ_GROUP, SELECT_BITS, image_address_bits, read_select_copies, slice_edges
+from fedxnor.hw.fanout import COPY_MARK
 from fedxnor.hw.memread import registered_read
 from fedxnor.hw.ports import BankClaimSignature, DebugTapSignature, InputReadSignature, RowOutputSignature, bits_for
-
-READ_GROUP = 8  # words per first-stage mux of a two-stage activation-buffer read (an 8:1 mux is one slice pair)
-SELECT_BITS = 24  # lanes per register copy of a select (first-stage muxes of activation reads, the image plane select)
-
-
-def read_select_copies(lanes: int, words: int) -> int:
-    """Copies of (word, bank) a two-stage activation read takes: one per slice of SELECT_BITS lanes per group."""
-    return -(-words // READ_GROUP) * slice_count(lanes, SELECT_BITS)
-
-
-def image_address_bits(words: int, input_bits: int) -> int:
-    """Bits of an image-buffer address within one bank (bit planes × words per plane, a power of two)."""
-    return max(1, ceil_log2(input_bits * words))
-
-
-def read_stage_bits(lanes: int, words: int, first: bool, input_bits: int = 8) -> int:
-    """Flip-flops the ECP5 register stages add to a layer's input buffer (read_reg + write_reg): the first half
-    of a two-stage read and, for the image buffer, the copies of its plane select and its write register (data,
-    address with bank, enable, the delayed full flag); for an activation buffer, the sequencer's copies of
-    (word, bank). Its door registers belong to the producing layer (door_bits)."""
-    if first:
-        return (lanes + (slice_count(lanes, SELECT_BITS) - 1) * input_bits
-                + lanes + image_address_bits(words, input_bits) + 1 + 2)
-    return lanes * -(-words // READ_GROUP) + read_select_copies(lanes, words) * (bits_for(words) + 1)
-
-
-def door_bits(pe: int) -> int:
-    """Flip-flops of an activation buffer's door (in_reg): its producer's shift, bit and bank per row, done, bank."""
-    return 3 * pe + 2
 
 
 class ImageBuffer(wiring.Component):

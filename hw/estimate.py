@@ -2,7 +2,7 @@
 
 estimate(export_dir, device) writes hw/top.py's Verilog (no debug stream), runs
 Yosys' synth_ice40 (-device u for the UP5K) or synth_ecp5 with -abc9, parses
-`stat -json` and adds the analytical cycle model (hw/timing.py): cycles per
+`stat -json` and adds the analytical cycle model (contract/cycles.py): cycles per
 inference, weight bits consumed per cycle, their share of the block-RAM read
 bandwidth bound, and inferences per second at a clock.
 
@@ -26,12 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from fedxnor.atomic import write_text_atomic
+from fedxnor.contract import cycles
+from fedxnor.contract.devices import get_device
 from fedxnor.errors import FedxnorError
-from fedxnor.export.manifest import Export, Folding, load_export
-from fedxnor.hw.folding import get_device, plan_for, shapes_of, weight_bit_ops
+from fedxnor.export.manifest import Export, load_export
+from fedxnor.hw.plan.plan import plan_for, specs_of, weight_bit_ops
 
-# The hw/ modules whose source shapes the generated netlist.
-GENERATOR_SOURCES = ("top.py", "array.py", "lanes.py", "buffers.py", "sequencer.py", "argmax.py")
+# The modules whose source shapes the generated netlist (hw/ files, and the contract's structural numbers).
+GENERATOR_SOURCES = ("top.py", "array.py", "lanes.py", "buffers.py", "sequencer.py", "argmax.py", "ports.py",
+                     "weightstore.py", "fanout.py", "memread.py", "../contract/structure.py")
 ESTIMATE_VERSION = 1  # bump when the parsing or the result layout changes
 
 # Yosys cell types, per family, summed into the figures the estimate reports.
@@ -116,26 +119,20 @@ def summarize_cells(cells: dict[str, int], family: str) -> dict[str, int]:
     return out
 
 
-def _foldings(export: Export) -> list[Folding]:
-    return [Folding(i.pe, i.simd) for i in export.layers]
-
-
 def model_figures(export: Export, device: str, clock_hz: float | None = None) -> dict[str, Any]:
     """The analytical side of an estimate: cycles, bandwidth share and throughput at a clock."""
-    from fedxnor.hw import timing
-
     dev = get_device(device)
     clock = float(clock_hz or dev.default_clock_hz)
-    shapes = shapes_of(export)
-    cpi = timing.cycles_per_inference(export)
-    ops = weight_bit_ops(shapes)
-    unique = sum(s.weight_bits for s in shapes)
-    plan = plan_for(shapes, _foldings(export), dev, max_lut_share=1.0)
+    specs = specs_of(export)
+    cpi = cycles.cycles_per_inference(export.layers)
+    ops = weight_bit_ops(specs)
+    unique = sum(s.weight_bits for s in specs)
+    plan = plan_for(specs, [i.fold for i in export.layers], dev, max_lut_share=1.0)
     lanes = sum(i.pe * i.simd for i in export.layers)
     return {
         "cycles_per_inference": cpi,
-        "latency_cycles": timing.latency_cycles(export),
-        "layer_tokens": [timing.layer_tokens(i) for i in export.layers],
+        "latency_cycles": cycles.latency_cycles(export.layers),
+        "layer_tokens": [i.spec.tokens(i.fold) for i in export.layers],
         "clock_hz": clock,
         "inferences_per_s": clock / cpi,
         "lanes": lanes,

@@ -20,16 +20,6 @@ COPY_MARK = "fanout_copy"
 KEEP_COPIES = f"setattr -set keep 1 w:*{COPY_MARK}* %ci1 t:$*dff* %i"
 
 
-def slice_count(width: int, max_bits: int) -> int:
-    """The fewest slices of at most max_bits that `width` bits are cut into (one register copy each)."""
-    return -(-width // max_bits)
-
-
-def slice_edges(width: int, max_bits: int) -> list[int]:
-    """Bit offsets of those slices, near-equal in width: [0, ..., width]."""
-    n = slice_count(width, max_bits)
-    return [width * k // n for k in range(n + 1)]
-
 
 def register_copies(m: Module, value: Value, n: int, name: str) -> list[Signal]:
     """n reset-less registers of `value` (one cycle later), to share out the loads of one register."""

@@ -20,15 +20,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-
-def count_width(lanes: int) -> int:
-    """Bits of a count in [0, lanes]."""
-    return max(1, lanes.bit_length())
-
-
-def tree_levels(lanes: int) -> int:
-    """Adder levels of a binary tree over `lanes` terms (the first level adds term pairs)."""
-    return max(0, (lanes - 1).bit_length())
+from fedxnor.contract.structure import count_width, tree_levels
 
 
 def register_after(levels: int, stages: int) -> list[int]:

@@ -18,6 +18,9 @@ from amaranth.hdl import Array, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from fedxnor.contract.beats import BeatGeometry
+from fedxnor.contract.network import check_chain
+from fedxnor.contract.structure import WEIGHT_ROMS, rom_in_logic
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Export
 from fedxnor.hw.argmax import ArgmaxMerge
@@ -27,46 +30,34 @@ from fedxnor.hw.ports import bits_for
 from fedxnor.hw.sequencer import LayerSequencer
 from fedxnor.hw.weightstore import normalize_weight_store, writable_images, write_layout
 
-WEIGHT_ROMS = ("auto", "logic", "shallow")
-SHALLOW_ROM_DEPTH = 64  # "shallow": a ROM this deep is a 64:1 LUT mux per bit, three slice levels on ECP5
-
-
-def rom_in_logic(weight_roms: str, depth: int) -> bool:
-    """Whether NetworkTop builds a weight ROM of `depth` words of LUTs (hw.folding counts it the same way)."""
-    return weight_roms == "logic" or (weight_roms == "shallow" and depth <= SHALLOW_ROM_DEPTH)
-
 
 @dataclass(frozen=True)
 class TopPorts:
-    """What a testbench or board top needs to know of the generated module (docs/accelerator.md)."""
+    """The generated module's name and its streams' layout: image beats, classes and debug fields are the
+    one geometry of contract/beats.py (in_width, in_beats, dbg_fields, ... read through to it)."""
 
     module: str
-    in_width: int
-    in_beats: int
-    input_bits: int
-    fan_in: int
-    out_width: int
-    class_width: int
-    hidden_sizes: tuple[int, ...]
-    dbg_width: int
-    dbg_beats: int
-    dbg_fields: tuple[tuple[tuple[int, int, int, int], ...], ...]
+    beats: BeatGeometry
     extra_outputs: tuple[tuple[str, int], ...] = (("busy", 1), ("cycles", 32))
 
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.beats, name)
+
     @property
-    def has_debug(self) -> bool:
-        return self.dbg_beats > 0
+    def out_width(self) -> int:
+        return self.beats.class_width
 
 
 def check_buildable(export: Export) -> None:
     """One-line FedxnorError for anything the generator cannot build (load_export checked the rest)."""
-    layers = export.layers
-    for info in layers:
+    err = check_chain([info.spec for info in export.layers])
+    if err:
+        raise FedxnorError(err)
+    for info in export.layers:
         where = f"layer {info.index} ({info.name})"
-        if info.pe < 1 or info.fan_out % info.pe:
-            raise FedxnorError(f"{where}: pe={info.pe} does not divide fan_out={info.fan_out}; re-export with a divisor")
-        if not 1 <= info.simd <= info.fan_in:
-            raise FedxnorError(f"{where}: simd={info.simd} must be in 1..{info.fan_in}; re-export")
+        info.spec.check_folding(info.fold, where)
         words = export.weight_words[info.index]
         if len(words) != info.pe or any(len(w) != info.weight_depth for w in words):
             raise FedxnorError(f"{where}: weight images do not match the folding (pe={info.pe}, depth={info.weight_depth})")
@@ -74,29 +65,11 @@ def check_buildable(export: Export) -> None:
             t = export.threshold_words[info.index]
             if len(t) != info.pe or any(len(w) != info.neurons_per_pe for w in t):
                 raise FedxnorError(f"{where}: threshold images do not match the folding (pe={info.pe})")
-        if info.index > 0 and info.encoding != "bipolar":
-            raise FedxnorError(f"{where}: only the first layer may take multi-bit inputs")
 
 
 def top_ports(export: Export, *, debug: bool, name: str = "fedxnor_top") -> TopPorts:
-    first = export.layers[0]
-    b = first.input_bits
-    hidden = tuple(info.fan_out for info in export.layers[:-1])
-    cw = bits_for(export.num_classes)
-    has_dbg = debug and bool(hidden)
-    return TopPorts(
-        module=name,
-        in_width=first.simd * b,
-        in_beats=first.words_per_row,
-        input_bits=b,
-        fan_in=first.fan_in,
-        out_width=cw,
-        class_width=cw,
-        hidden_sizes=hidden,
-        dbg_width=max(hidden) if has_dbg else 0,
-        dbg_beats=len(hidden) if has_dbg else 0,
-        dbg_fields=tuple(((li, 0, mm, 0),) for li, mm in enumerate(hidden)) if has_dbg else (),
-    )
+    specs = [info.spec for info in export.layers]
+    return TopPorts(name, BeatGeometry.of(specs, export.layers[0].simd, debug=debug))
 
 
 class NetworkTop(wiring.Component):
@@ -108,10 +81,10 @@ class NetworkTop(wiring.Component):
         self.export = export
         self.stages = stages
         # registers after every memory read (ECP5): two between a weight RAM and its lanes (hw/array.py) and a
-        # second stage in each layer's input-buffer read (hw/buffers.py); hw.timing counts them
+        # second stage in each layer's input-buffer read (hw/buffers.py); contract/cycles.py counts them
         self.read_regs = bool(read_regs)
         # "auto": Yosys picks block RAM or LUTs per ROM by cost; "logic": every weight ROM of LUTs (ECP5: no block
-        # RAM clock-to-output in the weight path, hw.folding.Device.weight_roms); "shallow": LUTs for ROMs of at
+        # RAM clock-to-output in the weight path, contract/devices.py Device.weight_roms); "shallow": LUTs for ROMs of at
         # most SHALLOW_ROM_DEPTH words (a deeper LUT ROM is a slower mux tree than block RAM), Yosys decides the rest
         if weight_roms not in WEIGHT_ROMS:
             raise FedxnorError(f"weight_roms {weight_roms!r}: choose one of {', '.join(WEIGHT_ROMS)}")

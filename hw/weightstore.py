@@ -7,7 +7,7 @@ weight words in a WeightStore: on an iCE40 UP5K platform that is SB_SPRAM256KA
 cells (a row of L lanes takes ceil(L / 16) of them side by side), elsewhere (the
 Amaranth simulator, Verilog for cocotb, other devices) an amaranth.lib.memory
 Memory that starts at zero. Both read with the same one-cycle latency as the
-ROM they replace, so the cycle model (hw/timing.py) is unchanged.
+ROM they replace, so the cycle model (contract/cycles.py) is unchanged.
 
 Rows are written through one shared port on the top (`wload`: row select,
 address, data, enable; docs/accelerator.md). Writing and reading share the
@@ -25,20 +25,13 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from fedxnor.contract.structure import SPRAM_DEPTH, SPRAM_WIDTH, spram_cells
 from fedxnor.errors import FedxnorError
 from fedxnor.export import images as img
 
 KINDS = ("spram", "ram")  # spram: SB_SPRAM256KA on a UP5K, Memory elsewhere; ram: always Memory
-SPRAM_DEPTH = 16384
-SPRAM_WIDTH = 16
 SPRAM_DEVICES = ("iCE40UP5K", "iCE40UP3K")  # FPGAs with SB_SPRAM256KA (amaranth-boards' `device`)
 
-
-def spram_cells(width: int, depth: int) -> int:
-    """SB_SPRAM256KA cells one row of `width` x `depth` words takes (0 if it cannot be built of them)."""
-    if depth > SPRAM_DEPTH:
-        return 0
-    return -(-width // SPRAM_WIDTH)
 
 
 def platform_has_spram(platform) -> bool:

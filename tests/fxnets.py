@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedxnor.export.network import IntLayer, IntNetwork
+from fedxnor.contract.network import IntLayer, IntNetwork
 
 
 def random_network(rng: np.random.Generator, sizes: list[int], input_bits: int = 8) -> IntNetwork:

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from fedxnor.contract.network import IntLayer, IntNetwork
 from fedxnor.errors import FedxnorError
-from fedxnor.export.network import IntLayer, IntNetwork, fold_thresholds
+from fedxnor.export.thresholds import fold_thresholds
 from fedxnor.train.layers import BatchNormSign, BinaryLinear, ScaledOutput
 
 

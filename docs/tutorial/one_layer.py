@@ -18,7 +18,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from fedxnor.export.manifest import Folding, load_export, write_export
-from fedxnor.export.network import IntLayer, IntNetwork
+from fedxnor.contract.network import IntLayer, IntNetwork
 from fedxnor.export.reference import Reference
 from fedxnor.hw.top import NetworkTop, top_ports
 

@@ -197,7 +197,7 @@ def test_icebreaker_bitstream_with_layer0_in_spram(tmp_path):
     logic than the UP5K has even with its weights in SPRAM: the fit check refuses it.)"""
     from fedxnor.boards.build import build_board, check_fit_export, check_fit_model
     from fedxnor.errors import FedxnorError
-    from fedxnor.hw.folding import solve_foldings
+    from fedxnor.hw.plan.solver import solve_foldings
 
     with pytest.raises(FedxnorError, match="SPRAM"):
         check_fit_model("mlp", "icebreaker", {"fold": "board"})

@@ -90,7 +90,7 @@ def test_literal_hardware_walk_equals_fast_reference(tmp_path_factory, seed, bit
 
 
 def test_argmax_ties_go_to_lowest_index():
-    from fedxnor.export.network import argmax_lowest
+    from fedxnor.contract.network import argmax_lowest
 
     s = np.array([[3, 5, 5, 1], [2, 2, 2, 2], [0, -1, 0, 0]])
     assert argmax_lowest(s).tolist() == [1, 0, 0]

@@ -154,7 +154,7 @@ def test_folding_errors_are_clear(rng, tmp_path):
 
 
 def test_network_chain_validated():
-    from fedxnor.export.network import IntLayer, IntNetwork
+    from fedxnor.contract.network import IntLayer, IntNetwork
 
     a = IntLayer(np.ones((4, 5), np.uint8), np.zeros(4, np.int64), input_bits=8, encoding="unsigned")
     b = IntLayer(np.ones((3, 6), np.uint8), None)

@@ -12,8 +12,8 @@ from fxnets import random_network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fedxnor.contract.network import IntLayer, IntNetwork
 from fedxnor.export.manifest import load_export, write_export
-from fedxnor.export.network import IntLayer, IntNetwork
 
 pytest.importorskip("qonnx")
 IMAGES = 300

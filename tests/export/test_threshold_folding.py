@@ -11,7 +11,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedxnor.export.network import IntLayer, fold_thresholds
+from fedxnor.contract.network import IntLayer
+from fedxnor.export.thresholds import fold_thresholds
 
 
 def float_fires(x: np.ndarray, shift, scale, bias) -> np.ndarray:

@@ -8,8 +8,8 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
+from fedxnor.contract.network import IntLayer, IntNetwork, argmax_lowest
 from fedxnor.export.manifest import Folding, load_export, write_export
-from fedxnor.export.network import IntLayer, IntNetwork, argmax_lowest
 from fedxnor.export.reference import literal_accumulate
 from fedxnor.hw.array import SystolicArray
 from fedxnor.hw.sequencer import LayerSequencer

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from fxnets import random_network
 
+from fedxnor.contract import cycles
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Folding, load_export, write_export
-from fedxnor.hw import plan_cli, timing
+from fedxnor.hw import plan_cli
 from fedxnor.hw.estimate import estimate, module_kind, summarize_cells
-from fedxnor.hw.folding import solve_foldings
+from fedxnor.hw.plan.solver import solve_foldings
 
 
 def run_cli(argv: list[str]) -> int:
@@ -48,7 +49,7 @@ def test_real_yosys_estimate_parses_and_caches(tiny_export, cache, capsys):
     assert res["bram"] >= 0 and res["spram"] == 0 and res["dsp"] == 0
     assert res["cells"]["SB_LUT4"] == res["luts"]
     exp = load_export(tiny_export)
-    assert res["cycles_per_inference"] == timing.cycles_per_inference(exp)
+    assert res["cycles_per_inference"] == cycles.cycles_per_inference(exp.layers)
     assert res["inferences_per_s"] == pytest.approx(30e6 / res["cycles_per_inference"])
     assert res["bram_bandwidth_share"] == pytest.approx(res["weight_bits_per_cycle"] / 480)
     json.dumps(res)

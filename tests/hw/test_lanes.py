@@ -7,7 +7,8 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from fedxnor.hw.lanes import LaneGroup, register_after, tree_levels
+from fedxnor.contract.structure import tree_levels
+from fedxnor.hw.lanes import LaneGroup, register_after
 
 
 def test_register_placement():

@@ -1,6 +1,6 @@
 """The accelerator generated from an exported mlp-small checkpoint, in the Amaranth simulator:
 classes and every hidden activation bit equal the bit-exact reference on Fashion-MNIST test images,
-and the simulated cycles per inference match hw/timing.py's model."""
+and the simulated cycles per inference match contract/cycles.py's model."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from hw_helpers import decode_debug, run_images
 
+from fedxnor.contract import cycles
 from fedxnor.export.from_checkpoint import export_checkpoint
 from fedxnor.export.manifest import Folding, load_export, write_export
 from fedxnor.export.reference import Reference
-from fedxnor.hw import timing
 from fedxnor.hw.top import NetworkTop
 
 # A folding that keeps the simulation short: layer 0 is the bottleneck at 128 cycles per image.
@@ -75,6 +75,6 @@ def test_simulated_cycles_match_model(mlp_small_export, fashion_test, tmp_path, 
     log = run_images(top, x)
     rc = log.result_cycles
     simulated = (rc[-1] - rc[2]) / (len(rc) - 3)  # steady state: skip the pipeline fill
-    model = timing.cycles_per_inference(ex)
+    model = cycles.cycles_per_inference(ex.layers)
     assert abs(simulated - model) <= 0.05 * model, (simulated, model)
-    assert rc[0] - log.first_offer == timing.latency_cycles(ex)
+    assert rc[0] - log.first_offer == cycles.latency_cycles(ex.layers)

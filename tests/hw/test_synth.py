@@ -86,7 +86,7 @@ def test_ecp5_read_registers_sit_right_after_block_ram(tmp_path):
 
 def test_shallow_weight_roms_are_logic_deep_ones_block_ram(tmp_path):
     """weight_roms="shallow" (ECP5 boards): a 64-word ROM is LUTs, a 256-word one stays in block RAM."""
-    from fedxnor.hw.top import rom_in_logic
+    from fedxnor.contract.structure import rom_in_logic
 
     net = random_network(np.random.default_rng(1), [256, 64, 10])
     ex = load_export(write_export(net, tmp_path / "exp", [Folding(4, 64), Folding(2, 16)]))  # 64 x 64 bits: EBR if auto
@@ -125,7 +125,7 @@ def ecp5_flip_flops(top, name: str, tmp_path: Path, script: str = "") -> int:
 def test_lut_rom_address_copies_survive_synthesis_only_with_the_builds_keep_step(tmp_path):
     """ECP5 (in_reg): a 64-word LUT ROM of 98-bit words reads its five slices through five copies of the address
     register; Yosys would merge the copies back into one, unless the board build's KEEP_COPIES step runs."""
-    from fedxnor.hw.array import ROM_BITS_PER_ADDRESS
+    from fedxnor.contract.structure import ROM_BITS_PER_ADDRESS
     from fedxnor.hw.fanout import KEEP_COPIES
 
     net = random_network(np.random.default_rng(1), [784, 256, 10])
@@ -147,7 +147,7 @@ def test_image_buffer_register_stages_add_the_flip_flops_the_fit_model_counts(tm
     """ECP5 (read_reg, write_reg): the image buffer's second read register (98 lanes), four more copies of its
     8-bit plane select (one per 24 lanes) and its write register (98 data bits, bank and 6 address bits, enable,
     full flag) survive synthesis, and the fit model (read_stage_bits) counts exactly those."""
-    from fedxnor.hw.buffers import read_stage_bits
+    from fedxnor.contract.structure import read_stage_bits
     from fedxnor.hw.fanout import KEEP_COPIES
 
     plain = ecp5_flip_flops(ImageBuffer(784, 8, 98), "ib0", tmp_path, KEEP_COPIES)

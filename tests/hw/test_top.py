@@ -79,7 +79,7 @@ def test_no_debug_port_and_verilog_ports(tmp_path, rng):
 
 @pytest.mark.parametrize("stages", [0, 1, 4])
 def test_adder_tree_stages_change_latency_not_results(tmp_path, rng, stages):
-    from fedxnor.hw import timing
+    from fedxnor.contract import cycles
 
     ex = make_export(tmp_path, rng, [26, 12, 6, 4], [Folding(4, 9), Folding(2, 12), Folding(2, 3)], 4)
     x = rng.integers(0, 16, (7, 26))
@@ -87,24 +87,24 @@ def test_adder_tree_stages_change_latency_not_results(tmp_path, rng, stages):
     log = run_images(top, x)
     assert log.classes == Reference(ex).run(x).classes.tolist()
     rc = log.result_cycles
-    assert rc[0] - log.first_offer == timing.latency_cycles(ex, stages)
-    assert (rc[-1] - rc[2]) / (len(rc) - 3) == pytest.approx(timing.initiation_interval(ex, stages), rel=0.05)
+    assert rc[0] - log.first_offer == cycles.latency_cycles(ex.layers, stages)
+    assert (rc[-1] - rc[2]) / (len(rc) - 3) == pytest.approx(cycles.initiation_interval(ex.layers, stages), rel=0.05)
 
 
 def test_drain_bound_pipeline_matches_model(tmp_path, rng):
     """Deep arrays with short passes: the buffer-bank pair term (T_l + D_l + T_l+1) / 2 sets the II."""
-    from fedxnor.hw import timing
+    from fedxnor.contract import cycles
 
     ex = make_export(tmp_path, rng, [40, 16, 16, 10], [Folding(16, 40), Folding(16, 16), Folding(10, 16)], 8)
-    tokens = [s.tokens for s in timing.stage_timings(ex)]
-    ii = timing.initiation_interval(ex)
+    tokens = [s.tokens for s in cycles.stage_timings(ex.layers)]
+    ii = cycles.initiation_interval(ex.layers)
     assert ii > max(tokens)  # the pair term, not the slowest stage, binds here
     x = rng.integers(0, 256, (9, 40))
     log = run_images(NetworkTop(ex, debug=False), x)
     assert log.classes == Reference(ex).run(x).classes.tolist()
     rc = log.result_cycles
     assert (rc[-1] - rc[2]) / (len(rc) - 3) == pytest.approx(ii, rel=0.05)  # even count: the II alternates
-    assert rc[0] - log.first_offer == timing.latency_cycles(ex)
+    assert rc[0] - log.first_offer == cycles.latency_cycles(ex.layers)
 
 
 @pytest.mark.parametrize("stages", [None, 1])
@@ -119,7 +119,7 @@ def test_read_regs_registers_keep_results_and_the_cycle_model_exact(tmp_path, rn
     layer's input read, the image buffer's write and each activation buffer's producer outputs registered, each
     sequencer's start registered, the class registered before the result FIFO; bit-exact, and the cycle model
     still predicts latency and II exactly (unsigned first layer: the popcount of x is delayed too)."""
-    from fedxnor.hw import timing
+    from fedxnor.contract import cycles
 
     ex = make_export(tmp_path, rng, sizes, [Folding(p, lanes) for p, lanes in folds], 4)
     x = rng.integers(0, 16, (7, sizes[0]))
@@ -127,9 +127,10 @@ def test_read_regs_registers_keep_results_and_the_cycle_model_exact(tmp_path, rn
     log = run_images(top, x)
     check_against_reference(top, ex, x, log)  # classes and every hidden activation bit
     rc = log.result_cycles
-    assert rc[0] - log.first_offer == timing.latency_cycles(ex, stages, read_regs=True)
+    assert rc[0] - log.first_offer == cycles.latency_cycles(ex.layers, stages, read_regs=True)
     # per layer: three read registers and a registered start; one per activation buffer's door register, one for
     # the image write, one for the class
     n = len(ex.layers)
-    assert timing.latency_cycles(ex, stages, read_regs=True) == timing.latency_cycles(ex, stages) + 4 * n + (n - 1) + 2
-    assert (rc[-1] - rc[2]) / (len(rc) - 3) == pytest.approx(timing.initiation_interval(ex, stages, True), rel=0.05)
+    latency = cycles.latency_cycles(ex.layers, stages, read_regs=True)
+    assert latency == cycles.latency_cycles(ex.layers, stages) + 4 * n + (n - 1) + 2
+    assert (rc[-1] - rc[2]) / (len(rc) - 3) == pytest.approx(cycles.initiation_interval(ex.layers, stages, True), rel=0.05)

@@ -15,11 +15,14 @@ from fxnets import random_network
 from hw_helpers import decode_debug, image_beats
 from tool_paths import YOSYS
 
+from fedxnor.contract import cycles
+from fedxnor.contract.dense import Dense as LayerShape
+from fedxnor.contract.devices import DEVICES
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Folding, load_export, write_export
 from fedxnor.export.reference import Reference
-from fedxnor.hw import timing
-from fedxnor.hw.folding import DEVICES, LayerShape, check_fit, solve, solve_foldings, spram_cells_of
+from fedxnor.hw.plan.fit import check_fit
+from fedxnor.hw.plan.solver import solve, solve_foldings
 from fedxnor.hw.top import NetworkTop
 from fedxnor.hw.weightstore import WeightStore, writable_images
 
@@ -95,13 +98,13 @@ def test_written_weights_match_reference_and_cycle_model(tmp_path, sizes, folds,
     assert out["classes"] == ref.classes.tolist()
     for layer, acts in enumerate(decode_debug(top, out["debug"], len(x))):
         assert np.array_equal(acts, ref.activations[layer])
-    # without debug back-pressure: simulated latency and II equal hw/timing.py, as for ROM weights
+    # without debug back-pressure: simulated latency and II equal contract/cycles.py, as for ROM weights
     plain = NetworkTop(ex, weight_store=stored)
     out = run_loaded(plain, weight_writes(plain, ex), x)
     assert out["classes"] == ref.classes.tolist()
     rc = out["rc"]
-    assert rc[0] - out["first"] == timing.latency_cycles(ex)
-    assert (rc[-1] - rc[2]) / (len(rc) - 3) == pytest.approx(timing.initiation_interval(ex), rel=0.05)
+    assert rc[0] - out["first"] == cycles.latency_cycles(ex.layers)
+    assert (rc[-1] - rc[2]) / (len(rc) - 3) == pytest.approx(cycles.initiation_interval(ex.layers), rel=0.05)
 
 
 def test_unwritten_store_is_not_the_model(tmp_path):
@@ -189,6 +192,6 @@ def test_check_fit_returns_the_weight_store():
         check_fit(N160, "up5k", foldings=[Folding(1, 4), Folding(1, 1)], spram=True)
     assert "\n" not in str(e.value)
     # too wide for four SPRAMs: 8 rows x 16 lanes
-    assert spram_cells_of(N160[0], Folding(8, 16)) == 8
+    assert N160[0].spram_cells(Folding(8, 16)) == 8
     with pytest.raises(FedxnorError, match="SPRAM"):
         check_fit(N160, "up5k", foldings=[Folding(8, 16), Folding(1, 1)], spram=True)

@@ -1,4 +1,4 @@
-"""The folding solver: its answers are valid exports, fit the device, and are optimal under its model."""
+"""The folding solver (hw/plan/): its answers are valid exports, fit the device, and are optimal under its model."""
 
 from __future__ import annotations
 
@@ -11,29 +11,18 @@ from fxnets import random_network
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fedxnor.contract import cycles
+from fedxnor.contract.cost import LC_FIT, MODELS, logic_cells, rom_tiles
+from fedxnor.contract.dense import Dense as LayerShape
+from fedxnor.contract.devices import DEVICES, Device
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Folding, load_export, write_export
 from fedxnor.export.reference import Reference
-from fedxnor.hw.folding import (
-    BOARDS,
-    DEVICES,
-    LC_FIT,
-    MODELS,
-    Device,
-    LayerShape,
-    candidate_foldings,
-    check_fit,
-    foldings_for_board,
-    layer_cost,
-    logic_cells,
-    plan_for,
-    refold_export,
-    rom_tiles,
-    shapes_of,
-    solve,
-    solve_foldings,
-    timing_cycles,
-)
+from fedxnor.hw.plan.fit import check_fit
+from fedxnor.hw.plan.plan import plan_for
+from fedxnor.hw.plan.plan import specs_of as shapes_of
+from fedxnor.hw.plan.refold import refold_export
+from fedxnor.hw.plan.solver import solve, solve_foldings
 
 MLP_SMALL = [LayerShape(784, 64, 8, "unsigned", name="fc0"), LayerShape(64, 64, name="fc1"),
              LayerShape(64, 10, is_output=True, name="fc2")]
@@ -77,11 +66,11 @@ def _brute_force(shapes, device, share=1.0):
     model = MODELS[device.family]
     per_layer = []
     for i, s in enumerate(shapes):
-        costs = [layer_cost(s, f, device, model, first=i == 0) for f in candidate_foldings(s)]
+        costs = [s.cost(f, device, model, first=i == 0) for f in s.candidate_foldings()]
         per_layer.append([np.array([getattr(c, k) for c in costs]) for k in ("cycles", "luts", "ffs", "bram", "own")]
                          + [np.array([c.cycles + c.drain for c in costs])])
     grids = [np.broadcast_arrays(*np.ix_(*[p[k] for p in per_layer])) for k in range(6)]
-    # hw/timing.py: II = max(own terms, ceil((T_l + D_l + T_{l+1}) / 2) for neighbours)
+    # contract/cycles.py: II = max(own terms, ceil((T_l + D_l + T_{l+1}) / 2) for neighbours)
     ii = np.maximum.reduce(grids[4])
     for a, b in zip(grids[5][:-1], grids[0][1:]):
         ii = np.maximum(ii, -(-(a + b) // 2))
@@ -119,7 +108,7 @@ def test_ii_is_the_smallest_that_fits_and_luts_the_fewest(sizes, bits, luts, bra
     assert plan.luts <= dev.luts and plan.ffs <= dev.ffs and plan.bram <= dev.bram
     # No single layer can be refolded to lower the II within the budget.
     for i, s in enumerate(shapes):
-        for g in candidate_foldings(s):
+        for g in s.candidate_foldings():
             trial = list(plan.foldings)
             trial[i] = g
             other = plan_for(shapes, trial, dev, max_lut_share=1.0)
@@ -131,17 +120,17 @@ def test_ii_is_the_smallest_that_fits_and_luts_the_fewest(sizes, bits, luts, bra
 @settings(max_examples=40, deadline=None)
 @given(sizes=st.lists(st.integers(1, 40), min_size=2, max_size=5), bits=st.sampled_from([1, 8]),
        device=st.sampled_from(["up5k", "ecp5-85"]), data=st.data())
-def test_layer_timing_terms_rebuild_hw_timing(sizes, bits, device, data):
-    """The solver's per-layer (own, drain) terms give exactly hw/timing.py's cycles per inference (ECP5: with the
+def test_layer_timing_terms_rebuild_the_cycle_model(sizes, bits, device, data):
+    """The solver's per-layer (own, drain) terms give exactly contract/cycles.py's cycles per inference (ECP5: with the
     read_regs registers and the registered start's idle cycle)."""
     dev = DEVICES[device]
     shapes = shapes_from_sizes(sizes, bits)
-    folds = [data.draw(st.sampled_from(candidate_foldings(s))) for s in shapes]
-    costs = [layer_cost(s, f, dev, first=i == 0) for i, (s, f) in enumerate(zip(shapes, folds))]
+    folds = [data.draw(st.sampled_from(s.candidate_foldings())) for s in shapes]
+    costs = [s.cost(f, dev, first=i == 0) for i, (s, f) in enumerate(zip(shapes, folds))]
     ii = max(c.own for c in costs)
     for a, b in zip(costs[:-1], costs[1:]):
         ii = max(ii, -(-(a.cycles + a.drain + b.cycles) // 2))
-    assert ii == timing_cycles(shapes, folds, read_regs=dev.read_regs)[0]
+    assert ii == cycles.cycles_per_inference(cycles.placed(shapes, folds), read_regs=dev.read_regs)
 
 
 def test_target_cycles_gives_the_cheapest_plan_meeting_it():
@@ -180,14 +169,6 @@ def test_lut_error_names_the_budget():
     with pytest.raises(FedxnorError, match=r"needs at least \d+ LUTs, up5k allows 53"):
         solve_foldings(MLP_SMALL, "up5k", max_lut_share=0.01)
 
-
-def test_unknown_device_and_board():
-    with pytest.raises(FedxnorError, match="unknown device 'xc7'"):
-        solve_foldings(MLP_SMALL, "xc7")
-    with pytest.raises(FedxnorError, match="unknown board"):
-        foldings_for_board(MLP_SMALL, "arty")
-    assert set(BOARDS.values()) <= set(DEVICES)
-    assert foldings_for_board(MLP_SMALL, "icebreaker") == solve_foldings(MLP_SMALL, "up5k")
 
 
 def test_rom_tiles_follow_the_tile_shapes():
@@ -246,7 +227,7 @@ def test_refold_rejects_bad_foldings_and_same_directory(tmp_path, rng):
 
 def test_candidates_cover_what_the_manifest_accepts():
     s = LayerShape(12, 6)
-    got = set(candidate_foldings(s))
+    got = set(s.candidate_foldings())
     want = {Folding(p, q) for p, q in itertools.product(range(1, 7), range(1, 13)) if 6 % p == 0}
     assert got == want
 
@@ -260,18 +241,3 @@ def test_logic_cell_model_predicts_routed_ice40_builds():
         assert (round(plan.luts), round(plan.ffs)) == pytest.approx((luts, ffs), abs=2)  # the model they were fitted on
         assert 0 <= logic_cells(device, luts, ffs) - routed <= 250, folds  # never below the routed count
     assert logic_cells("ecp5-85", 1000, 1000) == 0  # ECP5 counts TRELLIS_COMB and TRELLIS_FF apart
-
-
-def test_board_foldings_fit_the_logic_cells_and_check_fit_agrees():
-    for board in ("icebreaker", "ice40-hx8k"):
-        dev = DEVICES[BOARDS[board]]
-        plan = solve(MLP_SMALL, dev)
-        assert list(plan.foldings) == foldings_for_board(MLP_SMALL, board)
-        assert plan.lcs <= 0.9 * dev.lcs
-        check_fit(MLP_SMALL, dev.name, foldings=plan.foldings)
-    # the flow's old pick for the iCEBreaker routed to 6531/5280 cells: the preflight now refuses it
-    with pytest.raises(FedxnorError, match=r"needs about \d+ logic cells with the board top .* up5k has 5280"):
-        check_fit(MLP_SMALL, "up5k", foldings=[Folding(8, 47), Folding(4, 1), Folding(1, 1)])
-    with pytest.raises(FedxnorError, match=r"needs at least \d+ logic cells") as e:
-        solve_foldings(MLP_SMALL, "up5k", max_lc_share=0.3)
-    assert "\n" not in str(e.value)

@@ -1,0 +1,149 @@
+"""The resource model: LUTs, flip-flops and block RAM of the gateware, part by part, per FPGA family.
+
+A layer kind prices itself with these parts (`Dense.cost`); the solver (hw/plan/) only
+adds up what the kinds report. MODELS says where the coefficients come from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedxnor.contract.devices import Device, get_device
+from fedxnor.contract.structure import image_buffer_depth, rom_in_logic
+
+
+@dataclass(frozen=True)
+class ResourceModel:
+    """LUT/FF model of hw/top.py's accelerator, part by part (docs/accelerator.md), per family.
+
+    Per layer with (P, L), accumulator width A (as hw/array.py keeps it):
+      lane groups   P*L*lane LUTs (XNOR/AND + pipelined adder tree), P*L*ff_lane FFs;
+                    an unsigned layer adds one more L-lane group for popcount(x_b) (pcx);
+      rows          P*(row + row_bit*A) LUTs, P*(L + ff_row + A) FFs (chunk register, late fields, accumulator);
+      ROMs          weights L x (M/P)*ceil(N/L) and thresholds per row: block RAM, or LUTs when Yosys
+                    keeps them in logic (see below);
+      sequencer     layer LUTs, ff_layer FFs;
+      input buffer  layer 0: the image buffer, a RAM of L x 2*2^ceil(log2(B*W)) plus intake_bit LUTs per
+                    payload bit (its plane select); other layers: the activation buffer of the layer before,
+                    2 banks of N bits in FFs with an L-bit read mux, act_bit LUTs per stored bit.
+    Plus `fixed` (top, argmax, result FIFO). `flatten` scales LUTs from the per-module sums to
+    what flattened synthesis gives (Yosys optimises across module boundaries).
+
+    Yosys' memory_libmap keeps a ROM in logic when bits * logic_cost_rom (1/16) is at most
+    tile_cost per block RAM tile it would take (ice40 64, ecp5 128) plus a margin seen in
+    its mux/enable scoring (measured: a 16x65 ROM stays in logic, 16x70 takes one
+    SB_RAM40_4K); hw/array.py also forces ROMs of <= 512 bits into logic.
+    """
+
+    lane: float
+    ff_lane: float
+    row: float
+    row_bit: float
+    ff_row: float
+    layer: float
+    ff_layer: float
+    intake_bit: float
+    ff_intake_lane: float
+    act_bit: float
+    ff_act_bit: float
+    fixed: float
+    ff_fixed: float
+    flatten: float = 1.0
+    tile_cost: int = 64  # memory_libmap's cost of one block RAM tile (brams.txt)
+    logic_cost_rom: float = 1 / 16  # memory_libmap's default cost per ROM bit in logic
+    logic_cost_ram: float = 1.0
+    logic_margin: float = 1.5
+    force_logic_bits: int = 512  # hw/array.py small_rom_attrs
+    lut_rom_bits_per_lut: float = 8.0  # measured 6.3..9.3 bits per LUT4 on random ROM contents
+    calibrated: str = "provisional"  # where the coefficients come from
+
+
+# iCE40: fitted part by part to `yosys synth_ice40 -device u -abc9 -noflatten` of mlp-small folded
+# 4x112, 1x5, 1x1 (hw/estimate.py module_breakdown); flatten = flattened total / per-module sum,
+# 0.87 there and 0.93 on the solver's 8x47, 4x1, 1x1 (bench/bench_hw.py), whose flattened LUTs the
+# model then predicts within 5% (FFs within 5%, block RAM exactly). ECP5 keeps the shape of the model
+# with two factors fitted on two routed ULX3S-85F builds of the 784-256-256-256-10 network (nextpnr's
+# TRELLIS_COMB, board top included): 32x98,1x256,1x128,1x6 (20,209; mostly lanes and rows) and
+# 64x49,8x64,8x64,2x64 (37,610; mostly weight ROMs in logic): everything but ROM logic costs 1.507x the
+# iCE40 LUTs (a CCU2C adder bit is a TRELLIS_COMB of its own, where an SB_CARRY shares the LUT's cell),
+# ROM logic 0.506x (PFUMX/L6MUX21 build wide muxes without LUTs).
+_ECP5_LOGIC, _ECP5_ROM = 1.507, 0.506
+_ICE40_FIT = dict(lane=2.42, ff_lane=2.93, row=13.0, row_bit=3.0, ff_row=16.0, layer=67.0, ff_layer=53.0,
+                  intake_bit=1.34, ff_intake_lane=2.2, act_bit=1.34, ff_act_bit=1.07, fixed=85.0, ff_fixed=60.0,
+                  flatten=0.90)
+MODELS: dict[str, ResourceModel] = {
+    "ice40": ResourceModel(**_ICE40_FIT, tile_cost=64, calibrated="yosys-0.70 synth_ice40 -device u, mlp-small 4x112 + 8x47"),
+    "ecp5": ResourceModel(**(_ICE40_FIT | {"flatten": _ICE40_FIT["flatten"] * _ECP5_LOGIC}),
+                          lut_rom_bits_per_lut=8.0 * _ECP5_LOGIC / _ECP5_ROM, tile_cost=128,
+                          calibrated="ice40 shape scaled to 2 routed ULX3S-85F sfc builds (nextpnr TRELLIS_COMB)"),
+}
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """What one folded layer costs and how it times: the solver reads only this."""
+
+    cycles: int  # T: tokens (array cycles) per image
+    luts: float
+    ffs: float
+    bram: int
+    rom_bits: int  # weight + threshold bits this layer stores
+    drain: int = 0  # contract/cycles.py: D = R + P + DRAIN_FIXED (hidden), R + P + CREDIT_FIXED (output)
+    own: int = 0  # the least II this layer allows alone: T, the intake's W*B, ceil((T + D) / 2) for the output
+    spram: int = 0  # SB_SPRAM256KA cells of its weights (a layer in SPRAM, hw/weightstore.py)
+
+
+def rom_tiles(width: int, depth: int, device: Device) -> int:
+    """Block RAM tiles for a width x depth ROM: the best single tile shape, tiled in width and depth."""
+    return min(-(-width // w) * -(-depth // d) for w, d in device.bram_configs)
+
+
+def rom_cost(width: int, depth: int, device: Device, model: ResourceModel, *, weights: bool = True) -> tuple[int, float]:
+    """(block RAM tiles, LUTs) of one ROM; `weights`: a weight ROM, which Device.weight_roms may put in LUTs."""
+    bits = width * depth
+    tiles = rom_tiles(width, depth, device)
+    if depth <= 2:  # each data bit is a constant or one address bit: next to free in logic
+        return 0, 0.0
+    if ((weights and rom_in_logic(device.weight_roms, depth)) or bits <= model.force_logic_bits
+            or bits * model.logic_cost_rom <= model.tile_cost * tiles + model.logic_margin):
+        return 0, bits / model.lut_rom_bits_per_lut
+    return tiles, 0.0
+
+
+def image_buffer_cost(lanes: int, words: int, input_bits: int, device: Device,
+                      model: ResourceModel) -> tuple[int, float, float]:
+    """(block RAM tiles, LUTs, FFs) of the image buffer of a first layer reading `lanes` inputs per word."""
+    depth = image_buffer_depth(words, input_bits)
+    tiles = rom_tiles(lanes, depth, device)
+    luts = model.intake_bit * lanes * input_bits
+    ffs = model.ff_intake_lane * lanes
+    if lanes * depth * model.logic_cost_ram <= model.tile_cost * tiles:  # a tiny RAM stays in FFs
+        return 0, luts + lanes * depth / 2, ffs + lanes * depth
+    return tiles, luts, ffs
+
+
+def activation_buffer_cost(bits: int, model: ResourceModel) -> tuple[int, float, float]:
+    """(block RAM tiles, LUTs, FFs) of an activation buffer holding `bits` per bank: 2 banks in FFs."""
+    return 0, model.act_bit * 2 * bits, model.ff_act_bit * 2 * bits
+
+
+# Packed iCE40 logic cells of a whole board build (accelerator + board top), from the model's LUTs and
+# FFs: LC = LUTs + FFs + Device.top_lcs. Fitted on routed board builds of mlp-small (boards/build.py
+# build_board, nextpnr-ice40's ICESTORM_LC; bench/results/hw_up5k.json "lc_fit"). nextpnr pairs about half
+# of the synthesized FFs with the LUT driving them and spends ~20% of the carries on cells of their own;
+# the model counts the accelerator alone, not the host link's beat register (L*B FFs) and UART. Net: one
+# cell per modelled LUT and FF plus ~250, 24..234 over the routed count on these builds (larger designs pack better,
+# so the model errs on the safe side). Builds with the host link before 9304140 (snapshot register, 1021
+# LUTs at a 376-bit beat) took 390..680 cells more than LUTs + FFs: re-fit when the board top changes.
+LC_FIT = {"per_lut": 1.0, "per_ff": 1.0,
+          "points": [  # (device, foldings, model LUTs, model FFs, routed ICESTORM_LC)
+              ("up5k", "8x28 1x3 1x1", 2231, 1973, 4430), ("up5k", "8x32 1x3 1x1", 2348, 2124, 4681),
+              ("hx8k", "8x47 1x4 1x1", 2789, 2695, 5500)]}
+
+
+def logic_cells(device: str | Device, luts: float, ffs: float) -> float:
+    """Predicted packed logic cells of a board build whose accelerator has `luts` and `ffs` (model figures)."""
+    dev = get_device(device)
+    if not dev.lcs:
+        return 0.0
+    return LC_FIT["per_lut"] * luts + LC_FIT["per_ff"] * ffs + dev.top_lcs

@@ -1,0 +1,113 @@
+"""The gateware's structural numbers that the cost and cycle models need.
+
+They are owned here, not in hw/, so that the gateware (which imports them) and the
+models (which count with them) read one value: change a number here and both move.
+Each says why it has its value; hw/ says how it is built.
+"""
+
+from __future__ import annotations
+
+from fedxnor.contract.bits import bits_for, ceil_div
+
+# ---------------------------------------------------------------- adder trees (hw/lanes.py)
+
+
+def count_width(lanes: int) -> int:
+    """Bits of a count in [0, lanes]."""
+    return max(1, lanes.bit_length())
+
+
+def tree_levels(lanes: int) -> int:
+    """Adder levels of a binary tree over `lanes` terms (the first level adds term pairs)."""
+    return max(0, (lanes - 1).bit_length())
+
+
+# ---------------------------------------------------------------- register copies (hw/fanout.py)
+
+
+def slice_count(width: int, max_bits: int) -> int:
+    """The fewest slices of at most max_bits that `width` bits are cut into (one register copy each)."""
+    return ceil_div(width, max_bits)
+
+
+def slice_edges(width: int, max_bits: int) -> list[int]:
+    """Bit offsets of those slices, near-equal in width: [0, ..., width]."""
+    n = slice_count(width, max_bits)
+    return [width * k // n for k in range(n + 1)]
+
+
+# ---------------------------------------------------------------- weight ROMs (hw/array.py, hw/top.py)
+
+SMALL_ROM_BITS = 512  # ROMs up to this size are LUTs on every device: a 4 Kbit EBR is the scarce resource on iCE40
+ROM_BITS_PER_ADDRESS = 24  # word bits of a LUT ROM per copy of its address register (read_regs builds)
+WEIGHT_ROMS = ("auto", "logic", "shallow")
+SHALLOW_ROM_DEPTH = 64  # "shallow": a ROM this deep is a 64:1 LUT mux per bit, three slice levels on ECP5
+
+
+def rom_in_logic(weight_roms: str, depth: int) -> bool:
+    """Whether the top builds a weight ROM of `depth` words of LUTs (the cost model counts it the same way)."""
+    return weight_roms == "logic" or (weight_roms == "shallow" and depth <= SHALLOW_ROM_DEPTH)
+
+
+# ---------------------------------------------------------------- run-time weight stores (hw/weightstore.py)
+
+SPRAM_DEPTH = 16384  # SB_SPRAM256KA: 16K words of 16 bits, no bitstream init
+SPRAM_WIDTH = 16
+
+
+def spram_cells(width: int, depth: int) -> int:
+    """SB_SPRAM256KA cells one row of `width` x `depth` words takes (0 if it cannot be built of them)."""
+    if depth > SPRAM_DEPTH:
+        return 0
+    return ceil_div(width, SPRAM_WIDTH)
+
+
+# ---------------------------------------------------------------- buffers (hw/buffers.py)
+
+READ_GROUP = 8  # words per first-stage mux of a two-stage activation-buffer read (an 8:1 mux is one slice pair)
+SELECT_BITS = 24  # lanes per register copy of a select (first-stage muxes of activation reads, the image plane select)
+READ_STAGE_CONTROL_FFS = 12  # read_regs: the sequencer's token fields delayed one cycle more (~12 bits)
+
+
+def read_select_copies(lanes: int, words: int) -> int:
+    """Copies of (word, bank) a two-stage activation read takes: one per slice of SELECT_BITS lanes per group."""
+    return ceil_div(words, READ_GROUP) * slice_count(lanes, SELECT_BITS)
+
+
+def image_address_bits(words: int, input_bits: int) -> int:
+    """Bits of an image-buffer address within one bank (bit planes x words per plane, a power of two)."""
+    return bits_for(input_bits * words)
+
+
+def image_buffer_depth(words: int, input_bits: int) -> int:
+    """Rows of the image buffer's RAM: two banks of 2^ceil(log2(B * W)) rows of L bits."""
+    return 2 << max(0, (input_bits * words - 1).bit_length())
+
+
+def read_stage_bits(lanes: int, words: int, first: bool, input_bits: int = 8) -> int:
+    """Flip-flops the ECP5 register stages add to a layer's input buffer (read_reg + write_reg): the first half
+    of a two-stage read and, for the image buffer, the copies of its plane select and its write register (data,
+    address with bank, enable, the delayed full flag); for an activation buffer, the sequencer's copies of
+    (word, bank). Its door registers belong to the producing layer (door_bits)."""
+    if first:
+        return (lanes + (slice_count(lanes, SELECT_BITS) - 1) * input_bits
+                + lanes + image_address_bits(words, input_bits) + 1 + 2)
+    return lanes * ceil_div(words, READ_GROUP) + read_select_copies(lanes, words) * (bits_for(words) + 1)
+
+
+def door_bits(pe: int) -> int:
+    """Flip-flops of an activation buffer's door (in_reg): its producer's shift, bit and bank per row, done, bank."""
+    return 3 * pe + 2
+
+
+# ---------------------------------------------------------------- handshakes (hw/sequencer.py, hw/array.py, hw/argmax.py)
+
+DRAIN_FIXED = 3  # last token issued -> next layer may issue its first token: R + P + 3
+RESULT_FIXED = 4  # last token of the output layer -> result valid: R + P + 4
+CREDIT_FIXED = 4  # result FIFO credits: output layer start n -> start n + 2 >= T + R + P + 4
+READ_REGS_CYCLES = 3  # read_regs: two weight registers (hw/array.py) + the input read's second stage
+RESULT_REG_CYCLES = 1  # read_regs: the class registered before the result FIFO (hw/argmax.py)
+INTAKE_REG_CYCLES = 1  # read_regs: the image buffer's registered write sets its full flag a cycle later
+DRAIN_REG_CYCLES = 1  # read_regs: an activation buffer registers its producer's outputs (hw/buffers.py)
+START_REG_CYCLES = 1  # read_regs: a sequencer's registered start_ok (hw/sequencer.py) starts a cycle later
+START_GAP = 1  # read_regs: and leaves an idle cycle between two images of a layer
