@@ -132,8 +132,11 @@ def build_design(export: Export | Path | str, sim: str, waves: bool = False, roo
     directory = (root or cache_root()) / f"{sim}-{key}"
     marker = directory / "build.json"
     if marker.is_file():
-        meta = json.loads(marker.read_text())
-        return Build(sim, directory, SimPorts.from_dict(meta["ports"]), waves, 0.0, True)
+        try:
+            meta = json.loads(marker.read_text())
+            return Build(sim, directory, SimPorts.from_dict(meta["ports"]), waves, 0.0, True)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a damaged cache entry: build it again
     if directory.exists():
         shutil.rmtree(directory)  # a build that did not finish
     directory.mkdir(parents=True)
@@ -276,8 +279,11 @@ def run_job(build: Build, job: dict[str, Any], inputs: np.ndarray, run_dir: Path
         _note_failure(log_file, failure or "the simulation wrote no results")
         raise ToolError(build.sim, f"the simulation ended without results ({_one_line(failure or 'no error code')}): {tail}",
                         log_file)
-    data = np.load(results, allow_pickle=False)
-    meta = json.loads(str(data["meta"]))
+    try:
+        data = np.load(results, allow_pickle=False)
+        meta = json.loads(str(data["meta"]))
+    except (OSError, ValueError, KeyError) as e:
+        raise ToolError(build.sim, f"the testbench wrote unreadable results {results} ({_one_line(e)})", log_file) from None
     if meta.get("error"):
         raise ToolError(build.sim, f"the testbench stopped: {meta['error']}", log_file)
     nl = int(meta["hidden_layers"])

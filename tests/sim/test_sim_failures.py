@@ -127,3 +127,13 @@ def test_testbench_crash_is_tool_error_with_log(tmp_path, monkeypatch):
     with pytest.raises(ToolError) as info:
         verify_export(exp, sim="icarus", build_root=tmp_path / "cache", progress=False)
     assert "unknown mode 'warp'" in str(info.value) and info.value.log.is_file()
+
+
+def test_damaged_build_cache_is_rebuilt(tmp_path):
+    exp = single_layer_export(tmp_path)
+    first = verify_export(exp, sim="icarus", build_root=tmp_path / "cache", progress=False)
+    (marker,) = (tmp_path / "cache").glob("icarus-*/build.json")
+    marker.write_text("{not json")
+    again = verify_export(exp, sim="icarus", build_root=tmp_path / "cache", progress=False)
+    assert first["mismatches"] == again["mismatches"] == 0 and not again["build_cached"]
+    assert json.loads(marker.read_text())["sim"] == "icarus"
