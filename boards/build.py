@@ -24,7 +24,7 @@ from typing import Any
 from fedxnor.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
 from fedxnor.boards import frames as fr
 from fedxnor.boards import pnr_seeds, toolrun
-from fedxnor.boards.buildargs import check_build_args, failed_dir, is_failed_dir, tool_env
+from fedxnor.boards.buildargs import check_build_args, failed_dir, is_failed_dir
 from fedxnor.boards.core import LinkedCore
 from fedxnor.boards.figures import load_figures, performance
 from fedxnor.boards.platforms import Board, ecp5_pll, get_board, ice40_pll
@@ -33,6 +33,7 @@ from fedxnor.boards.uart import divisor_for
 from fedxnor.errors import FedxnorError, ToolError
 from fedxnor.hw.fanout import KEEP_COPIES
 from fedxnor.progress import log
+from fedxnor.tools import tool_env
 
 TOP_NAME = "top"
 

