@@ -117,10 +117,10 @@ def main() -> int:
 
     from fedxnor.boards.build import build_board
     from fedxnor.boards.gatesim import gate_level_verify
+    from fedxnor.datasets import load_split
     from fedxnor.errors import FedxnorError
     from fedxnor.export.manifest import load_export
     from fedxnor.export.reference import Reference
-    from fedxnor.train.data import load_split
 
     test = load_split("test")
     rows: list[dict] = []

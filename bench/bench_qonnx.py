@@ -22,8 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
+from fedxnor.datasets import load_split  # noqa: E402
 from fedxnor.export.qonnx_import import import_qonnx  # noqa: E402
-from fedxnor.train.data import load_split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from fedxnor.contract.network import IntNetwork
+from fedxnor.datasets import load_split
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Folding, write_export
 from fedxnor.export.recorded_data import check_image_shape
 from fedxnor.train.checkpoint import load_checkpoint, sha256_file
-from fedxnor.train.data import load_split
 
 PREDICTIONS_FILE = "torch_predictions.u8"
 

@@ -270,9 +270,9 @@ def import_qonnx(path, out_dir, input_scale: str = "pixel/255", images: int | No
     """QONNX file -> export directory. Writes nothing unless the integer network equals qonnx on every checked image."""
     from pathlib import Path
 
+    from fedxnor.datasets import load_split
     from fedxnor.export.manifest import sha256_file, write_export
     from fedxnor.export.qonnx_graph import load_model
-    from fedxnor.train.data import load_split
 
     divisor = parse_input_scale(input_scale)
     if images is not None and images < 1:

@@ -38,7 +38,7 @@ def _prod(shape: tuple[int, ...]) -> int:
 
 def recorded_test_split(manifest: dict[str, Any], data_dir: Path | None, limit: int | None):
     """The test split of data_dir, else of the directory the export records, checked against its input shape."""
-    from fedxnor.train.data import load_split
+    from fedxnor.datasets import load_split
 
     given = data_dir is not None
     data_dir = Path(data_dir) if given else recorded_data_dir(manifest)

@@ -18,7 +18,7 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture(scope="session")
 def fashion_test():
-    from fedxnor.train.data import load_split
+    from fedxnor.datasets import load_split
 
     return load_split("test")
 

@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from fedxnor.atomic import write_text_atomic
+from fedxnor.datasets import Dataset, load_pair
 from fedxnor.errors import FedxnorError
 from fedxnor.progress import log, track
 from fedxnor.train.checkpoint import save_checkpoint
-from fedxnor.train.data import Dataset, load_pair
 from fedxnor.train.models import BNN, MODELS, build_model, shaped_config
 
 

@@ -99,7 +99,7 @@ def load_encoder(path: Path):
 def encoded_test_inputs(path: Path, data_dir: Path | None = None, limit: int | None = None):
     """For a HyBNN checkpoint: (bits (n, 200) uint8, labels (n,) uint8) of the test split through the
     frozen encoder: the BNN head's inputs (what export writes as test_inputs.u8 / test_labels.u8)."""
-    from fedxnor.train.data import load_split
+    from fedxnor.datasets import load_split
 
     enc = load_encoder(path)
     if enc is None:

@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from fedxnor.atomic import write_bytes_atomic
+from fedxnor.datasets import load_pair
 from fedxnor.errors import FedxnorError
 from fedxnor.train import codecs
 from fedxnor.train.codecs import Layout
-from fedxnor.train.data import load_pair
 from fedxnor.train.fedbat import stochastic_binarize
 from fedxnor.train.federation_accept import NodeReply, screen_round
 from fedxnor.train.fpmodels import FP_MODELS, FPMLP

@@ -1,6 +1,6 @@
 """Checks of a training run against its data, before any work: `fedxnor train` and the flow call these.
 
-They read the IDX set (train/data.py refuses a bad one), shape the model for its images
+They read the IDX set (fedxnor/datasets.py refuses a bad one), shape the model for its images
 (the input size comes from the data) and split the clients' data exactly as training will,
 so a run that cannot work fails with one line before a directory or a model exists.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fedxnor.datasets import load_pair
 from fedxnor.errors import FedxnorError
-from fedxnor.train.data import load_pair
 
 
 def check_central_data(cfg, data_dir: Path | str | None):

@@ -25,7 +25,7 @@ from brevitas.nn import QuantIdentity, QuantLinear
 from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
 from torch import nn
 
-from fedxnor.train.data import load_split
+from fedxnor.datasets import load_split
 
 
 class BinaryWeight(SignedBinaryWeightPerTensorConst):

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from amaranth.sim import Simulator
 
-from fedxnor.export.manifest import Folding, load_export, write_export
 from fedxnor.contract.network import IntLayer, IntNetwork
+from fedxnor.export.manifest import Folding, load_export, write_export
 from fedxnor.export.reference import Reference
 from fedxnor.hw.top import NetworkTop, top_ports
 

@@ -32,7 +32,7 @@ def brevitas_models(tmp_path_factory):
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
-    from fedxnor.train.data import load_split
+    from fedxnor.datasets import load_split
 
     tut = tutorial()
     torch.set_num_threads(2)
@@ -66,9 +66,9 @@ def test_brevitas_export_imports_with_full_agreement(tmp_path, brevitas_models, 
     assert s["agreement"] == 1.0 and s["checked_images"] == IMAGES
     assert s["input"] == {"encoding": "pixels-binarized", "threshold": 128}  # 2 (p/255) - 1 >= 0  <=>  p >= 128
     assert s["exact_accumulators"] and s["layers"] == ["784x32", "32x32", "32x10"]
+    from fedxnor.datasets import load_split
     from fedxnor.export.manifest import load_export
     from fedxnor.export.reference import Reference
-    from fedxnor.train.data import load_split
 
     ref = Reference(load_export(tmp_path / "out"))
     assert ref.export.manifest["layers"][0]["inverted_rows"][:4] == [0, 1, 2, 3]

@@ -163,7 +163,7 @@ def test_cli_json_and_exit_codes(tmp_path, trained_export, sim_cache):
     assert out["images"] == 12 and out["mismatches"] == 0 and out["cycles"] > 0 and out["images_per_s"] > 0
     # move neuron 3 of layer 0 just past image 5's accumulator: its bit flips on image 5 (maybe earlier)
     ref = Reference(trained_export)
-    from fedxnor.train.data import load_split
+    from fedxnor.datasets import load_split
 
     x = ref.prepare(load_split("test").images[:12])
     layer0 = ref.export.network.layers[0]

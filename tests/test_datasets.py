@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from fedxnor.datasets import load_split, read_idx
 from fedxnor.errors import FedxnorError
-from fedxnor.train.data import load_split, read_idx
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from idx_files import idx_bytes, write_split
 
+from fedxnor.datasets import load_pair, read_idx
 from fedxnor.errors import FedxnorError
-from fedxnor.train.data import load_pair, read_idx
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
