@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from dataclasses import asdict
 from pathlib import Path
 
 from fedxnor.errors import FedxnorError
@@ -29,6 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_verilog)
 
 
+PORT_FIELDS = ("module", "in_width", "in_beats", "input_bits", "fan_in", "out_width", "class_width", "hidden_sizes",
+               "dbg_width", "dbg_beats", "dbg_fields", "extra_outputs")
+
+
+def ports_json(ports) -> dict:
+    """TopPorts as docs/accelerator.md lists its fields (flat), whatever object holds the beat geometry."""
+    return json.loads(json.dumps({name: getattr(ports, name) for name in PORT_FIELDS}, default=list))
+
+
 def run_verilog(args: argparse.Namespace) -> int:
     from fedxnor.atomic import write_text_atomic
     from fedxnor.export.manifest import load_export
@@ -49,7 +57,7 @@ def run_verilog(args: argparse.Namespace) -> int:
         write_text_atomic(args.out, text)
     except OSError as e:
         raise FedxnorError(f"cannot write {args.out} ({e.strerror or e}); choose another --out") from None
-    summary = {"out": str(args.out), "ports": asdict(ports),
+    summary = {"out": str(args.out), "ports": ports_json(ports),
                "cycles_per_inference": timing.cycles_per_inference(export, stages=args.stages),
                "latency_cycles": timing.latency_cycles(export, args.stages)}
     if args.json:
