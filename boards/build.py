@@ -242,45 +242,31 @@ def check_fit_export(export, board: Board, weight_roms: str | None = None) -> di
         raise FedxnorError(f"{board.name}: {e}; {hint}") from None
 
 
-def check_fit_model(model_name: str, board: str, export_cfg: dict) -> None:
-    """Preflight before training: does model `model_name` fit `board` with the export settings?
-
-    export_cfg is the flow's [export] table: fold = "board" (the solver picks (P, L): fits if any folding
-    does) or "manual" with per-layer lists pe and simd. Raises one FedxnorError line naming what does not
-    fit and a folding that would.
-    """
-    from fedxnor.contract.dense import Dense as LayerShape
-    from fedxnor.contract.folding import Folding
+def check_fit_specs(specs, board: str, foldings=None, *, name: str = "network", board_label: str | None = None) -> None:
+    """Preflight before training: a network of these layer specifications fits `board` with `foldings`
+    (per-layer Folding), or with any folding when None. One FedxnorError line naming what does not fit and,
+    for given foldings, a folding that would. board_label: how the message names the board (default its name)."""
     from fedxnor.hw.plan.fit import check_fit
     from fedxnor.hw.plan.solver import solve_foldings
-    from fedxnor.train.models import get_config
 
-    cfg = get_config(model_name)
-    s = cfg.sizes
-    shapes = [LayerShape(s[i], s[i + 1], cfg.input_bits if i == 0 else 1, "unsigned" if i == 0 else "bipolar",
-                         i == len(s) - 2, f"fc{i}") for i in range(len(s) - 1)]
     device = fit_device(board)
-    pe, simd = list(export_cfg.get("pe") or []), list(export_cfg.get("simd") or [])
-    manual = export_cfg.get("fold", "board") == "manual" and (pe or simd)
-    if not manual:
+    if foldings is None:
         try:
-            solve_foldings(shapes, device, spram=True)
+            solve_foldings(specs, device, spram=True)
         except FedxnorError as e:
-            raise FedxnorError(f"model {model_name} does not fit {board} ({device}) with any folding: {e}") from None
+            raise FedxnorError(f"{name} does not fit {board_label or board} ({device}) with any folding: {e}") from None
         return
-    if len(pe) != len(shapes) or len(simd) != len(shapes):
-        raise FedxnorError(f"model {model_name} has {len(shapes)} layers: give {len(shapes)} values to export.pe and export.simd")
-    folds = [Folding(int(p), int(q)) for p, q in zip(pe, simd)]
+    if len(foldings) != len(specs):
+        raise FedxnorError(f"{name} has {len(specs)} layers: give {len(specs)} foldings")
     try:
-        check_fit(shapes, device, foldings=folds, spram=True)
+        check_fit(specs, device, foldings=foldings, spram=True)
     except FedxnorError as e:
         try:
-            fit = solve_foldings(shapes, device, spram=True)
-            hint = "pe " + " ".join(str(f.pe) for f in fit)
-            hint += ", simd " + " ".join(str(f.simd) for f in fit) + " would fit (or fold = \"board\")"
+            fit = solve_foldings(specs, device, spram=True)
+            hint = "pe " + " ".join(str(f.pe) for f in fit) + ", simd " + " ".join(str(f.simd) for f in fit) + " would fit"
         except FedxnorError:
-            hint = "no folding of this model fits; pick a smaller model or a bigger board"
-        raise FedxnorError(f"model {model_name} on {board}: {e}; {hint}") from None
+            hint = "no folding of this network fits; pick a smaller model or a bigger board"
+        raise FedxnorError(f"{name} on {board_label or board}: {e}; {hint}") from None
 
 
 def board_core(export, board: Board, clock_hz: float, baud: int, *, debug: bool = False,

@@ -73,32 +73,25 @@ def check_folding(sizes: list[tuple[int, int]], e: dict[str, Any], board_solves:
 
 def check_fit(model_cfg, sizes: list[tuple[int, int]], board: str, e: dict[str, Any]) -> None:
     """The model (its sizes from the data) on build.board: any folding when fold = 'board', else the given one."""
-    from fedxnor.boards.build import fit_device
-    from fedxnor.contract.dense import Dense as LayerShape
+    from fedxnor.boards.build import check_fit_specs
     from fedxnor.contract.folding import Folding
-    from fedxnor.hw.plan.fit import check_fit
-    from fedxnor.hw.plan.solver import solve_foldings
 
-    first_bits = model_cfg.input_bits if model_cfg.input_encoding == "pixels" else 1
-    shapes = [LayerShape(n, m, first_bits if i == 0 else 1, "unsigned" if i == 0 else "bipolar", i == len(sizes) - 1,
-                         f"fc{i}") for i, (n, m) in enumerate(sizes)]
-    device = fit_device(board)
+    specs = model_cfg.layer_specs()
     net = f"{model_cfg.name} (" + "-".join(str(s[0]) for s in sizes) + f"-{sizes[-1][1]})"
     if e["fold"] == "board":
         try:
-            solve_foldings(shapes, device, spram=True)
+            check_fit_specs(specs, board, name=f"model {net}", board_label=f"build.board = '{board}'")
         except FedxnorError as err:
-            raise FedxnorError(f"config: model {net} does not fit build.board = '{board}' ({device}) with any folding: "
-                               f"{err}; use smaller train.hidden widths or another board") from None
+            raise FedxnorError(f"config: {err}; use smaller train.hidden widths or another board") from None
         return
-    n = len(shapes)
+    n = len(specs)
     pe = e["pe"] * n if len(e["pe"]) == 1 else e["pe"] or [1] * n
-    simd = e["simd"] * n if len(e["simd"]) == 1 else e["simd"] or [min(32, s.fan_in) for s in shapes]
+    simd = e["simd"] * n if len(e["simd"]) == 1 else e["simd"] or [min(32, s.fan_in) for s in specs]
     try:
-        check_fit(shapes, device, foldings=[Folding(int(p), int(q)) for p, q in zip(pe, simd)], spram=True)
+        check_fit_specs(specs, board, [Folding(int(p), int(q)) for p, q in zip(pe, simd)],
+                        name=f"model {net}", board_label=f"build.board = '{board}' with export.pe {pe}, export.simd {simd}")
     except FedxnorError as err:
-        raise FedxnorError(f"config: model {net} on build.board = '{board}' with export.pe {pe}, export.simd {simd}: {err}; "
-                           "set export.fold = 'board' to let the solver pick a folding that fits") from None
+        raise FedxnorError(f"config: {err}; or set export.fold = 'board' to let the solver pick a folding that fits") from None
 
 
 def preflight(ctx, selected: list[str], pipeline) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fedxnor.contract.dense import Dense
 from fedxnor.contract.network import IntLayer, IntNetwork
 from fedxnor.errors import FedxnorError
 from fedxnor.export.thresholds import fold_thresholds
@@ -36,6 +37,12 @@ class BNNConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def layer_specs(self) -> list[Dense]:
+        """The integer layers this model exports to (fedxnor.contract), for planning before training."""
+        s, pixels = self.sizes, self.input_encoding == "pixels"
+        return [Dense(s[i], s[i + 1], self.input_bits if i == 0 and pixels else 1,
+                      "unsigned" if i == 0 and pixels else "bipolar", i == len(s) - 2, f"fc{i}") for i in range(len(s) - 1)]
 
 
 MODELS: dict[str, BNNConfig] = {

@@ -10,9 +10,10 @@ import pytest
 from board_helpers import small_export
 from tool_paths import YOSYS
 
-from fedxnor.boards.build import board_core, build_board, check_fit_model, make_pll
+from fedxnor.boards.build import board_core, build_board, check_fit_specs, make_pll
 from fedxnor.boards.platforms import BOARDS, ecp5_pll, get_board, ice40_pll
 from fedxnor.boards.top import BoardTop
+from fedxnor.contract.folding import Folding
 from fedxnor.errors import FedxnorError
 
 
@@ -42,14 +43,20 @@ def test_every_board_has_a_real_uart_divisor():
         assert divisor_for(b.target_mhz * 1e6, b.baud) >= 4
 
 
-def test_check_fit_model_before_training():
-    check_fit_model("mlp-small", "icebreaker", {"fold": "board"})
-    check_fit_model("sfc", "ulx3s-85f", {"fold": "board"})
+def specs(model: str):
+    from fedxnor.train.models import get_config
+
+    return get_config(model).layer_specs()
+
+
+def test_check_fit_specs_before_training():
+    check_fit_specs(specs("mlp-small"), "icebreaker")
+    check_fit_specs(specs("sfc"), "ulx3s-85f")
     with pytest.raises(FedxnorError) as e:
-        check_fit_model("sfc", "icebreaker", {"fold": "board"})
+        check_fit_specs(specs("sfc"), "icebreaker")
     assert "block RAM" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(FedxnorError) as e:  # a manual folding far too wide: the message names one that fits
-        check_fit_model("sfc", "ulx3s-85f", {"fold": "manual", "pe": [256, 256, 256, 10], "simd": [784, 256, 256, 256]})
+        check_fit_specs(specs("sfc"), "ulx3s-85f", [Folding(p, q) for p, q in zip([256, 256, 256, 10], [784, 256, 256, 256])])
     assert "LUT" in str(e.value) and "would fit" in str(e.value) and "\n" not in str(e.value)
 
 

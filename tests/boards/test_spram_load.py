@@ -195,12 +195,13 @@ def test_icebreaker_bitstream_with_layer0_in_spram(tmp_path):
     """784-160-10 (127 kbit of weights; the UP5K's block RAM holds 120 kbit) built for the iCEBreaker: the fit
     check puts layer 0 in the four SPRAMs, place and route meets the clock. (`mlp`, 784-256-256-10, needs more
     logic than the UP5K has even with its weights in SPRAM: the fit check refuses it.)"""
-    from fedxnor.boards.build import build_board, check_fit_export, check_fit_model
+    from fedxnor.boards.build import build_board, check_fit_export, check_fit_specs
     from fedxnor.errors import FedxnorError
     from fedxnor.hw.plan.solver import solve_foldings
+    from fedxnor.train.models import get_config
 
     with pytest.raises(FedxnorError, match="SPRAM"):
-        check_fit_model("mlp", "icebreaker", {"fold": "board"})
+        check_fit_specs(get_config("mlp").layer_specs(), "icebreaker")
     net = random_network(np.random.default_rng(160), [784, 160, 10])
     export = load_export(write_export(net, tmp_path / "export", solve_foldings(net, "up5k", spram=True)))
     assert check_fit_export(export, get_board("icebreaker")) == {0: "spram"}
