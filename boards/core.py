@@ -15,18 +15,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from amaranth import Array, Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal
+from amaranth import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
 
 from fedxnor.boards import frames as fr
 from fedxnor.boards.hostlink import HostLink
+from fedxnor.boards.link_load import LoadSignature
+from fedxnor.boards.sha256 import CYCLES_PER_BLOCK, Sha256
 from fedxnor.boards.uart import UARTRx, UARTTx
 
 LED_COUNT = 4  # 0 heartbeat, 1 core busy, 2 error (stretched), 3 host-link activity
 
 
-class LinkedCore(Elaboratable):
-    """UART + host link + an accelerator component.
+class LinkedCore(wiring.Component):
+    """UART + host link + an accelerator component: pins `uart_rx`, `uart_tx`, `leds`, and `ready`.
 
     accel: a wiring component with `image` (stream in, in_width bits), `result` (stream out,
     class index), `busy` and `cycles` (32 bits), i.e. fedxnor.hw.top.NetworkTop.
@@ -47,14 +51,14 @@ class LinkedCore(Elaboratable):
         self.timeout_cycles = int(timeout_cycles or max(100 * 10 * divisor, clock_hz // 20))
         self.heartbeat_bits = heartbeat_bits or max(4, (self.clock_hz // 2).bit_length())
         self.ident = fr.Ident.build(geometry, sha256, self.clock_hz)
-        self.uart_rx = Signal(init=1)
-        self.uart_tx = Signal(init=1)
-        self.leds = Signal(LED_COUNT)
-        self.ready = Signal(init=1)  # an external enable for serving; ANDed with the loader's verdict if any
         self.files = tuple(getattr(accel, "weight_images", ()) or ())
         self.loader = WeightLoader(self.files, accel.wload, byte_cycles=10 * self.divisor) if self.files else None
         self.loaded = Signal()  # every run-time weight file checked (always 1 without a weight store)
         self.registered_feed = bool(registered_feed)
+        super().__init__({
+            "uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(LED_COUNT),
+            "ready": In(1, init=1),  # an external enable for serving; ANDed with the loader's verdict if any
+        })
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -71,18 +75,13 @@ class LinkedCore(Elaboratable):
             m.d.comb += self.loaded.eq(1)
         else:
             m.submodules.loader = ld = self.loader
-            m.d.comb += [ld.header.eq(link.ld_header), ld.file.eq(link.ld_file), ld.offset.eq(link.ld_offset),
-                         ld.length.eq(link.ld_len), ld.byte.eq(link.ld_byte), ld.strobe.eq(link.ld_strobe),
-                         ld.end.eq(link.ld_end), ld.good.eq(link.ld_good),
-                         link.ld_busy.eq(ld.busy), link.ld_code.eq(ld.code), link.ld_flags.eq(ld.flags),
-                         link.ld_current.eq(ld.current), link.ld_verified.eq(ld.verified), link.ld_next.eq(ld.next),
-                         accel.wload.eq(ld.wload), self.loaded.eq(ld.loaded)]
-        m.d.comb += [link.rx.payload.eq(rxu.data.payload), link.rx.valid.eq(rxu.data.valid)]
-        m.d.comb += [txu.data.payload.eq(link.tx.payload), txu.data.valid.eq(link.tx.valid), link.tx.ready.eq(txu.data.ready)]
-        m.d.comb += [accel.image.payload.eq(link.image.payload), accel.image.valid.eq(link.image.valid),
-                     link.image.ready.eq(accel.image.ready)]
-        m.d.comb += [link.result.payload.eq(accel.result.payload), link.result.valid.eq(accel.result.valid),
-                     accel.result.ready.eq(link.result.ready), link.core_cycles.eq(accel.cycles)]
+            wiring.connect(m, link.load, ld.link)
+            m.d.comb += [accel.wload.eq(ld.wload), self.loaded.eq(ld.loaded)]
+        wiring.connect(m, rxu.data, link.rx)
+        wiring.connect(m, link.tx, txu.data)
+        wiring.connect(m, link.image, accel.image)
+        wiring.connect(m, accel.result, link.result)
+        m.d.comb += link.core_cycles.eq(accel.cycles)
 
         heartbeat = Signal(self.heartbeat_bits)
         err_hold = Signal(self.heartbeat_bits - 2)  # the error LED stays on ~1/8 s after an error reply
@@ -98,16 +97,17 @@ class LinkedCore(Elaboratable):
 HEX_NEWLINE = 0x0A
 
 
-class WeightLoader(Elaboratable):
+class WeightLoader(wiring.Component):
     """LOAD chunks -> weight words on the accelerator's `wload` port, and each file's SHA-256 against the manifest.
 
     files: hw.weightstore.WritableImage per file number (its row select, size and the manifest's sha256);
     wload: the accelerator's write port (a Signal of hw.weightstore.write_layout).
 
-    From the host link (boards/hostlink.py): `header` pulses once a LOAD header (`file`, `offset`, `length`
-    data bytes) is in; `strobe` pulses per data byte `byte`; `end` pulses at the frame's end, `good` when its
-    CRC checked. Back: `busy` until the frame's verdict `code` (0, or the error to answer) is settled, and the
-    status the LOAD reply carries (`flags`, `current`, `verified`, `next`). `loaded`: every file verified.
+    `link` is the host link's LOAD port (boards/link_load.py LoadSignature): `chunk.header` pulses once a LOAD
+    header (`file`, `offset`, `length` data bytes) is in; `chunk.data` carries the data bytes; `chunk.end` pulses
+    at the frame's end, `chunk.good` when its CRC checked. Back on `status`: `busy` until the frame's verdict
+    `code` (0, or the error to answer) is settled, and the status the LOAD reply carries (`flags`, `current`,
+    `verified`, `next`). `loaded`: every file verified.
 
     The text is parsed as it arrives: a hex digit shifts a nibble in, a newline writes the word and steps
     the address (the exporter's $readmemh files, docs/datapath.md). The parse needs no checks of its own:
@@ -124,23 +124,15 @@ class WeightLoader(Elaboratable):
             raise ValueError(f"the loader takes 1..16 weight files, got {n}")
         self.wload_shape = wload.shape()
         self.pw = max(f.nbytes for f in self.files).bit_length() + 1
-        self.header, self.strobe, self.end, self.good = Signal(), Signal(), Signal(), Signal()
-        self.file, self.offset, self.length, self.byte = Signal(8), Signal(32), Signal(16), Signal(8)
-        self.busy, self.code, self.flags, self.current = Signal(), Signal(8), Signal(8), Signal(8)
-        self.verified, self.next = Signal(16), Signal(32)
-        self.wload = Signal(self.wload_shape)
-        self.loaded = Signal()
+        super().__init__({"link": In(LoadSignature()), "wload": Out(self.wload_shape), "loaded": Out(1)})
 
     def fifo_depth(self) -> int:
-        from fedxnor.boards import sha256
-
-        stall = getattr(sha256, "CYCLES_PER_BLOCK", 1100) + 64
+        stall = CYCLES_PER_BLOCK + 64
         return 1 << max(2, (-(-stall // self.byte_cycles) + 2 - 1).bit_length())
 
     def elaborate(self, platform) -> Module:
-        from fedxnor.boards.sha256 import Sha256
-
         m = Module()
+        c, s = self.link.chunk, self.link.status
         n = len(self.files)
         restart = Signal()  # a file starts over: the hash core and its FIFO forget everything
         sha_core = Sha256()
@@ -168,34 +160,34 @@ class WeightLoader(Elaboratable):
         waddr = Signal(len(self.wload.addr))
         sizes = Array(Const(f.nbytes, self.pw) for f in self.files)
         digests = Array(Const(int(f.sha256, 16), 256) for f in self.files)
-        m.d.comb += [self.loaded.eq(verified == (1 << n) - 1), self.verified.eq(verified), self.current.eq(cur),
-                     self.flags.eq(self.loaded | (file_done << 1) | (cur_valid << 2)),
-                     self.next.eq(Mux(cur_valid, pos, 0))]
+        m.d.comb += [self.loaded.eq(verified == (1 << n) - 1), s.verified.eq(verified), s.current.eq(cur),
+                     s.flags.eq(self.loaded | (file_done << 1) | (cur_valid << 2)),
+                     s.next.eq(Mux(cur_valid, pos, 0))]
 
         # data bytes: hex text -> words on wload, and {byte, last} into the FIFO in front of the hash core
         take = Signal()
-        m.d.comb += take.eq(self.strobe & accepted)
+        m.d.comb += take.eq(c.data.valid & accepted)
         nibble = Signal(4)
-        m.d.comb += nibble.eq(self.byte[:4] + Mux(self.byte[6], 9, 0))  # '0'-'9' and 'a'-'f'
+        m.d.comb += nibble.eq(c.data.payload[:4] + Mux(c.data.payload[6], 9, 0))  # '0'-'9' and 'a'-'f'
         m.d.sync += [restart.eq(0), self.wload.en.eq(0)]
         with m.If(take):
             m.d.sync += pos.eq(pos + 1)
-            with m.If(self.byte == HEX_NEWLINE):
+            with m.If(c.data.payload == HEX_NEWLINE):
                 m.d.sync += [self.wload.en.eq(1), self.wload.row.eq(cur), self.wload.addr.eq(waddr),
                              self.wload.data.eq(shift), waddr.eq(waddr + 1), shift.eq(0)]
             with m.Else():
                 m.d.sync += shift.eq(Cat(nibble, shift))
             with m.If(~fifo_core.w_rdy):
                 m.d.sync += overflow.eq(1)
-        m.d.comb += [fifo_core.w_data.eq(Cat(self.byte, pos == last_pos)), fifo_core.w_en.eq(take),
+        m.d.comb += [fifo_core.w_data.eq(Cat(c.data.payload, pos == last_pos)), fifo_core.w_en.eq(take),
                      sha_core.data.valid.eq(fifo_core.r_rdy), sha_core.data.payload.byte.eq(fifo_core.r_data[:8]),
                      sha_core.data.payload.last.eq(fifo_core.r_data[8]), fifo_core.r_en.eq(sha_core.data.ready)]
 
         def frame_end():
             """The frame ended (after its header, or cut short before it): settle this frame's verdict."""
-            with m.If(self.end):
-                m.d.sync += [self.busy.eq(1), accepted.eq(0)]
-                with m.If(~self.good):  # a damaged chunk: the file in progress is lost
+            with m.If(c.end):
+                m.d.sync += [s.busy.eq(1), accepted.eq(0)]
+                with m.If(~c.good):  # a damaged chunk: the file in progress is lost
                     m.d.sync += cur_valid.eq(0)
                     m.next = "SETTLE"
                 with m.Elif(accepted & (pos == fsize)):
@@ -206,9 +198,9 @@ class WeightLoader(Elaboratable):
         with m.FSM(name="load_fsm"):
             with m.State("IDLE"):
                 frame_end()
-                with m.If(self.header):
-                    m.d.sync += [in_range.eq(self.file < n), fsize.eq(sizes[self.file[:fbits]]), off.eq(self.offset),
-                                 big.eq(self.offset[self.pw :] != 0), end_at.eq(self.offset[: self.pw] + self.length),
+                with m.If(c.header):
+                    m.d.sync += [in_range.eq(c.file < n), fsize.eq(sizes[c.file[:fbits]]), off.eq(c.offset),
+                                 big.eq(c.offset[self.pw :] != 0), end_at.eq(c.offset[: self.pw] + c.length),
                                  accepted.eq(0), file_done.eq(0)]
                     m.next = "MEASURE"
             # the chunk's verdict, long before its first data byte arrives, in two steps: the compares are
@@ -216,22 +208,22 @@ class WeightLoader(Elaboratable):
             too_long, at_start, continues = Signal(), Signal(), Signal()
             with m.State("MEASURE"):
                 m.d.sync += [too_long.eq(big | (end_at > fsize)), at_start.eq(off == 0),
-                             continues.eq(cur_valid & (self.file == cur) & (off == pos))]
+                             continues.eq(cur_valid & (c.file == cur) & (off == pos))]
                 m.next = "CHECK"
             with m.State("CHECK"):
                 m.next = "RECEIVE"
                 with m.If(~in_range):
-                    m.d.sync += self.code.eq(fr.ERR_LOAD_ORDER)
+                    m.d.sync += s.code.eq(fr.ERR_LOAD_ORDER)
                 with m.Elif(too_long):
-                    m.d.sync += self.code.eq(fr.ERR_LENGTH)
+                    m.d.sync += s.code.eq(fr.ERR_LENGTH)
                 with m.Elif(at_start):
-                    m.d.sync += [self.code.eq(0), accepted.eq(1), cur.eq(self.file), cur_valid.eq(1), pos.eq(0),
+                    m.d.sync += [s.code.eq(0), accepted.eq(1), cur.eq(c.file), cur_valid.eq(1), pos.eq(0),
                                  last_pos.eq(fsize - 1), waddr.eq(0), shift.eq(0), overflow.eq(0), restart.eq(1),
-                                 verified.bit_select(self.file[:fbits], 1).eq(0)]
+                                 verified.bit_select(c.file[:fbits], 1).eq(0)]
                 with m.Elif(continues):
-                    m.d.sync += [self.code.eq(0), accepted.eq(1)]
+                    m.d.sync += [s.code.eq(0), accepted.eq(1)]
                 with m.Else():
-                    m.d.sync += self.code.eq(fr.ERR_LOAD_ORDER)
+                    m.d.sync += s.code.eq(fr.ERR_LOAD_ORDER)
             with m.State("RECEIVE"):
                 frame_end()
             with m.State("HASH"):  # the file's last byte is in: wait for the digest (an overflow lost bytes)
@@ -245,9 +237,9 @@ class WeightLoader(Elaboratable):
                 m.next = "VERDICT"
             with m.State("VERDICT"):
                 m.d.sync += [verified.bit_select(cur, 1).eq(match), file_done.eq(match), cur_valid.eq(0),
-                             self.code.eq(Mux(match, 0, fr.ERR_HASH)), self.busy.eq(0)]
+                             s.code.eq(Mux(match, 0, fr.ERR_HASH)), s.busy.eq(0)]
                 m.next = "IDLE"
             with m.State("SETTLE"):
-                m.d.sync += self.busy.eq(0)
+                m.d.sync += s.busy.eq(0)
                 m.next = "IDLE"
         return m
