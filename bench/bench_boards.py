@@ -62,10 +62,10 @@ def exported(ckpt: Path, model: str, board: str, work: Path, lut_share: float | 
     """The model exported (reference == torch eval on the whole test set), folded by the solver for the board
     (with layer 0 in SPRAM on the UP5K when block RAM is too small), or with `folding` ("PxL,PxL,...")."""
     from fedxnor.boards.build import fit_device
-    from fedxnor.export.from_checkpoint import export_checkpoint
     from fedxnor.export.manifest import Folding, load_export
     from fedxnor.hw.plan.refold import refold_export
     from fedxnor.hw.plan.solver import solve_foldings
+    from fedxnor.train.to_export import export_checkpoint
 
     base = work / f"export-{model}"
     if not (base / "manifest.json").is_file():

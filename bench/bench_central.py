@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
 from fedxnor.datasets import load_split  # noqa: E402
-from fedxnor.export.from_checkpoint import export_checkpoint  # noqa: E402
 from fedxnor.export.reference import Reference  # noqa: E402
 from fedxnor.train.central import CentralConfig, train_central  # noqa: E402
 from fedxnor.train.checkpoint import load_checkpoint  # noqa: E402
+from fedxnor.train.to_export import export_checkpoint  # noqa: E402
 
 GOALS = {"mlp": 0.87}
 

@@ -166,7 +166,7 @@ def run_row(part: str, label: str, seed: int, args: argparse.Namespace, tmp: str
            "params_on_wire": meta["params_on_wire"], "seconds": round(time.monotonic() - t0, 1),
            "accuracy_by_round": [round(h["test_accuracy"], 4) for h in hist]}
     if algo == "fedbnn" and not args.no_export:
-        from fedxnor.export.from_checkpoint import export_checkpoint
+        from fedxnor.train.to_export import export_checkpoint
 
         summary = export_checkpoint(ckpt, run / "export")  # raises unless torch == integer network
         row["export"] = {"checked_images": summary["checked_images"], "agreement": summary["agreement"],

@@ -179,7 +179,7 @@ def main() -> int:
     args = ap.parse_args()
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        from fedxnor.export.from_checkpoint import export_checkpoint
+        from fedxnor.train.to_export import export_checkpoint
 
         ckpt = args.checkpoint
         if args.export is not None:  # an mlp-small export made before (any folding)

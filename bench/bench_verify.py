@@ -38,9 +38,9 @@ KEEP = ("images", "mismatches", "class_mismatches", "activation_mismatches", "ac
 
 
 def trained_export(work: Path, epochs: int, seed: int, checkpoint: Path | None) -> tuple[Path, dict]:
-    from fedxnor.export.from_checkpoint import export_checkpoint
     from fedxnor.train.central import CentralConfig, train_central
     from fedxnor.train.checkpoint import load_checkpoint
+    from fedxnor.train.to_export import export_checkpoint
 
     ckpt = checkpoint or train_central(CentralConfig(model="mlp-small", epochs=epochs, seed=seed), work / "train")
     _model, meta = load_checkpoint(ckpt)

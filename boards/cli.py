@@ -82,7 +82,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from fedxnor.boards.driver import BoardLink, check_link_args, classify_images
-    from fedxnor.export.cli import reference_inputs
+    from fedxnor.export.recorded_data import reference_inputs
     from fedxnor.export.reference import Reference
 
     check_link_args(args.baud, args.timeout)

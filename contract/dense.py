@@ -98,16 +98,17 @@ class Dense:
 
     # ------------------------------------------------------------ folding
 
-    def folding_error(self, fold: Folding) -> str | None:
-        """Why (P, L) cannot fold this layer, or None: P must divide M, 1 <= L <= N."""
+    def folding_error(self, fold: Folding, names: tuple[str, str] = ("P=", "L=")) -> str | None:
+        """Why (P, L) cannot fold this layer, or None: P must divide M, 1 <= L <= N. `names` prefix the values
+        in the message (a CLI says "--pe 3", a config "'export.pe' 3")."""
         if fold.pe < 1 or self.fan_out % fold.pe:
-            return f"P={fold.pe} does not divide fan-out {self.fan_out}; choose a divisor of {self.fan_out}"
+            return f"{names[0]}{fold.pe} does not divide fan-out {self.fan_out}; choose a divisor of {self.fan_out}"
         if not 1 <= fold.simd <= self.fan_in:
-            return f"L={fold.simd} must be in 1..{self.fan_in} (the fan-in)"
+            return f"{names[1]}{fold.simd} must be in 1..{self.fan_in} (the fan-in)"
         return None
 
-    def check_folding(self, fold: Folding, where: str = "") -> None:
-        err = self.folding_error(fold)
+    def check_folding(self, fold: Folding, where: str = "", names: tuple[str, str] = ("P=", "L=")) -> None:
+        err = self.folding_error(fold, names)
         if err:
             raise FedxnorError(f"{where}: {err}" if where else err)
 

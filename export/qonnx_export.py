@@ -107,8 +107,8 @@ def check_model(model):
 
 def export_qonnx(directory: Path, out: Path, images: int | None = None, data_dir: Path | None = None) -> dict:
     """Write out (.onnx) unless qonnx's executor equals the reference on every checked image."""
-    from fedxnor.export.cli import reference_inputs
     from fedxnor.export.qonnx_import import DisagreementError, source_predictions
+    from fedxnor.export.recorded_data import reference_inputs
     from fedxnor.export.reference import Reference
 
     if images is not None and images < 1:

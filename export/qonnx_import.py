@@ -25,7 +25,6 @@ from fedxnor.export.qonnx_graph import ELEMENTWISE, SHAPE_OPS, constant_value, e
 from fedxnor.export.thresholds import fold_thresholds
 
 TABLE_CELLS = 4_000_000  # table rows x neurons per executor call
-PREDICTIONS_FILE = "torch_predictions.u8"  # the source model's predictions, which `fedxnor reference` compares against
 
 
 @dataclass
@@ -271,7 +270,7 @@ def import_qonnx(path, out_dir, input_scale: str = "pixel/255", images: int | No
     from pathlib import Path
 
     from fedxnor.datasets import load_split
-    from fedxnor.export.manifest import sha256_file, write_export
+    from fedxnor.export.manifest import PREDICTIONS_FILE, sha256_file, write_export
     from fedxnor.export.qonnx_graph import load_model
 
     divisor = parse_input_scale(input_scale)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fedxnor.errors import FedxnorError
 
 
@@ -54,3 +56,27 @@ def recorded_test_split(manifest: dict[str, Any], data_dir: Path | None, limit: 
     if isinstance(shape, list) and shape and all(type(d) is int for d in shape):
         check_image_shape(test.image_shape, tuple(shape), data_dir, "the export")
     return test
+
+
+def check_labels(labels: np.ndarray, classes: int, data_dir: Path | None) -> None:
+    """Labels the model can score: an accuracy against labels it cannot output is meaningless, not 0.0."""
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+        where = f"--data {data_dir}" if data_dir else "the test data"
+        raise FedxnorError(f"{where} has labels up to {int(labels.max())} but the model has {classes} classes "
+                           f"(0..{classes - 1}); give the data the model was trained on with --data DIR")
+
+
+def reference_inputs(ref, data_dir: Path | None, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The test inputs of an export: its own inputs file when it has one (e.g. HyBNN
+    latents made by a frozen encoder), else the dataset's test split."""
+    from fedxnor.export.manifest import INPUTS_FILE, LABELS_FILE
+
+    inputs, labels = ref.export.extra_file(INPUTS_FILE), ref.export.extra_file(LABELS_FILE)
+    if inputs is not None and labels is not None:  # load_export checked their sizes against each other and the model
+        n_in = ref.export.layers[0].fan_in
+        x = np.frombuffer(inputs.read_bytes(), np.uint8).reshape(-1, n_in)
+        y = np.frombuffer(labels.read_bytes(), np.uint8).astype(np.int64)
+        return x[:limit], y[:limit]
+    test = recorded_test_split(ref.export.manifest, data_dir, limit)
+    return test.images, test.labels
+

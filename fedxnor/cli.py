@@ -21,8 +21,9 @@ class OneLineParser(argparse.ArgumentParser):
         print(f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
 
-PARTS = ["fedxnor.train.cli", "fedxnor.export.cli", "fedxnor.export.qonnx_cli", "fedxnor.hw.cli", "fedxnor.hw.plan_cli",
-         "fedxnor.sim.cli", "fedxnor.boards.cli", "fedxnor.flow"]
+
+PARTS = ["fedxnor.train.cli", "fedxnor.train.export_cli", "fedxnor.export.cli", "fedxnor.export.qonnx_cli", "fedxnor.hw.cli",
+         "fedxnor.hw.plan_cli", "fedxnor.sim.cli", "fedxnor.boards.cli", "fedxnor.flow"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -81,8 +81,8 @@ def stage_train(ctx: Context) -> dict[str, Any]:
 
 
 def stage_export(ctx: Context) -> dict[str, Any]:
-    from fedxnor.export.from_checkpoint import export_checkpoint
     from fedxnor.export.manifest import load_export
+    from fedxnor.train.to_export import export_checkpoint
 
     e = ctx.cfg["export"]
     ckpt = Path(ctx.summary("train")["checkpoint"])
@@ -106,8 +106,8 @@ def stage_export(ctx: Context) -> dict[str, Any]:
 def stage_reference(ctx: Context) -> dict[str, Any]:
     import numpy as np
 
-    from fedxnor.export.cli import reference_inputs
-    from fedxnor.export.from_checkpoint import PREDICTIONS_FILE
+    from fedxnor.export.manifest import PREDICTIONS_FILE
+    from fedxnor.export.recorded_data import reference_inputs
     from fedxnor.export.reference import Reference
 
     directory = Path(ctx.summary("export")["directory"])

@@ -54,9 +54,9 @@ def model_of(cfg: dict[str, Any], data_dir: Path | None):
         raise FedxnorError(f"config [train] (algo {t['algo']}, model {t['model']}): {e}") from None
 
 
-def check_folding(sizes: list[tuple[int, int]], e: dict[str, Any], board_solves: bool) -> None:
-    """export.pe / export.simd against the layers' (fan_in, fan_out), as the export stage will use them."""
-    from fedxnor.export.from_checkpoint import check_folding_values
+def check_folding(model_cfg, sizes: list[tuple[int, int]], e: dict[str, Any], board_solves: bool) -> None:
+    """export.pe / export.simd against the model's layers (their sizes from the data), as the export stage will use them."""
+    from fedxnor.train.to_export import foldings_from_values
 
     pe, simd = e["pe"], e["simd"]
     if board_solves:
@@ -65,7 +65,7 @@ def check_folding(sizes: list[tuple[int, int]], e: dict[str, Any], board_solves:
                                "picks the folding for build.board); drop them or set fold = 'manual'")
         return
     try:
-        check_folding_values(sizes, pe or None, simd or None, names=("'export.pe'", "'export.simd'"))
+        foldings_from_values(model_cfg.layer_specs(), pe or None, simd or None, names=("'export.pe'", "'export.simd'"))
     except FedxnorError as err:
         net = "-".join(str(n) for n, _ in sizes) + f"-{sizes[-1][1]}"
         raise FedxnorError(f"config: export folding for the {net} network: {err}") from None
@@ -116,6 +116,6 @@ def preflight(ctx, selected: list[str], pipeline) -> None:
                            "exported: pick a BNN model (mlp-small, mlp, ...) or drop the export and build stages")
     board_solves = cfg["export"]["fold"] == "board" and "build" in cfg["stages"]
     if "export" in selected:
-        check_folding(sizes, cfg["export"], board_solves)
+        check_folding(model_cfg, sizes, cfg["export"], board_solves)
     if "build" in selected:
         check_fit(model_cfg, sizes, cfg["build"]["board"], cfg["export"])

@@ -48,7 +48,7 @@ def verify_export(export_dir, sim: str = "verilator", images: int | None = None,
     export = load_export(Path(export_dir))
     ref = Reference(load_export(Path(reference_dir)) if reference_dir is not None else export)
     if inputs is None:
-        from fedxnor.export.cli import reference_inputs
+        from fedxnor.export.recorded_data import reference_inputs
 
         raw, _labels = reference_inputs(ref, Path(data_dir) if data_dir else None, images)
         x = ref.prepare(raw)

@@ -1,6 +1,5 @@
-"""Checkpoint -> export directory, proving agreement with torch before anything is written.
-
-This is the only module of export/ that imports torch (through train/).
+"""The torch -> integer bridge: a checkpoint becomes an export directory, and agreement with torch eval is
+proven on the test images before anything is written. Training owns it, so export/ never imports torch.
 """
 
 from __future__ import annotations
@@ -10,44 +9,39 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fedxnor.contract.folding import Folding
 from fedxnor.contract.network import IntNetwork
 from fedxnor.datasets import load_split
 from fedxnor.errors import FedxnorError
-from fedxnor.export.manifest import Folding, write_export
+from fedxnor.export.manifest import INPUTS_FILE, LABELS_FILE, PREDICTIONS_FILE, write_export
 from fedxnor.export.recorded_data import check_image_shape
 from fedxnor.train.checkpoint import load_checkpoint, sha256_file
-
-PREDICTIONS_FILE = "torch_predictions.u8"
 
 
 def parse_foldings(network: IntNetwork, pe: list[int] | None, simd: list[int] | None) -> list[Folding]:
     """--pe/--simd give one value per layer, or one value for every layer; defaults per layer otherwise."""
-    return check_folding_values([(layer.fan_in, layer.fan_out) for layer in network.layers], pe, simd)
+    return foldings_from_values([layer.spec for layer in network.layers], pe, simd)
 
 
-def check_folding_values(sizes: list[tuple[int, int]], pe: list[int] | None, simd: list[int] | None,
+def foldings_from_values(specs, pe: list[int] | None, simd: list[int] | None,
                          names: tuple[str, str] = ("--pe", "--simd")) -> list[Folding]:
-    """The foldings of layers with (fan_in, fan_out) `sizes`; the flow checks its TOML with this before training."""
-    n = len(sizes)
-    defaults = [Folding(1, min(32, fan_in)) for fan_in, _ in sizes]  # export.manifest.default_folding
+    """Per-layer foldings from a list of P values and one of L values (one value, or one per layer; defaults:
+    1 and min(32, N)), each legal for its layer. The flow checks its TOML with this before training."""
+    n = len(specs)
 
-    def expand(values: list[int] | None, what: str, field: str) -> list[int]:
+    def expand(values: list[int] | None, what: str, default) -> list[int]:
         if not values:
-            return [getattr(d, field) for d in defaults]
+            return [default(s) for s in specs]
         if len(values) == 1:
             return list(values) * n
         if len(values) != n:
             raise FedxnorError(f"{what} takes one value or one per layer ({n}), got {len(values)}")
         return list(values)
 
-    pes, simds = expand(pe, names[0], "pe"), expand(simd, names[1], "simd")
-    for i, ((fan_in, fan_out), p, s) in enumerate(zip(sizes, pes, simds)):
-        if p < 1 or fan_out % p:
-            divisors = [d for d in range(1, fan_out + 1) if fan_out % d == 0]
-            raise FedxnorError(f"layer {i}: {names[0]} {p} does not divide fan-out {fan_out}; use one of {divisors}")
-        if not 1 <= s <= fan_in:
-            raise FedxnorError(f"layer {i}: {names[1]} {s} must be in 1..{fan_in} (the fan-in)")
-    return [Folding(p, s) for p, s in zip(pes, simds)]
+    folds = [Folding(p, q) for p, q in zip(expand(pe, names[0], lambda s: 1), expand(simd, names[1], lambda s: min(32, s.fan_in)))]
+    for i, (spec, fold) in enumerate(zip(specs, folds)):
+        spec.check_folding(fold, f"layer {i}", (f"{names[0]} ", f"{names[1]} "))
+    return folds
 
 
 def export_checkpoint(
@@ -78,7 +72,7 @@ def export_checkpoint(
         bits, labels = encoded_test_inputs(checkpoint, data_dir, check_images)
         torch_pred = model.predict(torch.from_numpy(bits))
         x = bits.reshape(len(bits), -1).astype(np.int64)
-        extra = {"test_inputs.u8": bits.astype(np.uint8).tobytes(), "test_labels.u8": labels.astype(np.uint8).tobytes()}
+        extra = {INPUTS_FILE: bits.astype(np.uint8).tobytes(), LABELS_FILE: labels.astype(np.uint8).tobytes()}
     else:
         test = load_split("test", data_dir).take(check_images)
         check_image_shape(test.image_shape, model.config.input_shape, data_dir, f"model {model.config.name} of {checkpoint}")

@@ -91,8 +91,8 @@ def test_board_serves_classifies_and_recovers(tmp_path, board):
 
 @pytest.fixture(scope="module")
 def trained_board(tmp_path_factory, small_checkpoint):
-    from fedxnor.export.from_checkpoint import export_checkpoint
     from fedxnor.export.manifest import load_export
+    from fedxnor.train.to_export import export_checkpoint
 
     out = tmp_path_factory.mktemp("board_mlp_small") / "export"
     export_checkpoint(small_checkpoint, out, pe=[16, 8, 2], simd=[32, 16, 16], check_images=200)

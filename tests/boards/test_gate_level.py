@@ -30,10 +30,10 @@ def test_gate_level_trained_mlp_small_50_test_images(tmp_path, small_checkpoint,
     """mlp-small folded by the solver for the iCEBreaker, 50 Fashion-MNIST test images (Verilator: Icarus takes
     most of an hour on this netlist)."""
     from fedxnor.boards.platforms import foldings_for_board
-    from fedxnor.export.from_checkpoint import export_checkpoint
     from fedxnor.export.manifest import load_export
     from fedxnor.export.reference import Reference
     from fedxnor.hw.plan.refold import refold_export
+    from fedxnor.train.to_export import export_checkpoint
 
     base_dir = tmp_path / "export"
     export_checkpoint(small_checkpoint, base_dir, check_images=200)

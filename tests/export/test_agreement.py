@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from fedxnor.export.from_checkpoint import export_checkpoint
 from fedxnor.export.reference import Reference
 from fedxnor.train.central import CentralConfig, train_central
 from fedxnor.train.checkpoint import load_checkpoint
+from fedxnor.train.to_export import export_checkpoint
 
 
 @pytest.mark.parametrize("model,pe,simd", [("mlp-small", [16, 8, 2], [32, 16, 16]),

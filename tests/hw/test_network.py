@@ -9,10 +9,10 @@ import pytest
 from hw_helpers import decode_debug, run_images
 
 from fedxnor.contract import cycles
-from fedxnor.export.from_checkpoint import export_checkpoint
 from fedxnor.export.manifest import Folding, load_export, write_export
 from fedxnor.export.reference import Reference
 from fedxnor.hw.top import NetworkTop
+from fedxnor.train.to_export import export_checkpoint
 
 # A folding that keeps the simulation short: layer 0 is the bottleneck at 128 cycles per image.
 SIM_PE, SIM_SIMD = [16, 16, 10], [196, 64, 64]

@@ -103,7 +103,7 @@ def test_shallow_weight_roms_are_logic_deep_ones_block_ram(tmp_path):
 
 @pytest.mark.slow
 def test_mlp_small_fits_up5k(small_checkpoint, tmp_path):
-    from fedxnor.export.from_checkpoint import export_checkpoint
+    from fedxnor.train.to_export import export_checkpoint
 
     export_checkpoint(small_checkpoint, tmp_path / "exp", pe=[16, 8, 2], simd=[16, 16, 16], check_images=200)
     text, _ = generate_verilog(load_export(tmp_path / "exp"), debug=False)

@@ -15,7 +15,7 @@ def sim_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_export(tmp_path_factory, small_checkpoint) -> Path:
-    from fedxnor.export.from_checkpoint import export_checkpoint
+    from fedxnor.train.to_export import export_checkpoint
 
     out = tmp_path_factory.mktemp("mlp_small_export") / "export"
     export_checkpoint(small_checkpoint, out, pe=[16, 8, 2], simd=[32, 16, 16], check_images=1000)

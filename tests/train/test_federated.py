@@ -134,8 +134,9 @@ def test_rotation_folds_into_plain_bnn():
 
 def test_fedbnn_export_bit_exact_through_reference(tmp_path):
     from fedxnor.datasets import load_split
-    from fedxnor.export.from_checkpoint import PREDICTIONS_FILE, export_checkpoint
+    from fedxnor.export.manifest import PREDICTIONS_FILE
     from fedxnor.export.reference import Reference
+    from fedxnor.train.to_export import export_checkpoint
 
     ckpt = train_federated(FederatedConfig(algo="fedbnn", model="mlp-small", rounds=2, **TINY), tmp_path / "r",
                            progress=False)
