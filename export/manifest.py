@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fedxnor.atomic import atomic_directory
+from fedxnor.contract.bits import to_signed
+from fedxnor.contract.dense import Dense
 from fedxnor.contract.folding import Folding
 from fedxnor.contract.network import IntLayer, IntNetwork
 from fedxnor.errors import FedxnorError
@@ -32,45 +34,38 @@ MANIFEST_NAME = "manifest.json"
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """What hardware needs to know of one layer, as the manifest records it."""
+    """One layer of an export: its specification (fedxnor.contract), its folding and its ROM image files.
+
+    The widths and depths hardware needs are the specification's, read through here."""
 
     index: int
-    name: str
-    fan_in: int
-    fan_out: int
-    input_bits: int
-    encoding: str
-    is_output: bool
-    pe: int
-    simd: int
-    words_per_row: int
-    weight_depth: int  # words per PE ROM: (M / P) * ceil(N / L)
-    threshold_depth: int  # thresholds per PE: M / P (0 for the output layer)
-    acc_min: int
-    acc_max: int
-    threshold_width: int  # two's complement bits; 0 for the output layer
-    weight_files: tuple[Path, ...]
-    threshold_files: tuple[Path, ...]
+    spec: Dense
+    fold: Folding
+    weight_files: tuple[Path, ...] = ()
+    threshold_files: tuple[Path, ...] = ()
+
+    name = property(lambda self: self.spec.name)
+    fan_in = property(lambda self: self.spec.fan_in)
+    fan_out = property(lambda self: self.spec.fan_out)
+    input_bits = property(lambda self: self.spec.input_bits)
+    encoding = property(lambda self: self.spec.encoding)
+    is_output = property(lambda self: self.spec.is_output)
+    acc_width = property(lambda self: self.spec.acc_width)
+    threshold_width = property(lambda self: self.spec.threshold_width)  # 0 for the output layer
+    pe = property(lambda self: self.fold.pe)
+    simd = property(lambda self: self.fold.simd)
+    words_per_row = property(lambda self: self.spec.words_per_row(self.fold))
+    weight_depth = property(lambda self: self.spec.weight_depth(self.fold))  # words per PE ROM: (M / P) * ceil(N / L)
+    threshold_depth = property(lambda self: self.spec.threshold_depth(self.fold))  # M / P (0 for the output layer)
+    neurons_per_pe = property(lambda self: self.spec.neurons_per_pe(self.fold))
 
     @property
-    def acc_width(self) -> int:
-        """Two's complement bits that hold every accumulator value and every threshold."""
-        return signed_width(self.acc_min, self.acc_max + 1)
+    def acc_min(self) -> int:
+        return self.spec.acc_range[0]
 
     @property
-    def neurons_per_pe(self) -> int:
-        return self.fan_out // self.pe
-
-    @property
-    def spec(self):
-        """The layer's specification (fedxnor.contract): what every stage computes and plans with."""
-        from fedxnor.contract.dense import Dense
-
-        return Dense(self.fan_in, self.fan_out, self.input_bits, self.encoding, self.is_output, self.name)
-
-    @property
-    def fold(self) -> Folding:
-        return Folding(self.pe, self.simd)
+    def acc_max(self) -> int:
+        return self.spec.acc_range[1]
 
 
 @dataclass(frozen=True)
@@ -104,14 +99,6 @@ class Export:
     def sha256(self) -> str:
         """Identity of the exported model: sha256 of manifest.json."""
         return sha256_file(self.directory / MANIFEST_NAME)
-
-
-def signed_width(lo: int, hi: int) -> int:
-    """Bits of a two's complement number that holds every value in [lo, hi]."""
-    w = 1
-    while not (-(1 << (w - 1)) <= lo and hi <= (1 << (w - 1)) - 1):
-        w += 1
-    return w
 
 
 def sha256_file(path: Path) -> str:
@@ -150,9 +137,11 @@ def write_export(
     with atomic_directory(out_dir) as tmp:
         entries = []
         for i, (layer, fold) in enumerate(zip(layers, foldings)):
-            per_pe = images.pack_weight_words(layer.weights, fold.pe, fold.simd)
-            wpr = images.words_per_row(layer.fan_in, fold.simd)
-            lo, hi = layer.acc_range
+            spec = layer.spec
+            spec.check_folding(fold, f"layer {i}")
+            per_pe = spec.pack_weights(layer.weights, fold)
+            wpr = spec.words_per_row(fold)
+            lo, hi = spec.acc_range
             entry: dict[str, Any] = {
                 "index": i,
                 "name": names[i] if names else f"fc{i}",
@@ -165,7 +154,7 @@ def write_export(
                 "simd": fold.simd,
                 "words_per_row": wpr,
                 "weight_width": fold.simd,
-                "weight_depth": (layer.fan_out // fold.pe) * wpr,
+                "weight_depth": spec.weight_depth(fold),
                 "acc_min": lo,
                 "acc_max": hi,
                 "weight_images": [],
@@ -175,15 +164,15 @@ def write_export(
                 (tmp / name).write_text(images.format_hex(words, fold.simd))
                 entry["weight_images"].append({"file": name, "sha256": sha256_file(tmp / name)})
             if not layer.is_output:
-                tw = signed_width(lo, hi + 1)
+                tw = spec.threshold_width
                 entry.update(
                     threshold_width=tw,
-                    threshold_depth=layer.fan_out // fold.pe,
+                    threshold_depth=spec.threshold_depth(fold),
                     thresholds=[int(t) for t in layer.thresholds],
                     inverted_rows=[int(m) for m in np.flatnonzero(layer.inverted)],
                     threshold_images=[],
                 )
-                for p, words in enumerate(images.pack_thresholds(layer.thresholds, fold.pe, tw)):
+                for p, words in enumerate(spec.pack_thresholds(layer.thresholds, fold)):
                     name = f"l{i}_t_pe{p}.hex"
                     (tmp / name).write_text(images.format_hex(words, tw))
                     entry["threshold_images"].append({"file": name, "sha256": sha256_file(tmp / name)})
@@ -211,75 +200,53 @@ INPUTS_FILE, LABELS_FILE, PREDICTIONS_FILE = "test_inputs.u8", "test_labels.u8",
 MAX_EXTRA_FILE_BYTES = 1 << 30
 
 
-@dataclass(frozen=True)
-class _Fields:
-    """One layer's manifest fields, type- and range-checked, before any image is read."""
-
-    name: str
-    n: int
-    m: int
-    pe: int
-    simd: int
-    bits: int
-    enc: str
-    is_output: bool
-    wpr: int
-    depth: int
-    lo: int
-    hi: int
-    tw: int
-    tdepth: int
-
-
-def expected_acc_range(n: int, bits: int, enc: str) -> tuple[int, int]:
-    if enc == "bipolar":
-        return 0, n
-    return -n * ((1 << bits) - 1), n * ((1 << bits) - 1)
-
-
-def _layer_fields(e: Any, i: int, count: int, where: str, prev: _Fields | None) -> _Fields:
+def _layer_fields(e: Any, i: int, count: int, where: str, prev: LayerInfo | None) -> LayerInfo:
+    """One layer's fields, type- and range-checked, and every derived field equal to what its specification gives,
+    before any image is read."""
     need(isinstance(e, dict), f"{where}: must be an object, got {F.show(e)}; {F.FIX}")
     F.exact(e, "index", where, i, "the layer's position")
     name = F.name(e, "name", where, f"fc{i}")
     n, m = F.integer(e, "fan_in", where, 1, F.MAX_NEURONS), F.integer(e, "fan_out", where, 1, F.MAX_NEURONS)
     if prev is not None:
-        need(n == prev.m, f"{where}: fan_in {n} must equal layer {i - 1}'s fan_out {prev.m}; {F.FIX}")
-    pe = F.integer(e, "pe", where, 1, m)
-    need(m % pe == 0, f"{where}: pe={pe} does not divide fan_out={m}; re-export with a divisor of {m}")
-    simd = F.integer(e, "simd", where, 1, n)
+        need(n == prev.fan_out, f"{where}: fan_in {n} must equal layer {i - 1}'s fan_out {prev.fan_out}; {F.FIX}")
+    pe, simd = F.integer(e, "pe", where, 1, m), F.integer(e, "simd", where, 1, n)
     enc = F.choice(e, "input_encoding", where, ("bipolar", "unsigned"))
     need(i == 0 or enc == "bipolar", f"{where}: only the first layer may take 'unsigned' inputs; {F.FIX}")
     bits = F.integer(e, "input_bits", where, 1, 1 if enc == "bipolar" else F.MAX_INPUT_BITS)
     is_output = F.flag(e, "output", where)
     need(is_output is (i == count - 1), f"{where}: only the last layer is the output layer ('output': {i == count - 1}); {F.FIX}")
-    wpr = images.words_per_row(n, simd)
+    try:
+        spec = Dense(n, m, bits, enc, is_output, name)
+    except FedxnorError as err:
+        raise FedxnorError(f"{where}: {err}; {F.FIX}") from None
+    fold = Folding(pe, simd)
+    spec.check_folding(fold, f"{where}: re-export with a legal folding")
+    wpr = spec.words_per_row(fold)
     F.exact(e, "words_per_row", where, wpr, f"ceil(fan_in / simd) = ceil({n} / {simd})")
     F.exact(e, "weight_width", where, simd, "equal to simd")
-    depth = (m // pe) * wpr
-    F.exact(e, "weight_depth", where, depth, f"(fan_out / pe) * words_per_row = ({m} / {pe}) * {wpr}")
-    lo, hi = expected_acc_range(n, bits, enc)
+    F.exact(e, "weight_depth", where, spec.weight_depth(fold), f"(fan_out / pe) * words_per_row = ({m} / {pe}) * {wpr}")
+    lo, hi = spec.acc_range
     F.exact(e, "acc_min", where, lo, f"for fan_in {n} and {bits}-bit {enc} inputs")
     F.exact(e, "acc_max", where, hi, f"for fan_in {n} and {bits}-bit {enc} inputs")
-    tw = tdepth = 0
     if not is_output:
-        tw = signed_width(lo, hi + 1)
-        F.exact(e, "threshold_width", where, tw, f"two's complement bits of [{lo}, {hi + 1}]")
-        tdepth = F.exact(e, "threshold_depth", where, m // pe, f"fan_out / pe = {m} / {pe}")
-    return _Fields(name, n, m, pe, simd, bits, enc, is_output, wpr, depth, lo, hi, tw, tdepth)
+        F.exact(e, "threshold_width", where, spec.threshold_width, f"two's complement bits of [{lo}, {hi + 1}]")
+        F.exact(e, "threshold_depth", where, spec.threshold_depth(fold), f"fan_out / pe = {m} / {pe}")
+    return LayerInfo(i, spec, fold)
 
 
-def _check_chain(manifest: dict, fields: list[_Fields], mpath: Path) -> None:
+def _check_chain(manifest: dict, fields: list[LayerInfo], mpath: Path) -> None:
     """The shapes agree with the network's ends: class count, input shape, bits and encoding."""
-    F.exact(manifest, "num_classes", str(mpath), fields[-1].m, "the last layer's fan_out")
+    F.exact(manifest, "num_classes", str(mpath), fields[-1].fan_out, "the last layer's fan_out")
     where = f"{mpath} input"
     inp = F.obj(manifest, "input", str(mpath))
     shape = F.ints(F.lst(inp, "shape", where, most=F.MAX_INPUT_DIMS), where, "shape")
-    need(all(1 <= d <= F.MAX_NEURONS for d in shape) and math.prod(shape) == fields[0].n,
-         f"{where}: shape {shape} must be positive sizes whose product is layer 0's fan_in {fields[0].n}; {F.FIX}")
-    F.exact(inp, "bits", where, fields[0].bits, "layer 0's input_bits")
+    need(all(1 <= d <= F.MAX_NEURONS for d in shape) and math.prod(shape) == fields[0].fan_in,
+         f"{where}: shape {shape} must be positive sizes whose product is layer 0's fan_in {fields[0].fan_in}; {F.FIX}")
+    F.exact(inp, "bits", where, fields[0].input_bits, "layer 0's input_bits")
     enc = F.choice(inp, "encoding", where, INPUT_ENCODINGS)
     if enc in ("bits", "pixels-binarized"):
-        need(fields[0].bits == 1, f"{where}: encoding {enc!r} gives 1-bit inputs but layer 0 takes {fields[0].bits}; {F.FIX}")
+        bits = fields[0].input_bits
+        need(bits == 1, f"{where}: encoding {enc!r} gives 1-bit inputs but layer 0 takes {bits}; {F.FIX}")
     if enc == "pixels-binarized":
         F.integer(inp, "threshold", where, 0, 256)
     if "source" in manifest:
@@ -302,42 +269,42 @@ def _read_image(directory: Path, ref: Any, width: int, depth: int, where: str) -
     return path, images.parse_hex(text, width, depth, str(path))
 
 
-def _read_layer(directory: Path, e: dict, f: _Fields, where: str):
+def _read_layer(directory: Path, e: dict, f: LayerInfo, where: str):
     """(IntLayer, weight words per PE, threshold words per PE, weight files, threshold files) of one layer."""
     refs = F.lst(e, "weight_images", where, length=f.pe)
     wfiles, per_pe = [], []
     for p, ref in enumerate(refs):
-        path, words = _read_image(directory, ref, f.simd, f.depth, f"{where} weight_images[{p}]")
+        path, words = _read_image(directory, ref, f.simd, f.weight_depth, f"{where} weight_images[{p}]")
         wfiles.append(path)
         per_pe.append(words)
-    bits_matrix = images.unpack_weight_words(per_pe, f.m, f.n, f.simd)
-    need(bool(bits_matrix[:, f.n:].all()), f"{where}: weight padding bits must be 1 (see docs/datapath.md); {F.FIX}")
+    bits_matrix = f.spec.unpack_weights(per_pe, f.fold)
+    need(bool(bits_matrix[:, f.fan_in:].all()), f"{where}: weight padding bits must be 1 (see docs/datapath.md); {F.FIX}")
     tfiles, tpe, thresholds = [], [], None
-    inverted = np.zeros(f.m, bool)
+    inverted = np.zeros(f.fan_out, bool)
     if not f.is_output:
         for p, ref in enumerate(F.lst(e, "threshold_images", where, length=f.pe)):
-            path, words = _read_image(directory, ref, f.tw, f.tdepth, f"{where} threshold_images[{p}]")
+            path, words = _read_image(directory, ref, f.threshold_width, f.threshold_depth, f"{where} threshold_images[{p}]")
             tfiles.append(path)
             tpe.append(words)
-        thresholds = np.zeros(f.m, np.int64)
+        thresholds = np.zeros(f.fan_out, np.int64)
         for p, words in enumerate(tpe):
-            thresholds[p::f.pe] = [images.to_signed(v, f.tw) for v in words]
-        need(bool(((thresholds >= f.lo) & (thresholds <= f.hi + 1)).all()),
-             f"{where}: a threshold lies outside [{f.lo}, {f.hi + 1}]; {F.FIX}")
-        listed = F.ints(F.lst(e, "thresholds", where, length=f.m), where, "thresholds")
+            thresholds[p::f.pe] = [to_signed(v, f.threshold_width) for v in words]
+        need(bool(((thresholds >= f.acc_min) & (thresholds <= f.acc_max + 1)).all()),
+             f"{where}: a threshold lies outside [{f.acc_min}, {f.acc_max + 1}]; {F.FIX}")
+        listed = F.ints(F.lst(e, "thresholds", where, length=f.fan_out), where, "thresholds")
         need(listed == thresholds.tolist(), f"{where}: threshold images disagree with the manifest's thresholds; {F.FIX}")
         rows = F.ints(F.lst(e, "inverted_rows", where), where, "inverted_rows")
-        need(all(0 <= r < f.m for r in rows) and all(a < b for a, b in zip(rows, rows[1:])),
-             f"{where}: field 'inverted_rows' must list neuron indices in 0..{f.m - 1}, ascending, each once; {F.FIX}")
+        need(all(0 <= r < f.fan_out for r in rows) and all(a < b for a, b in zip(rows, rows[1:])),
+             f"{where}: field 'inverted_rows' must list neuron indices in 0..{f.fan_out - 1}, ascending, each once; {F.FIX}")
         inverted[rows] = True
     try:
-        layer = IntLayer(bits_matrix[:, : f.n], thresholds, input_bits=f.bits, encoding=f.enc, inverted=inverted)
+        layer = IntLayer(bits_matrix[:, : f.fan_in], thresholds, input_bits=f.input_bits, encoding=f.encoding, inverted=inverted)
     except FedxnorError as err:
         raise FedxnorError(f"{where}: {err}") from None
     return layer, per_pe, tpe, wfiles, tfiles
 
 
-def _check_files(directory: Path, manifest: dict, first: _Fields, classes: int, mpath: Path) -> None:
+def _check_files(directory: Path, manifest: dict, first: LayerInfo, classes: int, mpath: Path) -> None:
     """Extra files (torch predictions, test inputs and labels): confined, sealed, and sized for this network."""
     files = F.obj(manifest, "files", str(mpath), default={})
     data: dict[str, bytes] = {}
@@ -355,13 +322,13 @@ def _check_files(directory: Path, manifest: dict, first: _Fields, classes: int, 
                  f"{directory / key}: must hold one class in 0..{classes - 1} per image; {F.FIX}")
     if INPUTS_FILE in data:
         x = data[INPUTS_FILE]
-        need(len(x) > 0 and len(x) % first.n == 0, f"{directory / INPUTS_FILE}: {len(x)} bytes is not a whole number of "
-                                                    f"{first.n}-value inputs; {F.FIX}")
+        need(len(x) > 0 and len(x) % first.fan_in == 0, f"{directory / INPUTS_FILE}: {len(x)} bytes is not a whole number of "
+                                                    f"{first.fan_in}-value inputs; {F.FIX}")
         enc = manifest["input"]["encoding"]
-        top = 255 if enc == "pixels-binarized" else min(255, (1 << first.bits) - 1)
+        top = 255 if enc == "pixels-binarized" else min(255, (1 << first.input_bits) - 1)
         need(max(x) <= top, f"{directory / INPUTS_FILE}: values must lie in 0..{top} for this layer 0; {F.FIX}")
-        need(LABELS_FILE not in data or len(data[LABELS_FILE]) == len(x) // first.n,
-             f"{directory / LABELS_FILE}: must hold one label per test input ({len(x) // first.n}); {F.FIX}")
+        need(LABELS_FILE not in data or len(data[LABELS_FILE]) == len(x) // first.fan_in,
+             f"{directory / LABELS_FILE}: must hold one label per test input ({len(x) // first.fan_in}); {F.FIX}")
 
 
 def load_export(directory: Path) -> Export:
@@ -382,11 +349,11 @@ def load_export(directory: Path) -> Export:
          f"{mpath}: unknown schema version {F.show(ver)} (field 'schema_version'), this fedxnor reads version {SCHEMA_VERSION}; "
          "re-export with this fedxnor")
     entries = F.lst(manifest, "layers", str(mpath), most=F.MAX_LAYERS)
-    fields: list[_Fields] = []
+    fields: list[LayerInfo] = []
     for i, e in enumerate(entries):  # each layer's fields, its fan-in against the previous fan-out
         fields.append(_layer_fields(e, i, len(entries), f"{mpath} layer {i}", fields[-1] if fields else None))
     _check_chain(manifest, fields, mpath)
-    _check_files(directory, manifest, fields[0], fields[-1].m, mpath)
+    _check_files(directory, manifest, fields[0], fields[-1].fan_out, mpath)
 
     infos, layers, wwords, twords = [], [], [], []
     for i, (e, f) in enumerate(zip(entries, fields)):
@@ -394,11 +361,7 @@ def load_export(directory: Path) -> Export:
         layers.append(layer)
         wwords.append(tuple(tuple(w) for w in per_pe))
         twords.append(tuple(tuple(t) for t in tpe))
-        infos.append(LayerInfo(
-            index=i, name=f.name, fan_in=f.n, fan_out=f.m, input_bits=f.bits, encoding=f.enc, is_output=f.is_output,
-            pe=f.pe, simd=f.simd, words_per_row=f.wpr, weight_depth=f.depth, threshold_depth=f.tdepth, acc_min=f.lo,
-            acc_max=f.hi, threshold_width=f.tw, weight_files=tuple(wfiles), threshold_files=tuple(tfiles),
-        ))
+        infos.append(replace(f, weight_files=tuple(wfiles), threshold_files=tuple(tfiles)))
     try:
         network = IntNetwork(tuple(layers))
     except FedxnorError as err:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fedxnor.contract.bits import to_signed
 from fedxnor.contract.network import argmax_lowest
 from fedxnor.errors import FedxnorError
-from fedxnor.export import images as img
 from fedxnor.export.manifest import Export, load_export
 
 
@@ -75,35 +75,11 @@ class Reference:
 
 
 def literal_accumulate(export: Export, layer_index: int, x: np.ndarray) -> np.ndarray:
-    """Accumulators of one layer for ONE input vector, computed as the hardware does.
-
-    Walks each PE's ROM words, L input bits per word, with XNOR-popcount (bipolar)
-    or AND-popcount per bit plane with a shifted accumulator (unsigned). Slow;
-    it exists to pin down the contract, and tests check the fast path against it.
-    """
+    """Accumulators of one layer for ONE input vector, computed as the hardware does, from the ROM words read
+    back from the export's files (the layer kind's walk: contract/dense.py literal_accumulate). Slow; it
+    pins down the contract, and tests check the fast path against it."""
     info = export.layers[layer_index]
-    words = export.weight_words[layer_index]
-    L, W = info.simd, info.words_per_row
-    x = [int(v) for v in np.asarray(x).reshape(-1)] + [0] * (W * L - info.fan_in)  # inputs padded with 0
-    mask = (1 << L) - 1
-    acc = np.zeros(info.fan_out, np.int64)
-    for p in range(info.pe):
-        for local in range(info.neurons_per_pe):
-            m = local * info.pe + p
-            total = 0
-            for c in range(W):
-                w = words[p][local * W + c]
-                chunk = x[c * L : (c + 1) * L]
-                if info.encoding == "bipolar":
-                    a = sum(b << j for j, b in enumerate(chunk))
-                    xnor = ~(a ^ w) & mask
-                    total += xnor.bit_count()
-                else:
-                    for b in range(info.input_bits):
-                        plane = sum(((v >> b) & 1) << j for j, v in enumerate(chunk))
-                        total += (2 * (plane & w).bit_count() - plane.bit_count()) << b
-            acc[m] = total
-    return acc
+    return info.spec.literal_accumulate([list(w) for w in export.weight_words[layer_index]], info.fold, x)
 
 
 def literal_thresholds(export: Export, layer_index: int) -> np.ndarray:
@@ -111,5 +87,5 @@ def literal_thresholds(export: Export, layer_index: int) -> np.ndarray:
     info = export.layers[layer_index]
     out = np.zeros(info.fan_out, np.int64)
     for p, words in enumerate(export.threshold_words[layer_index]):
-        out[p :: info.pe] = [img.to_signed(v, info.threshold_width) for v in words]
+        out[p :: info.pe] = [to_signed(v, info.threshold_width) for v in words]
     return out

@@ -33,8 +33,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from fedxnor.contract.bits import to_signed
 from fedxnor.contract.structure import ROM_BITS_PER_ADDRESS, SMALL_ROM_BITS, count_width, slice_edges, tree_levels
-from fedxnor.export import images as img
 from fedxnor.hw.fanout import register_copies
 from fedxnor.hw.lanes import LaneGroup
 from fedxnor.hw.ports import RowOutputSignature, WeightWriteSignature, bits_for
@@ -186,7 +186,7 @@ class ProcessingRow(wiring.Component):
             ]
         else:
             trom = Memory(shape=signed(s.tw), depth=s.NP,
-                          init=[img.to_signed(v, s.tw) for v in self.threshold_words],
+                          init=[to_signed(v, s.tw) for v in self.threshold_words],
                           attrs=small_rom_attrs(s.tw * s.NP))
             m.submodules.trom = trom
             trd = trom.read_port()

@@ -13,6 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
+from fedxnor.contract.bits import to_signed
 from fedxnor.errors import FedxnorError
 from fedxnor.export import images
 from fedxnor.export.manifest import MANIFEST_NAME, load_export, sha256_file
@@ -41,7 +42,7 @@ def shift_threshold(src: Path, dst: Path, layer: int, neuron: int, delta: int = 
     entry["thresholds"] = t
     pe = info.pe
     ref = entry["threshold_images"][neuron % pe]
-    words = [images.to_signed(v, info.threshold_width) for v in
+    words = [to_signed(v, info.threshold_width) for v in
              images.parse_hex((dst / ref["file"]).read_text(), info.threshold_width, info.threshold_depth, ref["file"])]
     words[neuron // pe] = new
     mask = (1 << info.threshold_width) - 1

@@ -1,4 +1,5 @@
-"""ROM packing by the (P, L) folding: round trips, padding, and the hardware's literal walk."""
+"""ROM image files and what the export writes into them: the documented word layout, two's complement
+thresholds, padding that never counts, the literal walk of the files (packing itself: tests/contract/test_dense.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from fxnets import random_network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fedxnor.contract.bits import to_signed
+from fedxnor.contract.dense import Dense
 from fedxnor.export import images
 from fedxnor.export.manifest import Folding, load_export, write_export
 from fedxnor.export.reference import Reference, literal_accumulate, literal_thresholds
@@ -16,24 +19,10 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-@settings(max_examples=60, deadline=None)
-@given(m=st.integers(1, 24), n=st.integers(1, 80), data=st.data())
-def test_pack_unpack_round_trip_every_folding(m, n, data):
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    w = rng.integers(0, 2, (m, n), dtype=np.uint8)
-    pe = data.draw(st.sampled_from(divisors(m)))
-    simd = data.draw(st.integers(1, n))
-    per_pe = images.pack_weight_words(w, pe, simd)
-    assert len(per_pe) == pe and all(len(words) == (m // pe) * -(-n // simd) for words in per_pe)
-    back = images.unpack_weight_words(per_pe, m, n, simd)
-    assert np.array_equal(back[:, :n], w)
-    assert back[:, n:].all()  # padding weight bits are 1
-
-
 def test_word_layout_is_documented_one():
     # 4 neurons, 5 inputs, P=2, L=2: neuron m -> PE m%2, address (m//2)*3 + c, input c*2+j in bit j.
     w = np.array([[1, 0, 0, 1, 1], [0, 1, 1, 0, 0], [1, 1, 0, 0, 0], [0, 0, 1, 1, 1]], np.uint8)
-    pe0, pe1 = images.pack_weight_words(w, 2, 2)
+    pe0, pe1 = Dense(5, 4).pack_weights(w, Folding(2, 2))
     assert pe0 == [0b01, 0b10, 0b11, 0b11, 0b00, 0b10]  # neuron 0 then neuron 2; last word padded with a 1 in bit 1
     assert pe1 == [0b10, 0b01, 0b10, 0b00, 0b11, 0b11]
     assert images.format_hex([0b11], 2) == "3\n"
@@ -41,8 +30,10 @@ def test_word_layout_is_documented_one():
 
 
 def test_threshold_twos_complement():
-    assert images.pack_thresholds(np.array([-3, 4, 0, -1]), 2, 4) == [[13, 0], [4, 15]]
-    assert images.to_signed(13, 4) == -3
+    spec = Dense(6, 4)  # acc in [0, 6], thresholds in [0, 7]: 4-bit two's complement
+    assert spec.threshold_width == 4
+    assert spec.pack_thresholds(np.array([-3, 4, 0, -1]), Folding(2, 6)) == [[13, 0], [4, 15]]
+    assert to_signed(13, 4) == -3
 
 
 def test_padding_never_counts(tmp_path):

@@ -129,12 +129,12 @@ def test_writer_leaves_nothing_half_written(tmp_path, rng, monkeypatch):
     out = tmp_path / "exp"
     write_export(net, out)
     before = sorted(p.name for p in out.iterdir())
-    from fedxnor.export import images
+    from fedxnor.contract.dense import Dense
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(images, "pack_thresholds", boom)
+    monkeypatch.setattr(Dense, "pack_thresholds", boom)  # fails after the weight images are written
     with pytest.raises(RuntimeError):
         write_export(random_network(rng, [10, 4, 3]), out)
     assert sorted(p.name for p in out.iterdir()) == before  # old export intact
