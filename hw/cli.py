@@ -39,9 +39,9 @@ def ports_json(ports) -> dict:
 
 def run_verilog(args: argparse.Namespace) -> int:
     from fedxnor.atomic import write_text_atomic
+    from fedxnor.contract import cycles
     from fedxnor.export.manifest import load_export
     from fedxnor.export.out_paths import check_out_file
-    from fedxnor.hw import timing
     from fedxnor.hw.top import check_buildable, generate_verilog
 
     if not MODULE_NAME.fullmatch(args.name) or args.name in VERILOG_KEYWORDS:
@@ -58,8 +58,8 @@ def run_verilog(args: argparse.Namespace) -> int:
     except OSError as e:
         raise FedxnorError(f"cannot write {args.out} ({e.strerror or e}); choose another --out") from None
     summary = {"out": str(args.out), "ports": ports_json(ports),
-               "cycles_per_inference": timing.cycles_per_inference(export, stages=args.stages),
-               "latency_cycles": timing.latency_cycles(export, args.stages)}
+               "cycles_per_inference": cycles.cycles_per_inference(export.layers, stages=args.stages),
+               "latency_cycles": cycles.latency_cycles(export.layers, args.stages)}
     if args.json:
         print(json.dumps(summary))
     else:

@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from fedxnor.contract.devices import DEVICES
 from fedxnor.errors import FedxnorError
-from fedxnor.hw.folding import DEFAULT_LC_SHARE, DEVICES
+from fedxnor.hw.plan.budget import DEFAULT_LC_SHARE
 
 MAX_CLOCK_MHZ = 1000.0
 
@@ -56,7 +57,9 @@ def run_estimate(args: argparse.Namespace) -> int:
 def run_fold(args: argparse.Namespace) -> int:
     from fedxnor.export.manifest import load_export
     from fedxnor.export.out_paths import check_out_export_dir
-    from fedxnor.hw.folding import refold_export, shapes_of, solve
+    from fedxnor.hw.plan.plan import specs_of
+    from fedxnor.hw.plan.refold import refold_export
+    from fedxnor.hw.plan.solver import solve
 
     for flag, share in (("--max-lut-share", args.max_lut_share), ("--max-lc-share", args.max_lc_share)):
         if not 0 < share <= 1:  # NaN fails this too
@@ -71,7 +74,7 @@ def run_fold(args: argparse.Namespace) -> int:
         refold_export(args.directory, args.out, list(plan.foldings))  # atomic: the whole directory or nothing
     except OSError as e:
         raise FedxnorError(f"cannot write {args.out} ({e.strerror or e}); choose another --out") from None
-    summary = {"out": str(args.out), **plan.to_dict(shapes_of(exp))}
+    summary = {"out": str(args.out), **plan.to_dict(specs_of(exp))}
     if args.json:
         print(json.dumps(summary))
     else:
