@@ -11,12 +11,8 @@ Accumulator of one neuron, by the encoding of the layer's input:
 
 A hidden neuron outputs bit (acc >= T); the output layer's accumulators are scores.
 
-Folding onto P rows of L lanes (docs/accelerator.md): P divides M, 1 <= L <= N; neuron
-m lives in row m % P at local index m // P; its weights are cut into W = ceil(N / L)
-words, word c holding inputs [c·L, c·L + L), input c·L + j in bit j; row p's ROM holds
-word c of neuron m at (m // P)·W + c. The last word is padded with weight bit 1 and
-input 0, so padding never adds to a popcount. Row p's threshold ROM holds neuron m's
-threshold at m // P, in two's complement of the threshold width.
+Folding, ROM packing and the hardware's walk of the weight words are the M x N matrix's,
+shared with convolution (contract/matrix.py).
 """
 
 from __future__ import annotations
@@ -27,19 +23,22 @@ from typing import ClassVar
 import numpy as np
 
 from fedxnor.contract import structure as hwc
-from fedxnor.contract.bits import bits_for, ceil_div, signed_width
+from fedxnor.contract.bits import bits_for
 from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel, activation_buffer_cost, image_buffer_cost, rom_cost
 from fedxnor.contract.cycles import layer_timing
 from fedxnor.contract.devices import Device
 from fedxnor.contract.folding import Folding
+from fedxnor.contract.matrix import ENCODINGS, MatrixKind, check_encoding, matrix_accumulate
 from fedxnor.errors import FedxnorError
 
-ENCODINGS = ("bipolar", "unsigned")
+__all__ = ["ENCODINGS", "Dense"]
 
 
 @dataclass(frozen=True)
-class Dense:
-    """Fan-in N, fan-out M, input bits B and encoding; `is_output`: no thresholds, argmax of the scores."""
+class Dense(MatrixKind):
+    """Fan-in N, fan-out M, input bits B and encoding; `is_output`: no thresholds, argmax of the scores.
+
+    Folding, packing and the accumulator range are the weight matrix's (contract/matrix.py), M x N here."""
 
     fan_in: int
     fan_out: int
@@ -48,16 +47,12 @@ class Dense:
     is_output: bool = False
     name: str = ""
     kind: ClassVar[str] = "dense"
+    in_hardware: ClassVar[bool] = True  # the accelerator (hw/) builds this kind
 
     def __post_init__(self) -> None:
         if self.fan_in < 1 or self.fan_out < 1:
             raise FedxnorError(f"a layer needs fan-in and fan-out >= 1, got {self.fan_in} and {self.fan_out}")
-        if self.encoding not in ENCODINGS:
-            raise FedxnorError(f"unknown input encoding {self.encoding!r}: use 'bipolar' or 'unsigned'")
-        if not 1 <= self.input_bits <= 16:
-            raise FedxnorError(f"input_bits must be in 1..16, got {self.input_bits}")
-        if self.encoding == "bipolar" and self.input_bits != 1:
-            raise FedxnorError("a bipolar layer takes 1-bit inputs")
+        check_encoding(self.input_bits, self.encoding)
 
     # ------------------------------------------------------------ shape
 
@@ -70,113 +65,21 @@ class Dense:
         return (self.fan_out,)
 
     @property
-    def planes(self) -> int:
-        """Bit planes the array walks per input word: B for unsigned inputs, 1 for bipolar ones."""
-        return self.input_bits if self.encoding == "unsigned" else 1
+    def in_size(self) -> int:
+        return self.fan_in
 
     @property
-    def weight_bits(self) -> int:
-        return self.fan_in * self.fan_out
-
-    @property
-    def acc_range(self) -> tuple[int, int]:
-        """Smallest and largest accumulator value this layer can produce."""
-        if self.encoding == "bipolar":
-            return 0, self.fan_in
-        m = self.fan_in * ((1 << self.input_bits) - 1)
-        return -m, m
-
-    @property
-    def acc_width(self) -> int:
-        """Two's complement bits that hold every accumulator value and every threshold ([lo, hi + 1])."""
-        lo, hi = self.acc_range
-        return signed_width(lo, hi + 1)
-
-    @property
-    def threshold_width(self) -> int:
-        return 0 if self.is_output else self.acc_width
-
-    # ------------------------------------------------------------ folding
-
-    def folding_error(self, fold: Folding, names: tuple[str, str] = ("P=", "L=")) -> str | None:
-        """Why (P, L) cannot fold this layer, or None: P must divide M, 1 <= L <= N. `names` prefix the values
-        in the message (a CLI says "--pe 3", a config "'export.pe' 3")."""
-        if fold.pe < 1 or self.fan_out % fold.pe:
-            return f"{names[0]}{fold.pe} does not divide fan-out {self.fan_out}; choose a divisor of {self.fan_out}"
-        if not 1 <= fold.simd <= self.fan_in:
-            return f"{names[1]}{fold.simd} must be in 1..{self.fan_in} (the fan-in)"
-        return None
-
-    def check_folding(self, fold: Folding, where: str = "", names: tuple[str, str] = ("P=", "L=")) -> None:
-        err = self.folding_error(fold, names)
-        if err:
-            raise FedxnorError(f"{where}: {err}" if where else err)
-
-    def candidate_foldings(self) -> list[Folding]:
-        """Every legal (P, L). Every L, not only the narrowest per words-per-row count: a wider ROM can cross
-        Yosys' logic/block-RAM line and free a block RAM, so narrower is not always cheaper."""
-        pes = [d for d in range(1, self.fan_out + 1) if self.fan_out % d == 0]
-        return [Folding(p, s) for p in pes for s in range(1, self.fan_in + 1)]
-
-    def words_per_row(self, fold: Folding) -> int:
-        return ceil_div(self.fan_in, fold.simd)
-
-    def neurons_per_pe(self, fold: Folding) -> int:
-        return self.fan_out // fold.pe
-
-    def weight_depth(self, fold: Folding) -> int:
-        """Words per row's weight ROM: (M / P) · ceil(N / L)."""
-        return self.neurons_per_pe(fold) * self.words_per_row(fold)
-
-    def threshold_depth(self, fold: Folding) -> int:
-        return 0 if self.is_output else self.neurons_per_pe(fold)
-
-    # ------------------------------------------------------------ packing
-
-    def pack_weights(self, weights: np.ndarray, fold: Folding) -> list[list[int]]:
-        """Per-row lists of L-bit weight words in ROM address order (Python ints: L may exceed 64)."""
-        self.check_folding(fold)
-        m, n, lanes = self.fan_out, self.fan_in, fold.simd
-        w = self.words_per_row(fold)
-        padded = np.ones((m, w * lanes), np.uint8)
-        padded[:, :n] = weights
-        packed = np.packbits(padded.reshape(m, w, lanes), axis=2, bitorder="little")
-        words = [[int.from_bytes(chunk.tobytes(), "little") for chunk in row] for row in packed]
-        return [[word for local in range(p, m, fold.pe) for word in words[local]] for p in range(fold.pe)]
-
-    def unpack_weights(self, per_pe: list[list[int]], fold: Folding) -> np.ndarray:
-        """Inverse of pack_weights: (M, W·L) bits, the padding bits included."""
-        lanes, w = fold.simd, self.words_per_row(fold)
-        out = np.zeros((self.fan_out, w * lanes), np.uint8)
-        nbytes = ceil_div(lanes, 8)
-        for p, words in enumerate(per_pe):
-            for local in range(self.fan_out // len(per_pe)):
-                row = np.frombuffer(b"".join(int(x).to_bytes(nbytes, "little") for x in words[local * w:(local + 1) * w]),
-                                    np.uint8).reshape(w, nbytes)
-                out[local * len(per_pe) + p] = np.unpackbits(row, axis=1, bitorder="little")[:, :lanes].reshape(-1)
-        return out
-
-    def pack_thresholds(self, thresholds: np.ndarray, fold: Folding) -> list[list[int]]:
-        """Per-row lists of thresholds in two's complement of threshold_width bits."""
-        mask = (1 << self.threshold_width) - 1
-        t = [int(v) & mask for v in thresholds]
-        return [t[p::fold.pe] for p in range(fold.pe)]
+    def out_size(self) -> int:
+        return self.fan_out
 
     # ------------------------------------------------------------ reference
 
     def accumulate(self, weights: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Accumulators (batch, M), int64, of inputs x (batch, N). Float64 products are exact here (every
-        value is far below 2^53) and fast; the result is converted back to integers."""
+        """Accumulators (batch, M), int64, of inputs x (batch, N): the shared matrix product, exact."""
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.fan_in:
             raise FedxnorError(f"layer expects inputs of width {self.fan_in}, got shape {x.shape}")
-        w = np.asarray(weights, np.float64)
-        a = x.astype(np.float64)
-        if self.encoding == "bipolar":
-            p = a @ w.T + (1.0 - a) @ (1.0 - w).T  # XNOR popcount
-        else:
-            p = a @ (2.0 * w - 1.0).T  # sum_i (±1)_i x_i
-        return np.rint(p).astype(np.int64)
+        return matrix_accumulate(weights, x, self.encoding)
 
     def forward(self, weights: np.ndarray, thresholds: np.ndarray | None, x: np.ndarray) -> np.ndarray:
         """Output bits (batch, M) of a hidden layer, or the accumulators of the output layer."""
@@ -186,28 +89,9 @@ class Dense:
         return (acc >= np.asarray(thresholds)[None, :]).astype(np.uint8)
 
     def literal_accumulate(self, per_pe: list[list[int]], fold: Folding, x: np.ndarray) -> np.ndarray:
-        """Accumulators (M,) of ONE input vector as the hardware computes them: each row's ROM words, L input
-        bits per word, XNOR-popcount (bipolar) or AND-popcount per bit plane, shifted (unsigned). Slow; it pins
-        down the contract, and tests check `accumulate` against it."""
-        lanes, w = fold.simd, self.words_per_row(fold)
-        x = [int(v) for v in np.asarray(x).reshape(-1)] + [0] * (w * lanes - self.fan_in)  # inputs padded with 0
-        mask = (1 << lanes) - 1
-        acc = np.zeros(self.fan_out, np.int64)
-        for p in range(fold.pe):
-            for local in range(self.neurons_per_pe(fold)):
-                total = 0
-                for c in range(w):
-                    word = per_pe[p][local * w + c]
-                    chunk = x[c * lanes:(c + 1) * lanes]
-                    if self.encoding == "bipolar":
-                        a = sum(b << j for j, b in enumerate(chunk))
-                        total += (~(a ^ word) & mask).bit_count()
-                    else:
-                        for b in range(self.input_bits):
-                            plane = sum(((v >> b) & 1) << j for j, v in enumerate(chunk))
-                            total += (2 * (plane & word).bit_count() - plane.bit_count()) << b
-                acc[local * fold.pe + p] = total
-        return acc
+        """Accumulators (M,) of ONE input vector as the hardware computes them (contract/matrix.py's walk of the
+        packed words). Slow; it pins down the contract, and tests check `accumulate` against it."""
+        return self.literal_matvec(per_pe, fold, x)
 
     # ------------------------------------------------------------ cycles
 

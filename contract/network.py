@@ -1,9 +1,10 @@
 """An integer network: layers of a kind with their parameters (weight bits, thresholds), and the chain rules.
 
-IntLayer is a layer specification (contract/dense.py, ...) plus what training gave it: weight bits
-(1 = +1, rows already inverted for negative BN scales), one threshold per neuron (None for the output
-layer) and the rows that were inverted. IntNetwork checks that the layers chain: each takes what the one
-before gives, only the first takes multi-bit inputs, only the last is the output layer.
+IntLayer is a layer specification (contract/dense.py, conv.py, pool.py) plus what training gave it: weight
+bits (1 = +1, rows already inverted for negative BN scales), one threshold per neuron or output channel
+(None for the output layer and for max-pool) and the rows that were inverted. IntNetwork checks that the
+layers chain: each takes what the one before gives (sizes; a map is flattened NHWC), only the first takes
+multi-bit inputs, only the last is the (dense) output layer.
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ from fedxnor.errors import FedxnorError
 
 @dataclass(frozen=True)
 class IntLayer:
-    """One binary layer in integer form.
+    """One layer in integer form.
 
-    weights: (M, N) uint8 bits, 1 = +1, rows already inverted for negative BN scales.
-    thresholds: (M,) int64, out = (acc >= T); None for the output layer.
-    input_bits, encoding: how the input is read (contract/dense.py); inverted: (M,) bool, the rows that were
-    inverted to fold a negative BN scale. spec: the layer's specification (default: Dense of the weights' shape).
+    weights: (M, K) uint8 bits, 1 = +1, rows already inverted for negative BN scales (None for a kind without
+    weights: max-pool). thresholds: (M,) int64, out = (acc >= T), one per neuron or output channel; None for the
+    output layer and for kinds without weights. input_bits, encoding: how the input is read (contract/matrix.py);
+    inverted: (M,) bool, the rows that were inverted to fold a negative BN scale. spec: the layer's specification
+    (contract/dense.py, conv.py, pool.py; default: Dense of the weights' shape). With a spec, input_bits and
+    encoding are the spec's; giving others (not the defaults) is an error.
     """
 
-    weights: np.ndarray
+    weights: np.ndarray | None
     thresholds: np.ndarray | None
     input_bits: int = 1
     encoding: str = "bipolar"
@@ -35,17 +38,32 @@ class IntLayer:
     spec: Any = None
 
     def __post_init__(self) -> None:
+        spec = self.spec
+        if spec is not None and (self.input_bits, self.encoding) not in ((1, "bipolar"), (spec.input_bits, spec.encoding)):
+            raise FedxnorError(f"the layer reads {self.input_bits}-bit {self.encoding} inputs but its {spec.kind} "
+                               f"specification says {spec.input_bits}-bit {spec.encoding}")
+        if spec is not None and not spec.has_weights:
+            if self.weights is not None or self.thresholds is not None:
+                raise FedxnorError(f"a {spec.kind} layer has no weights or thresholds")
+            object.__setattr__(self, "input_bits", spec.input_bits)
+            object.__setattr__(self, "encoding", spec.encoding)
+            object.__setattr__(self, "inverted", np.zeros(0, bool))
+            return
         w = np.asarray(self.weights)
         if w.ndim != 2 or w.size == 0:
             raise FedxnorError(f"layer weights must be a non-empty (fan_out, fan_in) matrix, got shape {w.shape}")
         if not np.isin(w, (0, 1)).all():
             raise FedxnorError("layer weights must be bits (1 = +1, 0 = -1)")
         object.__setattr__(self, "weights", w.astype(np.uint8))
-        spec = self.spec or Dense(int(w.shape[1]), int(w.shape[0]), self.input_bits, self.encoding,
-                                  is_output=self.thresholds is None)
+        spec = spec or Dense(int(w.shape[1]), int(w.shape[0]), self.input_bits, self.encoding,
+                             is_output=self.thresholds is None)
         if (spec.fan_out, spec.fan_in) != w.shape or spec.is_output != (self.thresholds is None):
-            raise FedxnorError(f"weights of shape {w.shape} do not fit the layer's {spec.fan_out} x {spec.fan_in}")
+            what = "no thresholds (the output layer)" if spec.is_output else f"{spec.fan_out} thresholds"
+            raise FedxnorError(f"weights of shape {w.shape} and {'no' if self.thresholds is None else 'some'} thresholds "
+                               f"do not fit the {spec.kind} layer's {spec.fan_out} x {spec.fan_in} matrix and {what}")
         object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "input_bits", spec.input_bits)
+        object.__setattr__(self, "encoding", spec.encoding)
         if self.thresholds is not None:
             t = np.asarray(self.thresholds, dtype=np.int64).reshape(-1)
             if t.shape != (spec.fan_out,):
@@ -54,7 +72,9 @@ class IntLayer:
             if (t < lo).any() or (t > hi + 1).any():
                 raise FedxnorError(f"thresholds must lie in [{lo}, {hi + 1}] for this layer")
             object.__setattr__(self, "thresholds", t)
-        inv = np.zeros(spec.fan_out, bool) if self.inverted is None else np.asarray(self.inverted, bool)
+        inv = np.zeros(spec.fan_out, bool) if self.inverted is None else np.asarray(self.inverted, bool).reshape(-1)
+        if inv.shape != (spec.fan_out,):
+            raise FedxnorError(f"need one inverted flag per weight row ({spec.fan_out}), got {inv.shape[0]}")
         object.__setattr__(self, "inverted", inv)
 
     @property
@@ -66,8 +86,16 @@ class IntLayer:
         return self.spec.fan_in
 
     @property
+    def in_size(self) -> int:
+        return self.spec.in_size
+
+    @property
+    def out_size(self) -> int:
+        return self.spec.out_size
+
+    @property
     def is_output(self) -> bool:
-        return self.thresholds is None
+        return self.spec.is_output
 
     @property
     def max_input(self) -> int:
@@ -81,23 +109,53 @@ class IntLayer:
         return self.spec.accumulate(self.weights, x)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Output bits (batch, M) of a hidden layer, or accumulators of the output layer."""
+        """Output bits (batch, out_size), NHWC for maps, of a hidden layer, or accumulators of the output layer."""
         return self.spec.forward(self.weights, self.thresholds, x)
 
 
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
 def check_chain(specs: list[Any]) -> str | None:
-    """Why these layer specifications do not form a network, or None."""
+    """Why these layer specifications do not form a network, or None. Layer i takes layer i - 1's output,
+    flattened NHWC when it is a map: sizes must agree. Only the first layer may take unsigned inputs; the last
+    layer, and only it, is the dense output layer."""
     if not specs:
         return "a network needs at least one layer"
+    last = len(specs) - 1
     for i, spec in enumerate(specs):
-        if spec.is_output != (i == len(specs) - 1):
+        if spec.is_output != (i == last):
             return f"layer {i}: only the last layer may (and must) have no thresholds"
+        if i == last and spec.kind != "dense":
+            return f"layer {i}: the output layer must be dense (its scores give the class), not {spec.kind}"
         if i > 0:
+            prev = specs[i - 1]
             if spec.encoding != "bipolar":
                 return f"layer {i}: only the first layer may take unsigned multi-bit inputs"
-            if spec.fan_in != specs[i - 1].fan_out:
-                return f"layer {i} has fan-in {spec.fan_in} but layer {i - 1} has fan-out {specs[i - 1].fan_out}"
+            if spec.kind == prev.kind == "dense" and spec.fan_in != prev.fan_out:
+                return f"layer {i} has fan-in {spec.fan_in} but layer {i - 1} has fan-out {prev.fan_out}"
+            if spec.in_size != prev.out_size:
+                return (f"layer {i} ({spec.kind}) takes {spec.in_size} inputs ({shape_text(spec.in_shape)}) but layer "
+                        f"{i - 1} ({prev.kind}) gives {prev.out_size} ({shape_text(prev.out_shape)})")
     return None
+
+
+def hardware_error(specs: list[Any]) -> str | None:
+    """Why the accelerator (hw/, sim/, boards/) cannot run these layers yet, or None."""
+    for i, spec in enumerate(specs):
+        if not getattr(spec, "in_hardware", False):
+            return (f"{'convolution' if spec.kind == 'conv' else 'max-pooling'} is not in the hardware yet (issue 21): "
+                    f"layer {i} is a {spec.kind} layer; the hardware flow (verilog, plan, verify, board) runs networks "
+                    "of dense layers only, use 'fedxnor reference' for this one")
+    return None
+
+
+def check_hardware(specs: list[Any]) -> None:
+    """One-line FedxnorError (exit 2) for a network the accelerator cannot run yet."""
+    err = hardware_error(list(specs))
+    if err:
+        raise FedxnorError(err)
 
 
 @dataclass(frozen=True)
@@ -114,7 +172,8 @@ class IntNetwork:
             raise FedxnorError(err)
 
     def run(self, x: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """(per-hidden-layer activation bits, output scores, classes) for a batch."""
+        """(per-hidden-layer activation bits, (batch, out_size) each, NHWC-flattened for feature maps; output
+        scores; classes) for a batch."""
         acts: list[np.ndarray] = []
         h = np.asarray(x)
         for layer in self.layers[:-1]:
