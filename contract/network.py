@@ -125,10 +125,10 @@ def check_chain(specs: list[Any]) -> str | None:
         return "a network needs at least one layer"
     last = len(specs) - 1
     for i, spec in enumerate(specs):
-        if spec.is_output != (i == last):
-            return f"layer {i}: only the last layer may (and must) have no thresholds"
         if i == last and spec.kind != "dense":
             return f"layer {i}: the output layer must be dense (its scores give the class), not {spec.kind}"
+        if spec.is_output != (i == last):
+            return f"layer {i}: only the last layer may (and must) have no thresholds"
         if i > 0:
             prev = specs[i - 1]
             if spec.encoding != "bipolar":

@@ -19,32 +19,44 @@ import numpy as np
 
 from fedxnor.atomic import atomic_directory
 from fedxnor.contract.bits import to_signed
+from fedxnor.contract.conv import Conv
 from fedxnor.contract.dense import Dense
 from fedxnor.contract.folding import Folding
 from fedxnor.contract.network import IntLayer, IntNetwork
+from fedxnor.contract.pool import MaxPool
 from fedxnor.errors import FedxnorError
 from fedxnor.export import images
 from fedxnor.export import manifest_fields as F
 from fedxnor.export.manifest_fields import need
 
 SCHEMA = "fedxnor-manifest"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: layers have a "kind" (dense, conv, maxpool) and its shape fields; 1: all dense
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
+KINDS = {"dense": Dense, "conv": Conv, "maxpool": MaxPool}
+SHAPE_FIELDS = {"dense": ("fan_in", "fan_out"), "conv": ("in_h", "in_w", "in_c", "out_c", "k", "stride", "pad"),
+                "maxpool": ("in_h", "in_w", "c", "k", "stride")}
+DEFAULT_NAMES = {"dense": "fc", "conv": "conv", "maxpool": "pool"}
 
 
 @dataclass(frozen=True)
 class LayerInfo:
     """One layer of an export: its specification (fedxnor.contract), its folding and its ROM image files.
 
-    The widths and depths hardware needs are the specification's, read through here."""
+    The widths and depths hardware needs are the specification's, read through here. A max-pool has no
+    folding (fold None), no images and no matrix fields (fan_in, pe, ... are the weighted kinds')."""
 
     index: int
-    spec: Dense
-    fold: Folding
+    spec: Any  # Dense, Conv or MaxPool
+    fold: Folding | None
     weight_files: tuple[Path, ...] = ()
     threshold_files: tuple[Path, ...] = ()
 
     name = property(lambda self: self.spec.name)
+    kind = property(lambda self: self.spec.kind)
+    in_size = property(lambda self: self.spec.in_size)  # inputs per image (NHWC-flattened for a map)
+    out_size = property(lambda self: self.spec.out_size)
+    has_weights = property(lambda self: self.spec.has_weights)
     fan_in = property(lambda self: self.spec.fan_in)
     fan_out = property(lambda self: self.spec.fan_out)
     input_bits = property(lambda self: self.spec.input_bits)
@@ -105,9 +117,18 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def default_folding(layer: IntLayer) -> Folding:
-    """A small folding that divides every layer: one PE, up to 32 lanes."""
-    return Folding(pe=1, simd=min(32, layer.fan_in))
+def default_folding(layer: IntLayer) -> Folding | None:
+    """A small folding that divides every weighted layer: one PE, up to 32 lanes (None for a max-pool)."""
+    return Folding(pe=1, simd=min(32, layer.fan_in)) if layer.spec.has_weights else None
+
+
+def _shape_entry(i: int, layer: IntLayer, names: list[str] | None) -> dict[str, Any]:
+    """The fields every kind writes: position, name, kind, its shape fields, its input and whether it is the output."""
+    spec = layer.spec
+    entry: dict[str, Any] = {"index": i, "name": names[i] if names else f"{DEFAULT_NAMES[spec.kind]}{i}", "kind": spec.kind}
+    entry.update({key: getattr(spec, key) for key in SHAPE_FIELDS[spec.kind]})
+    entry.update(input_bits=layer.input_bits, input_encoding=layer.encoding, output=layer.is_output)
+    return entry
 
 
 def write_export(
@@ -132,33 +153,33 @@ def write_export(
         raise FedxnorError(f"need one folding per layer ({len(layers)}), got {len(foldings)}")
     out_dir = Path(out_dir)
     first = layers[0]
-    input_spec = dict(input_spec or {"shape": [first.fan_in], "encoding": "raw"})
+    input_spec = dict(input_spec or {"shape": list(first.spec.in_shape), "encoding": "raw"})
     input_spec["bits"] = first.input_bits
     with atomic_directory(out_dir) as tmp:
         entries = []
         for i, (layer, fold) in enumerate(zip(layers, foldings)):
             spec = layer.spec
+            entry = _shape_entry(i, layer, names)
+            entries.append(entry)
+            if not spec.has_weights:
+                if fold is not None:
+                    raise FedxnorError(f"layer {i} is a {spec.kind} layer: it has no weights to fold, give None as its folding")
+                continue
+            if not isinstance(fold, Folding):
+                raise FedxnorError(f"layer {i}: need a folding (P, L) for this {spec.kind} layer, got {fold!r}")
             spec.check_folding(fold, f"layer {i}")
             per_pe = spec.pack_weights(layer.weights, fold)
-            wpr = spec.words_per_row(fold)
             lo, hi = spec.acc_range
-            entry: dict[str, Any] = {
-                "index": i,
-                "name": names[i] if names else f"fc{i}",
-                "fan_in": layer.fan_in,
-                "fan_out": layer.fan_out,
-                "input_bits": layer.input_bits,
-                "input_encoding": layer.encoding,
-                "output": layer.is_output,
+            entry.update({
                 "pe": fold.pe,
                 "simd": fold.simd,
-                "words_per_row": wpr,
+                "words_per_row": spec.words_per_row(fold),
                 "weight_width": fold.simd,
                 "weight_depth": spec.weight_depth(fold),
                 "acc_min": lo,
                 "acc_max": hi,
                 "weight_images": [],
-            }
+            })
             for p, words in enumerate(per_pe):
                 name = f"l{i}_w_pe{p}.hex"
                 (tmp / name).write_text(images.format_hex(words, fold.simd))
@@ -176,7 +197,6 @@ def write_export(
                     name = f"l{i}_t_pe{p}.hex"
                     (tmp / name).write_text(images.format_hex(words, tw))
                     entry["threshold_images"].append({"file": name, "sha256": sha256_file(tmp / name)})
-            entries.append(entry)
         files = {}
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
@@ -200,25 +220,50 @@ INPUTS_FILE, LABELS_FILE, PREDICTIONS_FILE = "test_inputs.u8", "test_labels.u8",
 MAX_EXTRA_FILE_BYTES = 1 << 30
 
 
-def _layer_fields(e: Any, i: int, count: int, where: str, prev: LayerInfo | None) -> LayerInfo:
+def _layer_spec(e: dict, i: int, where: str, version: int) -> Any:
+    """The layer's kind and shape fields, type- and range-checked, as its specification."""
+    kind = "dense" if version == 1 and "kind" not in e else F.choice(e, "kind", where, tuple(KINDS) if version > 1 else ("dense",))
+    name = F.name(e, "name", where, f"{DEFAULT_NAMES[kind]}{i}")
+    shape = F.shape_fields(e, kind, SHAPE_FIELDS[kind], where)
+    enc = F.choice(e, "input_encoding", where, ("bipolar", "unsigned") if kind != "maxpool" else ("bipolar",))
+    need(i == 0 or enc == "bipolar", f"{where}: only the first layer may take 'unsigned' inputs; {F.FIX}")
+    bits = F.integer(e, "input_bits", where, 1, 1 if enc == "bipolar" else F.MAX_INPUT_BITS)
+    extra = {"input_bits": bits, "encoding": enc} if kind != "maxpool" else {}
+    if kind == "dense":
+        extra["is_output"] = F.flag(e, "output", where)
+    try:
+        spec = KINDS[kind](**shape, **extra, name=name)
+    except FedxnorError as err:
+        raise FedxnorError(f"{where}: {err}; {F.FIX}") from None
+    need(spec.in_size <= F.MAX_MAP_VALUES and spec.out_size <= F.MAX_MAP_VALUES,
+         f"{where}: a {kind} layer of {spec.in_size} inputs and {spec.out_size} outputs is larger than a manifest may "
+         f"describe ({F.MAX_MAP_VALUES}); {F.FIX}")
+    need(not spec.has_weights or spec.fan_in <= F.MAX_NEURONS,
+         f"{where}: a {kind} window of {spec.fan_in} inputs is wider than {F.MAX_NEURONS}; {F.FIX}")
+    return spec
+
+
+def _layer_fields(e: Any, i: int, count: int, where: str, prev: LayerInfo | None, version: int) -> LayerInfo:
     """One layer's fields, type- and range-checked, and every derived field equal to what its specification gives,
     before any image is read."""
     need(isinstance(e, dict), f"{where}: must be an object, got {F.show(e)}; {F.FIX}")
     F.exact(e, "index", where, i, "the layer's position")
-    name = F.name(e, "name", where, f"fc{i}")
-    n, m = F.integer(e, "fan_in", where, 1, F.MAX_NEURONS), F.integer(e, "fan_out", where, 1, F.MAX_NEURONS)
-    if prev is not None:
-        need(n == prev.fan_out, f"{where}: fan_in {n} must equal layer {i - 1}'s fan_out {prev.fan_out}; {F.FIX}")
-    pe, simd = F.integer(e, "pe", where, 1, m), F.integer(e, "simd", where, 1, n)
-    enc = F.choice(e, "input_encoding", where, ("bipolar", "unsigned"))
-    need(i == 0 or enc == "bipolar", f"{where}: only the first layer may take 'unsigned' inputs; {F.FIX}")
-    bits = F.integer(e, "input_bits", where, 1, 1 if enc == "bipolar" else F.MAX_INPUT_BITS)
+    spec = _layer_spec(e, i, where, version)
     is_output = F.flag(e, "output", where)
     need(is_output is (i == count - 1), f"{where}: only the last layer is the output layer ('output': {i == count - 1}); {F.FIX}")
-    try:
-        spec = Dense(n, m, bits, enc, is_output, name)
-    except FedxnorError as err:
-        raise FedxnorError(f"{where}: {err}; {F.FIX}") from None
+    need(not is_output or spec.kind == "dense", f"{where}: the output layer must be 'dense', not {spec.kind!r}; {F.FIX}")
+    if prev is not None and spec.kind == prev.kind == "dense":
+        need(spec.fan_in == prev.fan_out, f"{where}: fan_in {spec.fan_in} must equal layer {i - 1}'s fan_out {prev.fan_out}; {F.FIX}")
+    elif prev is not None:
+        need(spec.in_size == prev.out_size,
+             f"{where}: this {spec.kind} layer takes {spec.in_size} inputs ({'x'.join(map(str, spec.in_shape))}) but layer "
+             f"{i - 1} ({prev.kind}) gives {prev.out_size} ({'x'.join(map(str, prev.spec.out_shape))}); {F.FIX}")
+    if not spec.has_weights:
+        for key in ("pe", "simd", "weight_images", "threshold_images", "thresholds"):
+            need(key not in e, f"{where}: a {spec.kind} layer has no weights: field '{key}' does not belong here; {F.FIX}")
+        return LayerInfo(i, spec, None)
+    n, m, bits, enc = spec.fan_in, spec.fan_out, spec.input_bits, spec.encoding
+    pe, simd = F.integer(e, "pe", where, 1, m), F.integer(e, "simd", where, 1, n)
     fold = Folding(pe, simd)
     spec.check_folding(fold, f"{where}: re-export with a legal folding")
     wpr = spec.words_per_row(fold)
@@ -235,13 +280,18 @@ def _layer_fields(e: Any, i: int, count: int, where: str, prev: LayerInfo | None
 
 
 def _check_chain(manifest: dict, fields: list[LayerInfo], mpath: Path) -> None:
-    """The shapes agree with the network's ends: class count, input shape, bits and encoding."""
+    """The shapes agree with the network's ends: class count, input shape (NHWC for a map), bits and encoding."""
     F.exact(manifest, "num_classes", str(mpath), fields[-1].fan_out, "the last layer's fan_out")
     where = f"{mpath} input"
     inp = F.obj(manifest, "input", str(mpath))
     shape = F.ints(F.lst(inp, "shape", where, most=F.MAX_INPUT_DIMS), where, "shape")
-    need(all(1 <= d <= F.MAX_NEURONS for d in shape) and math.prod(shape) == fields[0].fan_in,
-         f"{where}: shape {shape} must be positive sizes whose product is layer 0's fan_in {fields[0].fan_in}; {F.FIX}")
+    first = fields[0].spec
+    need(all(1 <= d <= F.MAX_MAP_VALUES for d in shape) and math.prod(shape) == first.in_size,
+         f"{where}: shape {shape} must be positive sizes whose product is layer 0's input size {first.in_size}; {F.FIX}")
+    if first.kind != "dense":  # a map: (H, W, C), NHWC; (H, W) when C = 1
+        h, w, c = first.in_shape
+        need(shape in ([h, w, c], [h, w] if c == 1 else [h, w, c]),
+             f"{where}: shape {shape} must be layer 0's input map [H, W, C] = {[h, w, c]} (channels last); {F.FIX}")
     F.exact(inp, "bits", where, fields[0].input_bits, "layer 0's input_bits")
     enc = F.choice(inp, "encoding", where, INPUT_ENCODINGS)
     if enc in ("bits", "pixels-binarized"):
@@ -271,6 +321,8 @@ def _read_image(directory: Path, ref: Any, width: int, depth: int, where: str) -
 
 def _read_layer(directory: Path, e: dict, f: LayerInfo, where: str):
     """(IntLayer, weight words per PE, threshold words per PE, weight files, threshold files) of one layer."""
+    if not f.has_weights:
+        return IntLayer(None, None, spec=f.spec), [], [], [], []
     refs = F.lst(e, "weight_images", where, length=f.pe)
     wfiles, per_pe = [], []
     for p, ref in enumerate(refs):
@@ -298,7 +350,7 @@ def _read_layer(directory: Path, e: dict, f: LayerInfo, where: str):
              f"{where}: field 'inverted_rows' must list neuron indices in 0..{f.fan_out - 1}, ascending, each once; {F.FIX}")
         inverted[rows] = True
     try:
-        layer = IntLayer(bits_matrix[:, : f.fan_in], thresholds, input_bits=f.input_bits, encoding=f.encoding, inverted=inverted)
+        layer = IntLayer(bits_matrix[:, : f.fan_in], thresholds, inverted=inverted, spec=f.spec)
     except FedxnorError as err:
         raise FedxnorError(f"{where}: {err}") from None
     return layer, per_pe, tpe, wfiles, tfiles
@@ -322,21 +374,23 @@ def _check_files(directory: Path, manifest: dict, first: LayerInfo, classes: int
                  f"{directory / key}: must hold one class in 0..{classes - 1} per image; {F.FIX}")
     if INPUTS_FILE in data:
         x = data[INPUTS_FILE]
-        need(len(x) > 0 and len(x) % first.fan_in == 0, f"{directory / INPUTS_FILE}: {len(x)} bytes is not a whole number of "
-                                                    f"{first.fan_in}-value inputs; {F.FIX}")
+        n = first.in_size
+        need(len(x) > 0 and len(x) % n == 0, f"{directory / INPUTS_FILE}: {len(x)} bytes is not a whole number of "
+                                             f"{n}-value inputs; {F.FIX}")
         enc = manifest["input"]["encoding"]
         top = 255 if enc == "pixels-binarized" else min(255, (1 << first.input_bits) - 1)
         need(max(x) <= top, f"{directory / INPUTS_FILE}: values must lie in 0..{top} for this layer 0; {F.FIX}")
-        need(LABELS_FILE not in data or len(data[LABELS_FILE]) == len(x) // first.fan_in,
-             f"{directory / LABELS_FILE}: must hold one label per test input ({len(x) // first.fan_in}); {F.FIX}")
+        need(LABELS_FILE not in data or len(data[LABELS_FILE]) == len(x) // n,
+             f"{directory / LABELS_FILE}: must hold one label per test input ({len(x) // n}); {F.FIX}")
 
 
 def load_export(directory: Path) -> Export:
     """Read and validate an export directory. Raises FedxnorError with one line on any problem.
 
     Order: the JSON and every field's type and range, then the shapes against each other
-    (fan-in chain, classes, input), then the extra files, then the ROM images, so the
-    cheapest, clearest message comes first.
+    (size chain, classes, input), then the extra files, then the ROM images, so the
+    cheapest, clearest message comes first. Version 1 manifests (before layer kinds) read
+    as all-dense; this fedxnor writes version 2.
     """
     directory = Path(directory)
     mpath = directory / MANIFEST_NAME
@@ -345,13 +399,13 @@ def load_export(directory: Path) -> Export:
     manifest = F.read_json(mpath)
     need(manifest.get("schema") == SCHEMA, f"{mpath}: not a fedxnor manifest ('schema' must be {SCHEMA!r})")
     ver = manifest.get("schema_version")
-    need(F.is_int(ver) and ver == SCHEMA_VERSION,
-         f"{mpath}: unknown schema version {F.show(ver)} (field 'schema_version'), this fedxnor reads version {SCHEMA_VERSION}; "
-         "re-export with this fedxnor")
+    need(F.is_int(ver) and ver in READABLE_VERSIONS,
+         f"{mpath}: unknown schema version {F.show(ver)} (field 'schema_version'), this fedxnor reads versions "
+         f"{', '.join(map(str, READABLE_VERSIONS))}; re-export with this fedxnor")
     entries = F.lst(manifest, "layers", str(mpath), most=F.MAX_LAYERS)
     fields: list[LayerInfo] = []
     for i, e in enumerate(entries):  # each layer's fields, its fan-in against the previous fan-out
-        fields.append(_layer_fields(e, i, len(entries), f"{mpath} layer {i}", fields[-1] if fields else None))
+        fields.append(_layer_fields(e, i, len(entries), f"{mpath} layer {i}", fields[-1] if fields else None, ver))
     _check_chain(manifest, fields, mpath)
     _check_files(directory, manifest, fields[0], fields[-1].fan_out, mpath)
 

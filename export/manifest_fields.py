@@ -22,6 +22,8 @@ MAX_LAYERS = 64
 MAX_NEURONS = 1 << 20  # fan-in and fan-out of one layer
 MAX_INPUT_BITS = 16
 MAX_INPUT_DIMS = 4
+MAX_SIDE = 1 << 14  # a feature map's height or width, a window's side, a stride, a padding
+MAX_MAP_VALUES = 1 << 26  # values in one layer's input or output map (a 4096 x 4096 x 4 image)
 NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -116,6 +118,13 @@ def name(parent: dict, key: str, where: str, default: str) -> str:
     need(isinstance(v, str) and NAME_RE.fullmatch(v) is not None,
          f"{where}: field '{key}' must be 1-64 letters, digits, '_', '.' or '-', got {show(v)}; {FIX}")
     return v
+
+
+def shape_fields(parent: dict, kind: str, keys: tuple[str, ...], where: str) -> dict[str, int]:
+    """A layer kind's shape fields (contract/dense.py, conv.py, pool.py), each an integer in its range."""
+    bounds = {"fan_in": (1, MAX_NEURONS), "fan_out": (1, MAX_NEURONS), "in_c": (1, MAX_NEURONS), "out_c": (1, MAX_NEURONS),
+              "c": (1, MAX_NEURONS), "pad": (0, MAX_SIDE)}
+    return {key: integer(parent, key, where, *bounds.get(key, (1, MAX_SIDE))) for key in keys}
 
 
 def ints(values: list, where: str, key: str) -> list[int]:
