@@ -1,8 +1,9 @@
-"""IDX data sets (Fashion-MNIST by default, MNIST or any IDX set of H x W byte images works the same way).
+"""IDX data sets (Fashion-MNIST by default, MNIST or any IDX set of H x W byte images works the same way;
+H x W x C images, e.g. CIFAR-like RGB, come as a 4-D IDX file, channels innermost: NHWC).
 
 Fashion-MNIST comes from the Debian package dataset-fashion-mnist; nothing is
 downloaded at run time. Files may be gzipped or raw. Every file is checked
-before use: a bad header, a truncated body, float pixels, a 2-D image file,
+before use: a bad header, a truncated body, float pixels, an image file that is not 3-D or 4-D,
 no images or a label outside 0..CLASSES-1 is one FedxnorError line naming
 the file and what it should be.
 """
@@ -28,12 +29,12 @@ _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
 _TYPE_NAMES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "int16", 0x0C: "int32", 0x0D: "float32", 0x0E: "float64"}
 CLASSES = 10  # every model's output width: labels must be 0..9
 MAX_FILE_BYTES = 4 << 30  # a (decompressed) IDX file larger than this is refused, not read
-MAX_PIXELS = 1 << 16  # per image (256 x 256): the first layer's fan-in
+MAX_PIXELS = 1 << 16  # values per image (H x W x C, e.g. 256 x 256 or 128 x 128 x 3): an MLP's first fan-in
 
 
 @dataclass(frozen=True)
 class Dataset:
-    images: np.ndarray  # (n, H, W) uint8
+    images: np.ndarray  # (n, H, W) uint8 from a 3-D IDX file (one channel), (n, H, W, C) from a 4-D one
     labels: np.ndarray  # (n,) int64, each in 0..CLASSES-1
 
     def __len__(self) -> int:
@@ -141,15 +142,16 @@ def _load_files(img: Path, lbl: Path, _img_mtime: int, _lbl_mtime: int) -> Datas
     if kind != "unsigned byte":
         raise FedxnorError(f"{img}: pixels are {kind}; fedxnor reads unsigned-byte pixels "
                            "(IDX type 0x08): convert the images to integers 0..255")
-    if images.ndim != 3:
+    if images.ndim not in (3, 4):
         raise FedxnorError(f"{img}: images have shape {tuple(images.shape)} ({images.ndim}-D); expected a 3-D IDX file "
-                           "(count x height x width, magic 00 00 08 03): write each image as H x W bytes")
+                           "(count x height x width, magic 00 00 08 03) or a 4-D one (count x height x width x channels, "
+                           "magic 00 00 08 04): write each image as H x W (x C) bytes")
     if len(images) == 0:
         raise FedxnorError(f"{img}: the file holds no images; use an IDX set with at least one image per split")
-    pixels = images.shape[1] * images.shape[2]
+    pixels = math.prod(int(d) for d in images.shape[1:])
     if not 1 <= pixels <= MAX_PIXELS:
-        raise FedxnorError(f"{img}: images of {_hxw(images.shape[1:])} pixels; fedxnor takes 1..{MAX_PIXELS} pixels "
-                           "per image (e.g. 28 x 28)")
+        raise FedxnorError(f"{img}: images of {_hxw(images.shape[1:])} values; fedxnor takes 1..{MAX_PIXELS} values "
+                           "per image (e.g. 28 x 28, or 32 x 32 x 3)")
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise FedxnorError(f"{lbl}: labels must be a 1-D IDX file of integers (magic 00 00 08 01), "
                            f"got shape {tuple(labels.shape)} of {labels.dtype}")

@@ -75,3 +75,24 @@ def test_any_image_size_loads(tmp_path, rng):
         (d / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(rng.integers(0, 256, (3, *shape))))
         (d / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.array([0, 9, 5])))
         assert load_split("test", d).image_shape == shape
+
+
+def test_four_d_idx_loads_nhwc_and_three_d_stays_one_channel(tmp_path, rng):
+    """N x H x W x C (magic 00 00 08 04) loads as (N, H, W, C), channels innermost, byte for byte."""
+    imgs = rng.integers(0, 256, (5, 6, 4, 3)).astype(np.uint8)
+    raw = idx_bytes(imgs)
+    assert raw[:4] == bytes([0, 0, 8, 4])
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(raw)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.arange(5, dtype=np.uint8)))
+    d = load_split("test", tmp_path)
+    assert d.images.shape == (5, 6, 4, 3) and d.image_shape == (6, 4, 3)
+    assert np.array_equal(d.images, imgs) and d.images[2, 5, 1, 2] == imgs[2, 5, 1, 2]
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(imgs[..., 0]))
+    assert load_split("test", tmp_path).image_shape == (6, 4)
+
+
+def test_four_d_idx_too_many_values_refused(tmp_path):
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((1, 256, 256, 2), np.uint8)))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(1, np.uint8)))
+    with pytest.raises(FedxnorError, match="256 x 256 x 2 values"):
+        load_split("test", tmp_path)

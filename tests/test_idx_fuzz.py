@@ -47,7 +47,7 @@ def bad_sets(draw):
     n = draw(st.integers(1, 12))
     x, y = _good(n)
     kind = draw(st.sampled_from(["magic", "overflow", "truncated", "zero", "label-high", "label-negative", "float",
-                                 "counts", "2d", "4d", "gzip", "labels-2d", "labels-float", "empty-pixels"]))
+                                 "counts", "2d", "5d", "gzip", "labels-2d", "labels-float", "empty-pixels"]))
     img, lbl = idx_bytes(x), idx_bytes(y)
     if kind == "magic":
         b = draw(st.binary(min_size=4, max_size=4).filter(lambda b: b[:2] != b"\0\0" or b[2] not in (8, 9, 11, 12, 13, 14)))
@@ -71,8 +71,8 @@ def bad_sets(draw):
         lbl = idx_bytes(np.concatenate([y, y[:1]]))
     elif kind == "2d":
         img = idx_bytes(x.reshape(n, -1))
-    elif kind == "4d":
-        img = idx_bytes(x.reshape(n, 6, 5, 1))
+    elif kind == "5d":
+        img = idx_bytes(x.reshape(n, 6, 5, 1, 1))
     elif kind == "gzip":
         img = b"\x1f\x8b" + draw(st.binary(max_size=30))
     elif kind == "labels-2d":
@@ -103,7 +103,7 @@ def test_reader_refuses_bad_sets(bad, split):
         else:
             raise AssertionError(f"{bad[2]} accepted")
     assert "\n" not in msg
-    expect = {"2d": "expected a 3-D IDX file", "4d": "expected a 3-D IDX file", "float": "unsigned-byte pixels",
+    expect = {"2d": "expected a 3-D IDX file", "5d": "expected a 3-D IDX file", "float": "unsigned-byte pixels",
               "label-high": "outside 0..9", "label-negative": "outside 0..9", "zero": "no images",
               "overflow": "need", "counts": "one label per image"}.get(bad[2])
     assert expect is None or expect in msg, (bad[2], msg)

@@ -54,9 +54,7 @@ def load_checkpoint(path: Path) -> tuple[BNN, dict[str, Any]]:
     if blob.get("kind", "bnn") != "bnn":
         raise FedxnorError(f"{path}: a full-precision baseline ({blob['config'].get('name')}); only BNN models export: "
                            "train with a BNN model (mlp, mlp-small, hybnn-head, ...)")
-    cfg = dict(blob["config"])
-    for key in ("sizes", "input_shape"):
-        cfg[key] = tuple(cfg[key])
+    cfg = _config_fields(blob["config"])
     model = BNN(BNNConfig(**cfg))
     try:
         model.load_state_dict(blob["state_dict"])
@@ -64,6 +62,15 @@ def load_checkpoint(path: Path) -> tuple[BNN, dict[str, Any]]:
         raise FedxnorError(f"{path}: weights do not fit model {cfg['name']} ({str(e).splitlines()[0]})") from None
     model.eval()
     return model, dict(blob.get("meta", {}))
+
+
+def _config_fields(config: dict) -> dict:
+    """A saved config's fields as the config dataclass takes them (tuples, conv blocks as tuples of ints)."""
+    cfg = dict(config)
+    for key in ("sizes", "input_shape"):
+        cfg[key] = tuple(cfg[key])
+    cfg["convs"] = tuple(tuple(int(v) for v in block) for block in cfg.get("convs", ()))
+    return cfg
 
 
 def sha256_file(path: Path) -> str:
@@ -77,9 +84,7 @@ def load_any_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
         return load_checkpoint(path)
     from fedxnor.train.fpmodels import FPMLP, FPConfig
 
-    cfg = dict(blob["config"])
-    for key in ("sizes", "input_shape"):
-        cfg[key] = tuple(cfg[key])
+    cfg = _config_fields(blob["config"])
     model = FPMLP(FPConfig(**cfg))
     model.load_state_dict(blob["state_dict"])
     model.eval()

@@ -1,9 +1,10 @@
 """Named BNN model configurations and their integer export.
 
-A BNN here is: first BinaryLinear on unsigned B-bit inputs (pixels used as the
-integers 0..255, or bits), BatchNormSign, then bipolar BinaryLinear +
-BatchNormSign blocks, and a ScaledOutput. Every pre-activation is an integer
-(< 2^24, so exact in float32), which is what makes the export exact.
+A BNN here is: optional convolution blocks (BinaryConv2d, BatchNorm2d + sign, optional max-pool of the
+signs; train/conv_layers.py), then BinaryLinear + BatchNormSign blocks on the NHWC flatten, and a
+ScaledOutput. The first layer takes unsigned B-bit inputs (pixels used as the integers 0..255, or bits),
+every later one ±1 activations. Every pre-activation is an integer (< 2^24, so exact in float32), which
+is what makes the export exact.
 """
 
 from __future__ import annotations
@@ -19,13 +20,25 @@ from fedxnor.contract.dense import Dense
 from fedxnor.contract.network import IntLayer, IntNetwork
 from fedxnor.errors import FedxnorError
 from fedxnor.export.thresholds import fold_thresholds
+from fedxnor.train.conv_layers import (
+    BINARY_PAD,
+    PIXEL_PAD,
+    BatchNormSign2d,
+    BinaryConv2d,
+    images_to_nchw,
+    max_pool_signs,
+    nhwc_flatten,
+)
+from fedxnor.train.conv_shapes import CNV_FMNIST, CNV_FMNIST_SIZES, CNV_SMALL, CNV_SMALL_SIZES, ConvGeometry, conv_geometry, conv_sizes
 from fedxnor.train.layers import BatchNormSign, BinaryLinear, ScaledOutput
 
 
 @dataclass(frozen=True)
 class BNNConfig:
-    """Shape of a BNN MLP. input_encoding: 'pixels' (B-bit unsigned), 'pixels-binarized'
-    (bit = pixel >= binarize_threshold) or 'bits' (already 0/1, e.g. a binary latent)."""
+    """Shape of a BNN. input_encoding: 'pixels' (B-bit unsigned), 'pixels-binarized'
+    (bit = pixel >= binarize_threshold) or 'bits' (already 0/1, e.g. a binary latent).
+    convs: conv blocks (out_c, k, stride, pad, pool; pool 0 = none) before the dense layers, whose
+    sizes[0] is then the NHWC flatten of the last block's map."""
 
     name: str
     sizes: tuple[int, ...]  # fan-in of layer 0, hidden widths..., classes
@@ -34,15 +47,42 @@ class BNNConfig:
     binarize_threshold: int = 128
     input_shape: tuple[int, ...] = (28, 28)
     description: str = ""
+    convs: tuple[tuple[int, int, int, int, int], ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def layer_specs(self) -> list[Dense]:
+    def first_input(self) -> tuple[int, str]:
+        """(input bits, encoding) of the first layer: B-bit pixels, binarized pixels (1-bit unsigned) or bits."""
+        if self.input_encoding == "pixels":
+            return self.input_bits, "unsigned"
+        return 1, "unsigned"
+
+    def conv_geometry(self) -> list[ConvGeometry]:
+        return conv_geometry(self.input_shape, self.convs)
+
+    def layer_specs(self) -> list:
         """The integer layers this model exports to (fedxnor.contract), for planning before training."""
         s, pixels = self.sizes, self.input_encoding == "pixels"
-        return [Dense(s[i], s[i + 1], self.input_bits if i == 0 and pixels else 1,
-                      "unsigned" if i == 0 and pixels else "bipolar", i == len(s) - 2, f"fc{i}") for i in range(len(s) - 1)]
+        if not self.convs:
+            return [Dense(s[i], s[i + 1], self.input_bits if i == 0 and pixels else 1,
+                          "unsigned" if i == 0 and pixels else "bipolar", i == len(s) - 2, f"fc{i}")
+                    for i in range(len(s) - 1)]
+        specs = []
+        for i, g in enumerate(self.conv_geometry()):
+            specs.extend(conv_block_specs(g, *(self.first_input() if i == 0 else (1, "bipolar")), i))
+        return specs + [Dense(s[i], s[i + 1], 1, "bipolar", i == len(s) - 2, f"fc{i}") for i in range(len(s) - 1)]
+
+
+def conv_block_specs(g: ConvGeometry, input_bits: int, encoding: str, i: int) -> list:
+    """The contract's Conv (and MaxPool) specifications of one conv block."""
+    from fedxnor.contract.conv import Conv
+    from fedxnor.contract.pool import MaxPool
+
+    specs = [Conv(g.in_h, g.in_w, g.in_c, g.out_c, g.k, g.stride, g.pad, input_bits, encoding, f"conv{i}")]
+    if g.pool > 1:
+        specs.append(MaxPool(g.out_h, g.out_w, g.out_c, g.pool, g.pool, f"pool{i}"))
+    return specs
 
 
 MODELS: dict[str, BNNConfig] = {
@@ -59,6 +99,11 @@ MODELS: dict[str, BNNConfig] = {
         BNNConfig("sfc", (784, 256, 256, 256, 10), description="FINN's SFC size, 8-bit pixel input"),
         BNNConfig("hybnn-head", (200, 128, 10), input_bits=1, input_encoding="bits", input_shape=(200,),
                   description="HyBNN head: 200-bit binary VAE latent -> 128 -> 10"),
+        BNNConfig("cnv-fmnist", CNV_FMNIST_SIZES, convs=CNV_FMNIST,
+                  description="conv BNN, 8-bit pixel input: 3x3 conv 32-32-pool-64-64-pool (valid), fc 1024-256-10"),
+        BNNConfig("cnv-small", CNV_SMALL_SIZES, convs=CNV_SMALL,
+                  description="small conv BNN for the iCEBreaker (68 Kbit of weights): 3x3 conv 16-32-pool-32-pool "
+                              "(valid), fc 800-64-10"),
     )
 }
 
@@ -74,20 +119,38 @@ class BNN(nn.Module):
         super().__init__()
         self.config = config
         s = config.sizes
+        geometry = config.conv_geometry() if config.convs else []
+        self.convs = nn.ModuleList(BinaryConv2d(g.in_c, g.out_c, g.k, g.stride, g.pad, PIXEL_PAD if i == 0 else BINARY_PAD)
+                                   for i, g in enumerate(geometry))
+        self.conv_norms = nn.ModuleList(BatchNormSign2d(g.out_c) for g in geometry)
+        self.pools = tuple(g.pool for g in geometry)
         self.hidden = nn.ModuleList(BinaryLinear(s[i], s[i + 1]) for i in range(len(s) - 2))
         self.norms = nn.ModuleList(BatchNormSign(s[i + 1]) for i in range(len(s) - 2))
         self.out = ScaledOutput(s[-2], s[-1])
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 samples -> float inputs of the first layer (integer-valued, exact)."""
-        x = images.reshape(images.shape[0], -1)
+        """uint8 samples -> float inputs of the first layer (integer-valued, exact): (n, C, H, W) for conv
+        models, (n, H·W·C) in NHWC order otherwise."""
+        x = images_to_nchw(images) if self.convs else images.reshape(images.shape[0], -1)
         if self.config.input_encoding == "pixels-binarized":
             return (x >= self.config.binarize_threshold).float()
         return x.float()
 
     def forward(self, images: torch.Tensor, return_activations: bool = False):
+        """Scores; with return_activations also every hidden layer's ±1 output (conv and pool layers' maps
+        NHWC-flattened), one per hidden layer of the integer network."""
         h = self.prepare(images)
         acts = []
+        for conv, norm, pool in zip(self.convs, self.conv_norms, self.pools):
+            h = norm(conv(h))
+            if return_activations:
+                acts.append(nhwc_flatten(h))
+            if pool > 1:
+                h = max_pool_signs(h, pool)
+                if return_activations:
+                    acts.append(nhwc_flatten(h))
+        if self.convs:
+            h = nhwc_flatten(h)
         for lin, norm in zip(self.hidden, self.norms):
             h = norm(lin(h))
             acts.append(h)
@@ -98,8 +161,8 @@ class BNN(nn.Module):
         return [*self.hidden, self.out.linear]
 
     def clip_latent(self) -> None:
-        for lin in self.binary_linears():
-            lin.clip_latent()
+        for layer in [*self.convs, *self.binary_linears()]:
+            layer.clip_latent()
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch: int = 2000) -> np.ndarray:
@@ -114,28 +177,21 @@ class BNN(nn.Module):
         return torch.cat(out).numpy().astype(np.int64)
 
     def to_int_network(self) -> IntNetwork:
-        """Fold weights and BatchNorm into the integer network the hardware runs."""
+        """Fold weights and BatchNorm into the integer network the hardware runs: per hidden neuron (or conv
+        output channel) one threshold, rows inverted for negative BN scales, weights in the contract's order."""
         cfg = self.config
-        layers = []
-        for i, (lin, norm) in enumerate(zip(self.hidden, self.norms)):
-            bits = lin.weight_bits().numpy().copy()
-            if i == 0 and cfg.input_encoding == "pixels":
-                enc, b, acc_to_x = "unsigned", cfg.input_bits, (1, 0)
-            elif i == 0:
-                enc, b, acc_to_x = "unsigned", 1, (1, 0)
-            else:
-                enc, b, acc_to_x = "bipolar", 1, (2, -lin.fan_in)
-            probe = IntLayer(bits, None, input_bits=b, encoding=enc)
-            shift, scale, bias = (t.numpy() for t in norm.folded_affine())
-            t, inv = fold_thresholds(shift, scale, bias, acc_to_x, probe.acc_range)
-            bits[inv] ^= 1
-            layers.append(IntLayer(bits, t, input_bits=b, encoding=enc, inverted=inv))
+        layers: list[IntLayer] = []
+        for i, (conv, norm, g) in enumerate(zip(self.convs, self.conv_norms, cfg.conv_geometry() if self.convs else [])):
+            b, enc = cfg.first_input() if i == 0 else (1, "bipolar")
+            specs = conv_block_specs(g, b, enc, i)
+            layers.append(_folded(conv.weight_bits(), norm, specs[0], b, enc))
+            if len(specs) > 1:
+                layers.append(IntLayer(None, None, spec=specs[1]))
+        for lin, norm in zip(self.hidden, self.norms):
+            b, enc = cfg.first_input() if not layers else (1, "bipolar")
+            layers.append(_folded(lin.weight_bits(), norm, Dense(lin.fan_in, lin.fan_out, b, enc), b, enc))
         bits = self.out.linear.weight_bits().numpy()
-        if not self.hidden:
-            enc = "unsigned"
-            b = cfg.input_bits if cfg.input_encoding == "pixels" else 1
-        else:
-            enc, b = "bipolar", 1
+        b, enc = cfg.first_input() if not layers else (1, "bipolar")
         layers.append(IntLayer(bits, None, input_bits=b, encoding=enc))
         return IntNetwork(tuple(layers))
 
@@ -147,11 +203,28 @@ class BNN(nn.Module):
         return spec
 
 
+def _folded(weight_bits: torch.Tensor, norm: BatchNormSign, spec, b: int, enc: str) -> IntLayer:
+    """A hidden layer's IntLayer: BatchNorm + sign folded into one threshold per output (fold_thresholds),
+    negative-scale rows inverted. The accumulator maps to the ±1 dot product x = k·acc + c: acc itself for
+    unsigned inputs, 2·acc - K for ±1 inputs (K = the matrix width; padding is -1, so every column counts)."""
+    bits = weight_bits.numpy().copy()
+    acc_to_x = (1, 0) if enc == "unsigned" else (2, -int(bits.shape[1]))
+    shift, scale, bias = (t.numpy() for t in norm.folded_affine())
+    t, inv = fold_thresholds(shift, scale, bias, acc_to_x, spec.acc_range)
+    bits[inv] ^= 1
+    return IntLayer(bits, t, input_bits=b, encoding=enc, inverted=inv, spec=spec)
+
+
 def shaped_config(config, input_shape: tuple[int, ...] | None = None, hidden: tuple[int, ...] = ()):
-    """A named BNN or full-precision config for images of `input_shape` (its first layer's fan-in is their
-    pixel count) and, if given, other hidden widths. A model on latent bits (hybnn-head) keeps its input."""
+    """A named BNN or full-precision config for images of `input_shape` (its first dense layer's fan-in is their
+    pixel count, or the NHWC flatten of its conv blocks' last map) and, if given, other hidden widths. A model on
+    latent bits (hybnn-head) keeps its input."""
     shape = config.input_shape if config.input_encoding == "bits" or not input_shape else tuple(int(d) for d in input_shape)
-    sizes = (math.prod(shape), *(tuple(hidden) or config.sizes[1:-1]), config.sizes[-1])
+    hidden = tuple(hidden) or config.sizes[1:-1]
+    if config.convs:
+        sizes = conv_sizes(shape, config.convs, hidden, config.sizes[-1])
+    else:
+        sizes = (math.prod(shape), *hidden, config.sizes[-1])
     if sizes == tuple(config.sizes) and shape == tuple(config.input_shape):
         return config
     desc = "-".join(str(s) for s in sizes) + f" ({' x '.join(map(str, shape))} input), from '{config.name}'"
