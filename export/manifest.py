@@ -238,8 +238,8 @@ def _layer_spec(e: dict, i: int, where: str, version: int) -> Any:
     need(spec.in_size <= F.MAX_MAP_VALUES and spec.out_size <= F.MAX_MAP_VALUES,
          f"{where}: a {kind} layer of {spec.in_size} inputs and {spec.out_size} outputs is larger than a manifest may "
          f"describe ({F.MAX_MAP_VALUES}); {F.FIX}")
-    need(not spec.has_weights or spec.fan_in <= F.MAX_NEURONS,
-         f"{where}: a {kind} window of {spec.fan_in} inputs is wider than {F.MAX_NEURONS}; {F.FIX}")
+    if spec.has_weights:
+        need(spec.fan_in <= F.MAX_NEURONS, f"{where}: a {kind} window of {spec.fan_in} inputs is wider than {F.MAX_NEURONS}; {F.FIX}")
     return spec
 
 

@@ -73,7 +73,7 @@ def reference_inputs(ref, data_dir: Path | None, limit: int | None) -> tuple[np.
 
     inputs, labels = ref.export.extra_file(INPUTS_FILE), ref.export.extra_file(LABELS_FILE)
     if inputs is not None and labels is not None:  # load_export checked their sizes against each other and the model
-        n_in = ref.export.layers[0].fan_in
+        n_in = ref.export.layers[0].in_size  # values per image (NHWC-flattened for a map)
         x = np.frombuffer(inputs.read_bytes(), np.uint8).reshape(-1, n_in)
         y = np.frombuffer(labels.read_bytes(), np.uint8).astype(np.int64)
         return x[:limit], y[:limit]

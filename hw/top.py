@@ -19,7 +19,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fedxnor.contract.beats import BeatGeometry
-from fedxnor.contract.network import check_chain
+from fedxnor.contract.network import check_chain, check_hardware
 from fedxnor.contract.structure import WEIGHT_ROMS, rom_in_logic
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Export
@@ -52,6 +52,7 @@ class TopPorts:
 
 def check_buildable(export: Export) -> None:
     """One-line FedxnorError for anything the generator cannot build (load_export checked the rest)."""
+    check_hardware([info.spec for info in export.layers])  # conv and max-pool: issue 21
     err = check_chain([info.spec for info in export.layers])
     if err:
         raise FedxnorError(err)

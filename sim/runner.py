@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from fedxnor.contract.network import check_hardware
 from fedxnor.errors import ToolError
 from fedxnor.export.manifest import Export, load_export
 from fedxnor.sim import adapter
@@ -127,6 +128,7 @@ def build_design(export: Export | Path | str, sim: str, waves: bool = False, roo
                  log: Callable[[str], None] | None = None) -> Build:
     """Generate the Verilog (hw's generator plus the sim-only wrapper) and compile it for `sim`."""
     export = export if isinstance(export, Export) else load_export(Path(export))
+    check_hardware([info.spec for info in export.layers])  # conv and max-pool: issue 21
     apply_simulator_env(sim)
     key = design_key(export, sim, waves)
     directory = (root or cache_root()) / f"{sim}-{key}"

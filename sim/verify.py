@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from fedxnor.contract.network import check_hardware
 from fedxnor.errors import FedxnorError, ToolError
 from fedxnor.export.manifest import load_export
 from fedxnor.export.reference import Reference
@@ -46,6 +47,7 @@ def verify_export(export_dir, sim: str = "verilator", images: int | None = None,
         raise FedxnorError(f"unknown mode {mode!r}: use 'batch' or 'cycle'")
     say = (lambda m: print(f"verify: {m}", file=sys.stderr, flush=True)) if progress else None
     export = load_export(Path(export_dir))
+    check_hardware([info.spec for info in export.layers])  # conv and max-pool: issue 21, before any work
     ref = Reference(load_export(Path(reference_dir)) if reference_dir is not None else export)
     if inputs is None:
         from fedxnor.export.recorded_data import reference_inputs

@@ -12,13 +12,21 @@ from fedxnor.contract import cycles
 from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel, logic_cells
 from fedxnor.contract.devices import DEVICES, Device, get_device
 from fedxnor.contract.folding import Folding
+from fedxnor.contract.network import check_hardware
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Export, load_export
 from fedxnor.hw.plan.budget import DEFAULT_LC_SHARE, Budget, budget_for
 
 
 def specs_of(src: Any) -> tuple[Any, ...]:
-    """Layer specifications of an Export, an export directory, an IntNetwork, or a list of specifications."""
+    """Layer specifications of an Export, an export directory, an IntNetwork, or a list of specifications; one line
+    (exit 2) for a network the accelerator cannot run yet (conv and max-pool: issue 21)."""
+    specs = _specs_of(src)
+    check_hardware(specs)
+    return specs
+
+
+def _specs_of(src: Any) -> tuple[Any, ...]:
     if isinstance(src, (str, Path)):
         src = load_export(Path(src))
     if isinstance(src, Export):
@@ -27,6 +35,8 @@ def specs_of(src: Any) -> tuple[Any, ...]:
     if layers is not None and not isinstance(src, (list, tuple)):  # IntNetwork
         return tuple(dataclasses.replace(la.spec, name=la.spec.name or f"fc{i}") for i, la in enumerate(layers))
     specs = tuple(src)
+    if specs and all(hasattr(s, "kind") for s in specs):
+        check_hardware(specs)  # before the check below: a max-pool has no cost or tokens yet
     if not specs or not all(hasattr(s, "cost") and hasattr(s, "tokens") for s in specs):
         raise FedxnorError("give the solver an Export, an export directory or a non-empty list of layer specifications")
     return specs
