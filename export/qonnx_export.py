@@ -46,6 +46,9 @@ def _input_thresholds(export: Export) -> tuple[np.ndarray, str]:
 
 def build_model(export: Export):
     """The QONNX ModelWrapper of an export (not yet checked)."""
+    if any(info.kind != "dense" for info in export.layers):
+        raise FedxnorError("export-qonnx writes networks of dense layers only; this export has conv or max-pool layers "
+                           "(run it with 'fedxnor reference')")
     from onnx import TensorProto, helper
     from qonnx.core.datatype import DataType
     from qonnx.core.modelwrapper import ModelWrapper
