@@ -18,30 +18,38 @@ from fedxnor.export.recorded_data import check_image_shape
 from fedxnor.train.checkpoint import load_checkpoint, sha256_file
 
 
-def parse_foldings(network: IntNetwork, pe: list[int] | None, simd: list[int] | None) -> list[Folding]:
-    """--pe/--simd give one value per layer, or one value for every layer; defaults per layer otherwise."""
+def parse_foldings(network: IntNetwork, pe: list[int] | None, simd: list[int] | None) -> list[Folding | None]:
+    """--pe/--simd give one value per layer with weights, or one value for every one; defaults per layer otherwise."""
     return foldings_from_values([layer.spec for layer in network.layers], pe, simd)
 
 
 def foldings_from_values(specs, pe: list[int] | None, simd: list[int] | None,
-                         names: tuple[str, str] = ("--pe", "--simd")) -> list[Folding]:
-    """Per-layer foldings from a list of P values and one of L values (one value, or one per layer; defaults:
-    1 and min(32, N)), each legal for its layer. The flow checks its TOML with this before training."""
-    n = len(specs)
+                         names: tuple[str, str] = ("--pe", "--simd")) -> list[Folding | None]:
+    """Per-layer foldings from a list of P values and one of L values (one value, or one per layer with weights;
+    defaults: 1 and min(32, K)), each legal for its layer. A layer without weights (max-pool) folds nothing: None.
+    The flow checks its TOML with this before training."""
+    weighted = [s for s in specs if getattr(s, "has_weights", True)]
+    n = len(weighted)
+    what_layers = "layer" if n == len(specs) else "layer with weights"
 
     def expand(values: list[int] | None, what: str, default) -> list[int]:
         if not values:
-            return [default(s) for s in specs]
+            return [default(s) for s in weighted]
         if len(values) == 1:
             return list(values) * n
         if len(values) != n:
-            raise FedxnorError(f"{what} takes one value or one per layer ({n}), got {len(values)}")
+            raise FedxnorError(f"{what} takes one value or one per {what_layers} ({n}), got {len(values)}")
         return list(values)
 
-    folds = [Folding(p, q) for p, q in zip(expand(pe, names[0], lambda s: 1), expand(simd, names[1], lambda s: min(32, s.fan_in)))]
-    for i, (spec, fold) in enumerate(zip(specs, folds)):
-        spec.check_folding(fold, f"layer {i}", (f"{names[0]} ", f"{names[1]} "))
-    return folds
+    folds = iter([Folding(p, q) for p, q in zip(expand(pe, names[0], lambda s: 1),
+                                                 expand(simd, names[1], lambda s: min(32, s.fan_in)))])
+    out: list[Folding | None] = []
+    for i, spec in enumerate(specs):
+        fold = next(folds) if getattr(spec, "has_weights", True) else None
+        if fold is not None:
+            spec.check_folding(fold, f"layer {i}", (f"{names[0]} ", f"{names[1]} "))
+        out.append(fold)
+    return out
 
 
 def export_checkpoint(
