@@ -42,20 +42,24 @@ def check_encoding(input_bits: int, encoding: str) -> None:
 def matrix_accumulate(weights: np.ndarray, x: np.ndarray, encoding: str) -> np.ndarray:
     """Accumulators (rows, M), int64, of input vectors x (rows, K) against weight bits (M, K).
 
-    Float64 products are exact here (every partial sum is an integer far below 2^53) and fast; the result is
-    converted back to integers. Rows are taken in chunks so a large im2col never needs gigabytes."""
-    w = np.asarray(weights, np.float64)
+    Float products are exact here (every partial sum is an integer, and the float type is chosen to hold the
+    largest) and fast; the result is converted back to integers. Rows are taken in chunks so a large im2col
+    never needs gigabytes."""
     x = np.asarray(x)
-    out = np.empty((x.shape[0], w.shape[0]), np.int64)
-    step = max(1, CHUNK_VALUES // max(1, x.shape[1]))
-    wt = (2.0 * w - 1.0).T  # ±1 weights
+    k = x.shape[1]
+    # every partial sum is an integer of magnitude <= K·max|x|: float32 holds it exactly below 2^24, float64 below 2^53
+    top = 1 if encoding == "bipolar" or x.size == 0 else int(np.abs(x).max())
+    dtype = np.float32 if k * max(1, top) < 1 << 24 else np.float64
+    wt = (2 * np.asarray(weights, dtype) - 1).T  # ±1 weights
+    out = np.empty((x.shape[0], wt.shape[1]), np.int64)
+    step = max(1, CHUNK_VALUES // max(1, k))
     for s in range(0, x.shape[0], step):
-        a = x[s:s + step].astype(np.float64)
+        a = x[s:s + step].astype(dtype)
         if encoding == "bipolar":  # popcount(XNOR) = (K + Σ (±1)(±1)) / 2
-            p = (x.shape[1] + (2.0 * a - 1.0) @ wt) / 2.0
+            p = ((2 * a - 1) @ wt).astype(np.int64)
+            out[s:s + step] = (p + k) // 2
         else:
-            p = a @ wt  # Σ_i (±1)_i x_i
-        out[s:s + step] = np.rint(p).astype(np.int64)
+            out[s:s + step] = np.rint(a @ wt).astype(np.int64)  # Σ_i (±1)_i x_i
     return out
 
 

@@ -90,3 +90,15 @@ def test_tokens_count_rows_words_and_planes():
 def test_bad_shapes_are_one_line_errors(kwargs, match):
     with pytest.raises(FedxnorError, match=match):
         Dense(**kwargs)
+
+
+def test_accumulators_past_float32s_exact_range_stay_exact():
+    """K·max|x| >= 2^24: the product switches to float64 (float32 would round 16,829,999 to an even number)."""
+    spec = Dense(66000, 2, 8, "unsigned")
+    w = np.ones((2, 66000), np.uint8)
+    w[1, :3] = 0
+    x = np.full((1, 66000), 255)
+    x[0, 0] = 254
+    assert spec.accumulate(w, x).tolist() == [[66000 * 255 - 1, 66000 * 255 - 1 - 2 * (254 + 255 + 255)]]
+    small = Dense(5, 1)  # bipolar: acc = popcount(XNOR)
+    assert small.accumulate(np.array([[1, 0, 1, 1, 0]], np.uint8), np.array([[1, 1, 0, 1, 0]])).tolist() == [[3]]
