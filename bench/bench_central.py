@@ -50,7 +50,8 @@ def main() -> int:
             row = {"model": name, "epochs": args.epochs, "seed": args.seed, "test_images": len(test),
                    "torch_accuracy": summary["torch_accuracy"], "reference_accuracy": acc,
                    "mismatches": mismatches, "train_seconds": meta["seconds"],
-                   "weight_bits": int(sum(np.prod(layer.weights.shape) for layer in model.to_int_network().layers)),
+                   "weight_bits": int(sum(np.prod(layer.weights.shape) for layer in model.to_int_network().layers
+                                                  if layer.weights is not None)),
                    "goal_accuracy": GOALS.get(name), "meets_goal": None if name not in GOALS else acc >= GOALS[name]}
             rows.append(row)
             print(row, flush=True)

@@ -3,7 +3,8 @@
 100 clients, 10 per round, IID / Dirichlet(0.3) / 3 classes per client; FedAvg (fp32),
 SignSGD, EF-SignSGD and FedBAT on the full-precision MLP (fp-mlp, 784-256-256-10),
 FedBNN and FedBNN with the FedBAT codec on the BNN of the same shape (mlp), FedHyBNN
-(frozen binary-latent VAE encoder + hybnn-head). Rounds and local epochs are fewer than the
+(frozen binary-latent VAE encoder + hybnn-head); with --runs ...-conv, the same on the conv
+nets (fp-cnv-small and cnv-small). Rounds and local epochs are fewer than the
 papers' (100 rounds, 10 local epochs) to fit a 2-core machine: they are recorded in the results.
 FedBNN's checkpoints are exported, which proves the integer network equals torch eval on all
 10,000 test images. Writes bench/results/federated.json after every run.
@@ -48,7 +49,15 @@ RUNS = {
     "FedBNN": ("fedbnn", "mlp", "fp32"),
     "FedBNN+FedBAT": ("fedbnn", "mlp", "fedbat"),
     "FedHyBNN": ("fedhybnn", "hybnn-head", "fp32"),
+    # the conv nets (issue 20): the full-precision twin and the BNN of cnv-small, the one the UP5K is sized for
+    "FedAvg-conv": ("fedavg", "fp-cnv-small", "fp32"),
+    "SignSGD-conv": ("signsgd", "fp-cnv-small", "sign"),
+    "EF-SignSGD-conv": ("efsign", "fp-cnv-small", "efsign"),
+    "FedBAT-conv": ("fedbat", "fp-cnv-small", "fedbat"),
+    "FedBNN-conv": ("fedbnn", "cnv-small", "fp32"),
+    "FedBNN-conv+FedBAT": ("fedbnn", "cnv-small", "fedbat"),
 }
+DEFAULT_RUNS = [label for label in RUNS if not label.endswith(("-conv", "-conv+FedBAT"))]  # the MLP table
 
 
 def row_seed(row: dict, default: int = 0) -> int:
@@ -182,7 +191,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--per-round", type=int, default=10)
     ap.add_argument("--partitions", nargs="+", default=["iid", "dir0.3", "cls3"])
-    ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    ap.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, choices=list(RUNS),
+                    help="labels to run (default: the MLP ones; the conv ones end in -conv)")
     ap.add_argument("--seed", type=int, default=0, help="one seed (same as --seeds SEED)")
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="run every row once per seed")
     ap.add_argument("--no-export", action="store_true", help="skip the export check of FedBNN checkpoints")

@@ -4,6 +4,8 @@ on edge-case shapes and on random ones (Hypothesis)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +109,17 @@ def test_random_conv_shapes_exact(net):
     model = randomize(BNN(conv_config(shape, convs, hidden, enc)), seed)
     images = np.random.default_rng(seed).integers(0, 256, (24, *shape)).astype(np.uint8)
     assert_reference_equals_torch(model, images)
+
+
+@pytest.mark.parametrize("name", ["cnv-fmnist", "cnv-small"])
+def test_layer_specs_are_the_exported_layers(name):
+    """Planning before training (BNNConfig.layer_specs) sees exactly the layers the bridge exports."""
+    from fedxnor.train.models import build_model
+
+    model = build_model(name)
+    specs = model.config.layer_specs()
+    unnamed = [replace(s, name="") for s in specs]
+    assert unnamed == [replace(la.spec, name="") for la in model.to_int_network().layers]
+    assert [s.kind for s in specs][-1] == "dense" and specs[0].kind == "conv" and specs[0].input_bits == 8
+    weight_bits = sum(s.fan_in * s.fan_out for s in specs if s.has_weights)
+    assert weight_bits <= (120 * 1024 if name == "cnv-small" else 10**6)  # cnv-small: the UP5K's 120 Kbit of block RAM
