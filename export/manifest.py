@@ -3,7 +3,8 @@
 An export directory holds manifest.json plus the ROM images it lists. The reader
 validates everything before anyone builds hardware from it: schema version,
 folding, widths, depths, sha256 of every file, threshold ranges, and that the
-images decode to exactly the thresholds recorded in the manifest.
+images decode to exactly the thresholds recorded in the manifest. Each layer's kind
+and shape fields are export/manifest_kinds.py's.
 """
 
 from __future__ import annotations
@@ -19,24 +20,19 @@ import numpy as np
 
 from fedxnor.atomic import atomic_directory
 from fedxnor.contract.bits import to_signed
-from fedxnor.contract.conv import Conv
-from fedxnor.contract.dense import Dense
 from fedxnor.contract.folding import Folding
 from fedxnor.contract.network import IntLayer, IntNetwork
-from fedxnor.contract.pool import MaxPool
 from fedxnor.errors import FedxnorError
 from fedxnor.export import images
 from fedxnor.export import manifest_fields as F
 from fedxnor.export.manifest_fields import need
+from fedxnor.export.manifest_kinds import layer_spec, shape_entry
 
 SCHEMA = "fedxnor-manifest"
 SCHEMA_VERSION = 2  # 2: layers have a "kind" (dense, conv, maxpool) and its shape fields; 1: all dense
 READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
-KINDS = {"dense": Dense, "conv": Conv, "maxpool": MaxPool}
-SHAPE_FIELDS = {"dense": ("fan_in", "fan_out"), "conv": ("in_h", "in_w", "in_c", "out_c", "k", "stride", "pad"),
-                "maxpool": ("in_h", "in_w", "c", "k", "stride")}
-DEFAULT_NAMES = {"dense": "fc", "conv": "conv", "maxpool": "pool"}
+
 
 
 @dataclass(frozen=True)
@@ -122,15 +118,6 @@ def default_folding(layer: IntLayer) -> Folding | None:
     return Folding(pe=1, simd=min(32, layer.fan_in)) if layer.spec.has_weights else None
 
 
-def _shape_entry(i: int, layer: IntLayer, names: list[str] | None) -> dict[str, Any]:
-    """The fields every kind writes: position, name, kind, its shape fields, its input and whether it is the output."""
-    spec = layer.spec
-    entry: dict[str, Any] = {"index": i, "name": names[i] if names else f"{DEFAULT_NAMES[spec.kind]}{i}", "kind": spec.kind}
-    entry.update({key: getattr(spec, key) for key in SHAPE_FIELDS[spec.kind]})
-    entry.update(input_bits=layer.input_bits, input_encoding=layer.encoding, output=layer.is_output)
-    return entry
-
-
 def write_export(
     network: IntNetwork,
     out_dir: Path,
@@ -159,7 +146,7 @@ def write_export(
         entries = []
         for i, (layer, fold) in enumerate(zip(layers, foldings)):
             spec = layer.spec
-            entry = _shape_entry(i, layer, names)
+            entry = shape_entry(i, layer, names)
             entries.append(entry)
             if not spec.has_weights:
                 if fold is not None:
@@ -220,35 +207,12 @@ INPUTS_FILE, LABELS_FILE, PREDICTIONS_FILE = "test_inputs.u8", "test_labels.u8",
 MAX_EXTRA_FILE_BYTES = 1 << 30
 
 
-def _layer_spec(e: dict, i: int, where: str, version: int) -> Any:
-    """The layer's kind and shape fields, type- and range-checked, as its specification."""
-    kind = "dense" if version == 1 and "kind" not in e else F.choice(e, "kind", where, tuple(KINDS) if version > 1 else ("dense",))
-    name = F.name(e, "name", where, f"{DEFAULT_NAMES[kind]}{i}")
-    shape = F.shape_fields(e, kind, SHAPE_FIELDS[kind], where)
-    enc = F.choice(e, "input_encoding", where, ("bipolar", "unsigned") if kind != "maxpool" else ("bipolar",))
-    need(i == 0 or enc == "bipolar", f"{where}: only the first layer may take 'unsigned' inputs; {F.FIX}")
-    bits = F.integer(e, "input_bits", where, 1, 1 if enc == "bipolar" else F.MAX_INPUT_BITS)
-    extra = {"input_bits": bits, "encoding": enc} if kind != "maxpool" else {}
-    if kind == "dense":
-        extra["is_output"] = F.flag(e, "output", where)
-    try:
-        spec = KINDS[kind](**shape, **extra, name=name)
-    except FedxnorError as err:
-        raise FedxnorError(f"{where}: {err}; {F.FIX}") from None
-    need(spec.in_size <= F.MAX_MAP_VALUES and spec.out_size <= F.MAX_MAP_VALUES,
-         f"{where}: a {kind} layer of {spec.in_size} inputs and {spec.out_size} outputs is larger than a manifest may "
-         f"describe ({F.MAX_MAP_VALUES}); {F.FIX}")
-    if spec.has_weights:
-        need(spec.fan_in <= F.MAX_NEURONS, f"{where}: a {kind} window of {spec.fan_in} inputs is wider than {F.MAX_NEURONS}; {F.FIX}")
-    return spec
-
-
 def _layer_fields(e: Any, i: int, count: int, where: str, prev: LayerInfo | None, version: int) -> LayerInfo:
     """One layer's fields, type- and range-checked, and every derived field equal to what its specification gives,
     before any image is read."""
     need(isinstance(e, dict), f"{where}: must be an object, got {F.show(e)}; {F.FIX}")
     F.exact(e, "index", where, i, "the layer's position")
-    spec = _layer_spec(e, i, where, version)
+    spec = layer_spec(e, i, where, version)
     is_output = F.flag(e, "output", where)
     need(is_output is (i == count - 1), f"{where}: only the last layer is the output layer ('output': {i == count - 1}); {F.FIX}")
     need(not is_output or spec.kind == "dense", f"{where}: the output layer must be 'dense', not {spec.kind!r}; {F.FIX}")
@@ -263,19 +227,20 @@ def _layer_fields(e: Any, i: int, count: int, where: str, prev: LayerInfo | None
             need(key not in e, f"{where}: a {spec.kind} layer has no weights: field '{key}' does not belong here; {F.FIX}")
         return LayerInfo(i, spec, None)
     n, m, bits, enc = spec.fan_in, spec.fan_out, spec.input_bits, spec.encoding
+    fan_in, fan_out = ("fan_in", "fan_out") if spec.kind == "dense" else ("k*k*in_c", "out_c")  # the matrix's K and M
     pe, simd = F.integer(e, "pe", where, 1, m), F.integer(e, "simd", where, 1, n)
     fold = Folding(pe, simd)
     spec.check_folding(fold, f"{where}: re-export with a legal folding")
     wpr = spec.words_per_row(fold)
-    F.exact(e, "words_per_row", where, wpr, f"ceil(fan_in / simd) = ceil({n} / {simd})")
+    F.exact(e, "words_per_row", where, wpr, f"ceil({fan_in} / simd) = ceil({n} / {simd})")
     F.exact(e, "weight_width", where, simd, "equal to simd")
-    F.exact(e, "weight_depth", where, spec.weight_depth(fold), f"(fan_out / pe) * words_per_row = ({m} / {pe}) * {wpr}")
+    F.exact(e, "weight_depth", where, spec.weight_depth(fold), f"({fan_out} / pe) * words_per_row = ({m} / {pe}) * {wpr}")
     lo, hi = spec.acc_range
-    F.exact(e, "acc_min", where, lo, f"for fan_in {n} and {bits}-bit {enc} inputs")
-    F.exact(e, "acc_max", where, hi, f"for fan_in {n} and {bits}-bit {enc} inputs")
+    F.exact(e, "acc_min", where, lo, f"for {fan_in} {n} and {bits}-bit {enc} inputs")
+    F.exact(e, "acc_max", where, hi, f"for {fan_in} {n} and {bits}-bit {enc} inputs")
     if not is_output:
         F.exact(e, "threshold_width", where, spec.threshold_width, f"two's complement bits of [{lo}, {hi + 1}]")
-        F.exact(e, "threshold_depth", where, spec.threshold_depth(fold), f"fan_out / pe = {m} / {pe}")
+        F.exact(e, "threshold_depth", where, spec.threshold_depth(fold), f"{fan_out} / pe = {m} / {pe}")
     return LayerInfo(i, spec, fold)
 
 

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fedxnor.errors import FedxnorError
-from fedxnor.export.manifest import SHAPE_FIELDS, load_export, write_export
+from fedxnor.export.manifest import load_export, write_export
+from fedxnor.export.manifest_kinds import SHAPE_FIELDS
 
 EXAMPLES = {"type": 30, "drop": 25, "numbers": 30, "nudge": 30, "kind": 20, "structure": 20}
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
