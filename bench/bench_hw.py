@@ -136,7 +136,7 @@ def routed(folded: Path, device: str, out: Path, report: Path | None) -> dict[st
 def stages_study(folded: Path, device: str, out: Path, stages: list[int]) -> list[dict[str, Any]]:
     """Board builds of the same folding with fewer adder-tree register stages (NetworkTop(stages=...)):
     the logic cells the registers cost against the Fmax they buy."""
-    from fedxnor.boards.build import accel_in_width, link_geometry, run_flow
+    from fedxnor.boards.build import run_flow
     from fedxnor.boards.core import LinkedCore
     from fedxnor.boards.platforms import get_board
     from fedxnor.boards.top import BoardTop
@@ -148,7 +148,7 @@ def stages_study(folded: Path, device: str, out: Path, stages: list[int]) -> lis
 
     def core(clk: float, st: int) -> LinkedCore:
         accel = NetworkTop(export, stages=st)
-        return LinkedCore(accel, link_geometry(export, accel_in_width(accel)), export.sha256, clock_hz=int(clk),
+        return LinkedCore(accel, accel.ports.beats.for_link(), export.sha256, clock_hz=int(clk),
                           divisor=divisor_for(clk, b.baud))
 
     rows = []

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from fedxnor.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
-from fedxnor.boards import frames as fr
 from fedxnor.boards import pnr_seeds, toolrun
 from fedxnor.boards.buildargs import check_build_args, failed_dir, is_failed_dir
 from fedxnor.boards.core import LinkedCore
@@ -202,17 +201,6 @@ def parse_reports(bdir: Path, board: Board) -> dict[str, Any]:
 # ------------------------------------------------------------------ exported models
 
 
-def link_geometry(export, in_width: int) -> fr.LinkGeometry:
-    first = export.layers[0]
-    return fr.LinkGeometry(first.fan_in, first.input_bits, in_width, export.num_classes)
-
-
-def accel_in_width(accel) -> int:
-    from amaranth import Shape
-
-    return Shape.cast(accel.image.payload.shape()).width
-
-
 def fit_device(board: str) -> str:
     """The hw-plan solver's device name for a board."""
     return get_board(board).plan_device
@@ -282,7 +270,7 @@ def board_core(export, board: Board, clock_hz: float, baud: int, *, debug: bool 
     read_regs = board.resources.read_regs
     accel = NetworkTop(export, debug=debug, weight_store=weight_store, read_regs=read_regs,
                        weight_roms=weight_roms or board.resources.weight_roms)
-    geom = link_geometry(export, accel_in_width(accel))
+    geom = accel.ports.beats.for_link()  # the host link sends images in the accelerator's own beats
     try:
         divisor = divisor or divisor_for(clock_hz, baud)
     except ValueError as e:  # a clock lowered to the routed Fmax may no longer make the baud rate

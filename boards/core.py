@@ -40,7 +40,7 @@ class LinkedCore(wiring.Component):
     registered_feed: HostLink's registered image-byte write (the ECP5 builds, with read_regs).
     """
 
-    def __init__(self, accel: Any, geometry: fr.LinkGeometry, sha256: str, *, clock_hz: int, divisor: int,
+    def __init__(self, accel: Any, geometry: fr.BeatGeometry, sha256: str, *, clock_hz: int, divisor: int,
                  timeout_cycles: int | None = None, heartbeat_bits: int | None = None,
                  registered_feed: bool = False):
         self.accel = accel

@@ -178,7 +178,7 @@ class BoardLink:
         """The board's weight files ((layer, pe) per file number) and how far each is loaded."""
         return self._parse(fr.CMD_LOAD, fr.LoadStatus.parse)
 
-    def classify(self, geometry: fr.LinkGeometry, x: np.ndarray) -> tuple[int, int]:
+    def classify(self, geometry: fr.BeatGeometry, x: np.ndarray) -> tuple[int, int]:
         """(class, the core's busy-cycle counter after this image)."""
 
         def parse(payload: bytes) -> tuple[int, int]:
@@ -187,7 +187,7 @@ class BoardLink:
                 raise fr.FrameError(f"class {cls} of a {geometry.num_classes}-class model")
             return cls, cycles
 
-        return self._parse(fr.CMD_CLASSIFY, parse, geometry.pack(x))
+        return self._parse(fr.CMD_CLASSIFY, parse, geometry.link_bytes(x))
 
 
 def classify_images(link: BoardLink, reference, images: np.ndarray, labels: np.ndarray | None = None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-import numpy as np
+from fedxnor.contract.beats import BeatGeometry
 
 REQ_SYNC = 0xA5
 REPLY_SYNC = 0x5A
@@ -147,46 +147,6 @@ def decode_all(data: bytes, sync: int = REPLY_SYNC) -> list[Reply]:
     return ReplyParser(sync).feed(data)
 
 
-@dataclass(frozen=True)
-class LinkGeometry:
-    """How an image travels: `beats` beats of `beat_bytes` bytes, beat j = the core's image-stream word j.
-
-    The core takes in_width = K*B bits per beat (K inputs of B bits); the host sends each beat
-    little-endian in ceil(in_width / 8) bytes, so the board only shifts bytes, never bits.
-    """
-
-    fan_in: int
-    input_bits: int
-    in_width: int
-    num_classes: int
-
-    @property
-    def beats(self) -> int:
-        return -(-self.fan_in * self.input_bits // self.in_width)
-
-    @property
-    def beat_bytes(self) -> int:
-        return -(-self.in_width // 8)
-
-    @property
-    def image_bytes(self) -> int:
-        return self.beats * self.beat_bytes
-
-    def pack(self, x: np.ndarray) -> bytes:
-        """One prepared image (N unsigned B-bit integers) -> the CLASSIFY payload."""
-        x = np.asarray(x, np.int64).reshape(-1)
-        if x.shape[0] != self.fan_in:
-            raise ValueError(f"image has {x.shape[0]} inputs, the model takes {self.fan_in}")
-        b = self.input_bits
-        bits = ((x[:, None] >> np.arange(b)[None, :]) & 1).astype(np.uint8).reshape(-1)
-        bits = np.concatenate([bits, np.zeros(self.beats * self.in_width - bits.size, np.uint8)])
-        beats = bits.reshape(self.beats, self.in_width)
-        pad = self.beat_bytes * 8 - self.in_width
-        if pad:
-            beats = np.concatenate([beats, np.zeros((self.beats, pad), np.uint8)], axis=1)
-        return np.packbits(beats.reshape(-1), bitorder="little").tobytes()
-
-
 def load_request(file: int, offset: int, chunk: bytes) -> bytes:
     """A LOAD frame: `chunk` are the bytes [offset, offset + len) of weight file `file`."""
     return request(CMD_LOAD, struct.pack(LOAD_HEADER_FORMAT, file, offset) + bytes(chunk))
@@ -258,15 +218,15 @@ class Ident:
             if value < low:
                 raise FrameError(f"IDENT says {name} {value}, which no bitstream has")
         g = self.geometry
-        if (self.beat_bytes, self.beats) != (g.beat_bytes, g.beats) or g.image_bytes > 0xFFFF:
+        if (self.beat_bytes, self.beats) != (g.beat_bytes, g.in_beats) or g.image_bytes > 0xFFFF:
             raise FrameError(f"IDENT's image layout ({self.beats} beats of {self.beat_bytes} bytes) does not follow from "
                              f"fan-in {self.fan_in}, {self.input_bits} input bits and {self.in_width}-bit beats")
 
     @property
-    def geometry(self) -> LinkGeometry:
-        return LinkGeometry(self.fan_in, self.input_bits, self.in_width, self.num_classes)
+    def geometry(self) -> BeatGeometry:
+        return BeatGeometry(self.fan_in, self.input_bits, self.in_width, self.num_classes)
 
     @staticmethod
-    def build(geom: LinkGeometry, sha256_hex: str, clock_hz: int, flags: int = 1) -> bytes:
+    def build(geom: BeatGeometry, sha256_hex: str, clock_hz: int, flags: int = 1) -> bytes:
         return struct.pack(IDENT_FORMAT, PROTOCOL_VERSION, flags, geom.num_classes, geom.input_bits, geom.fan_in,
-                           geom.beat_bytes, geom.beats, geom.in_width, clock_hz, bytes.fromhex(sha256_hex))
+                           geom.beat_bytes, geom.in_beats, geom.in_width, clock_hz, bytes.fromhex(sha256_hex))

@@ -44,7 +44,7 @@ __all__ = ["HostLink", "crc16_byte"]
 class HostLink(wiring.Component):
     """Frame receiver, image feed, LOAD handling, controller and reply sender, joined.
 
-    geometry: how images are laid out in CLASSIFY payloads (frames.LinkGeometry);
+    geometry: how images are laid out in CLASSIFY payloads (frames.BeatGeometry);
     ident: the IDENT reply payload (frames.Ident.build), its flags byte replaced by `ready`;
     timeout: clock cycles of silence inside a frame before it is abandoned (ERR_TIMEOUT);
     files: the run-time weight files, ((layer, pe), ...) per file number; none: LOAD is an unknown command
@@ -52,7 +52,7 @@ class HostLink(wiring.Component):
     registered_feed: ImageFeed's registered image-byte write (the ECP5 builds).
     """
 
-    def __init__(self, geometry: fr.LinkGeometry, ident: bytes, timeout: int, files: tuple = (), *,
+    def __init__(self, geometry: fr.BeatGeometry, ident: bytes, timeout: int, files: tuple = (), *,
                  registered_feed: bool = False):
         self.geometry = geometry
         self.registered_feed = bool(registered_feed)

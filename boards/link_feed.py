@@ -28,7 +28,7 @@ class ImageFeed(wiring.Component):
     on iCE40 the ~100 extra flip-flops cost more than they gain).
     """
 
-    def __init__(self, geometry: fr.LinkGeometry, *, registered_feed: bool = False):
+    def __init__(self, geometry: fr.BeatGeometry, *, registered_feed: bool = False):
         self.geometry = geometry
         self.registered_feed = bool(registered_feed)
         super().__init__({
@@ -47,11 +47,11 @@ class ImageFeed(wiring.Component):
         byte = f.payload.payload
         beat = Signal(g.in_width, reset_less=True)  # lane enables only: plain SB_DFFE, no logic per bit
         out_valid = Signal()
-        beats_sent = Signal(range(g.beats + 1))
+        beats_sent = Signal(range(g.in_beats + 1))
 
         m.d.comb += [self.image.valid.eq(out_valid), self.image.payload.eq(beat)]
         with m.If(self.image.valid & self.image.ready):
-            m.d.sync += [out_valid.eq(0), beats_sent.eq(beats_sent + 1), self.all_sent.eq(beats_sent == g.beats - 1)]
+            m.d.sync += [out_valid.eq(0), beats_sent.eq(beats_sent + 1), self.all_sent.eq(beats_sent == g.in_beats - 1)]
         with m.If(self.pad & ~out_valid & ~self.all_sent):
             m.d.sync += out_valid.eq(1)  # filler: the beat as it is (the result of such an image is dropped)
         if self.registered_feed:  # the write happens here, a cycle after the byte (the payload beat only registers it)

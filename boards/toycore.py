@@ -14,7 +14,7 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fedxnor.boards.frames import LinkGeometry
+from fedxnor.contract.beats import BeatGeometry
 
 
 def class_width(num_classes: int) -> int:
@@ -22,7 +22,7 @@ def class_width(num_classes: int) -> int:
 
 
 class ToyCore(wiring.Component):
-    def __init__(self, geometry: LinkGeometry, work_cycles: int = 7):
+    def __init__(self, geometry: BeatGeometry, work_cycles: int = 7):
         self.geometry = geometry
         self.work_cycles = work_cycles
         super().__init__({
@@ -37,7 +37,7 @@ class ToyCore(wiring.Component):
         g = self.geometry
         cw = class_width(g.num_classes)
         acc = Signal(g.in_width)
-        beat = Signal(range(g.beats + 1))
+        beat = Signal(range(g.in_beats + 1))
         wait = Signal(range(self.work_cycles + 1))
         count = Signal(32)
         low = Signal(cw + 1)
@@ -51,7 +51,7 @@ class ToyCore(wiring.Component):
                         m.d.sync += count.eq(1)
                     with m.Else():
                         m.d.sync += count.eq(count + 1)
-                    with m.If(beat == g.beats - 1):
+                    with m.If(beat == g.in_beats - 1):
                         m.d.sync += wait.eq(self.work_cycles)
                         m.next = "WORK"
                 with m.Elif(beat != 0):
@@ -73,11 +73,11 @@ class ToyCore(wiring.Component):
         return m
 
 
-def toy_class(geometry: LinkGeometry, x: np.ndarray) -> int:
+def toy_class(geometry: BeatGeometry, x: np.ndarray) -> int:
     """What ToyCore answers for one prepared image."""
-    payload = geometry.pack(x)
+    payload = geometry.link_bytes(x)
     acc = 0
-    for j in range(geometry.beats):
+    for j in range(geometry.in_beats):
         word = int.from_bytes(payload[j * geometry.beat_bytes : (j + 1) * geometry.beat_bytes], "little")
         acc ^= word & ((1 << geometry.in_width) - 1)
     low = acc & ((1 << class_width(geometry.num_classes)) - 1)

@@ -3,7 +3,8 @@
 
 image: the first layer's inputs, B bits each, input i in bits [i·B, i·B + B) of the whole image
 (little-endian bit concatenation); beat j carries bits [j·in_width, (j + 1)·in_width) of that, zero
-padded, with in_width = L·B for the first layer's L lanes: one word of the first layer per beat.
+padded. The accelerator takes in_width = L·B for its first layer's L lanes (one word of the first layer per
+beat: `BeatGeometry.of`); the host link carries any in_width the same way.
 On the host link each beat is sent little-endian in ceil(in_width / 8) bytes, so a board only shifts
 bytes, never bits.
 
@@ -16,7 +17,7 @@ bit_offset + j. Today: one beat per hidden layer, all of its neurons.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,7 +30,7 @@ Field = tuple[int, int, int, int]  # (layer, first neuron, count, bit offset)
 class BeatGeometry:
     fan_in: int  # N: inputs of the first layer
     input_bits: int  # B
-    lanes: int  # L of the first layer: inputs per beat
+    in_width: int  # bits per image beat (L·B for the accelerator)
     num_classes: int
     hidden_sizes: tuple[int, ...] = ()  # outputs of every hidden layer
     debug: bool = False  # a debug stream carries every hidden activation
@@ -37,18 +38,18 @@ class BeatGeometry:
     @classmethod
     def of(cls, specs, first_lanes: int, *, debug: bool = False) -> BeatGeometry:
         """The geometry of a network of layer specifications whose first layer has `first_lanes` lanes."""
-        return cls(specs[0].fan_in, specs[0].input_bits, first_lanes, specs[-1].fan_out,
+        return cls(specs[0].fan_in, specs[0].input_bits, first_lanes * specs[0].input_bits, specs[-1].fan_out,
                    tuple(s.fan_out for s in specs[:-1]), debug)
+
+    def for_link(self) -> BeatGeometry:
+        """What the host link carries and IDENT describes: images in and classes out, no debug stream."""
+        return replace(self, hidden_sizes=(), debug=False)
 
     # ------------------------------------------------------------ image stream
 
     @property
-    def in_width(self) -> int:
-        return self.lanes * self.input_bits
-
-    @property
     def in_beats(self) -> int:
-        return ceil_div(self.fan_in, self.lanes)
+        return ceil_div(self.fan_in * self.input_bits, self.in_width)
 
     @property
     def image_width(self) -> int:

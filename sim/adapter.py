@@ -68,12 +68,8 @@ def hw_verilog(export: Export) -> tuple[str, SimPorts]:
     ports = SimPorts(
         dut_module=tp.module, clk="clk", rst="rst", rst_active_high=True,
         in_valid="image__valid", in_ready="image__ready", in_payload="image__payload",
-        in_width=tp.in_width, in_beats=tp.in_beats, input_bits=tp.input_bits, fan_in=tp.fan_in,
-        out_valid="result__valid", out_ready="result__ready", out_payload="result__payload",
-        out_width=tp.out_width, class_width=tp.class_width, hidden_sizes=tuple(tp.hidden_sizes),
+        out_valid="result__valid", out_ready="result__ready", out_payload="result__payload", beats=tp.beats,
         dbg_valid="debug__valid" if dbg else None, dbg_ready="debug__ready" if dbg else None,
-        dbg_payload="debug__payload" if dbg else None, dbg_width=tp.dbg_width if dbg else 0,
-        dbg_beats=tp.dbg_beats, dbg_fields=tuple(tuple(tuple(f) for f in beat) for beat in tp.dbg_fields),
-        extra_inputs=extra_in, extra_outputs=extra_out,
+        dbg_payload="debug__payload" if dbg else None, extra_inputs=extra_in, extra_outputs=extra_out,
     )
     return text, ports

@@ -15,6 +15,7 @@ hidden layer, neuron k in bit k.
 
 from __future__ import annotations
 
+from fedxnor.contract.beats import BeatGeometry
 from fedxnor.export.manifest import Export
 from fedxnor.sim.ports import SimPorts
 
@@ -26,24 +27,15 @@ def _clog2(n: int) -> int:
 
 
 def standin_ports(export: Export) -> SimPorts:
-    net = export.network
-    first = export.layers[0]
-    b = first.input_bits
-    per_beat = first.simd
-    beats = -(-first.fan_in // per_beat)
-    hidden = tuple(info.fan_out for info in export.layers[:-1])
-    dw = max(hidden) if hidden else 1
-    fields = tuple(((i, 0, m, 0),) for i, m in enumerate(hidden))
-    cls_w = _clog2(net.layers[-1].fan_out)
+    """The stand-in's ports; its streams follow the same geometry as the accelerator's (layer 0's simd per beat)."""
+    geometry = BeatGeometry.of([info.spec for info in export.layers], export.layers[0].simd, debug=True)
+    debug = geometry.has_debug
     return SimPorts(
         dut_module=MODULE, clk="clk", rst="rst", rst_active_high=True,
-        in_valid="i_valid", in_ready="i_ready", in_payload="i_payload", in_width=per_beat * b, in_beats=beats,
-        input_bits=b, fan_in=first.fan_in,
-        out_valid="o_valid", out_ready="o_ready", out_payload="o_payload", out_width=cls_w, class_width=cls_w,
-        hidden_sizes=hidden,
-        dbg_valid="d_valid" if hidden else None, dbg_ready="d_ready" if hidden else None,
-        dbg_payload="d_payload" if hidden else None, dbg_width=dw if hidden else 0, dbg_beats=len(hidden),
-        dbg_fields=fields,
+        in_valid="i_valid", in_ready="i_ready", in_payload="i_payload",
+        out_valid="o_valid", out_ready="o_ready", out_payload="o_payload", beats=geometry,
+        dbg_valid="d_valid" if debug else None, dbg_ready="d_ready" if debug else None,
+        dbg_payload="d_payload" if debug else None,
     )
 
 

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable
 
 from fedxnor.boards import frames as fr
+from fedxnor.contract.beats import BeatGeometry
 
 READ_TIMEOUT = 0.05  # the driver opens real ports with this read timeout
 MAX_READS = 200_000  # a driver that keeps reading past this is looping
@@ -29,12 +30,12 @@ class FakeClock:
 class FakeBoard:
     """read/write/flush/close/in_waiting, like pyserial's Serial."""
 
-    def __init__(self, clock: FakeClock, *, sha256: str = "ab" * 32, geometry: fr.LinkGeometry | None = None,
+    def __init__(self, clock: FakeClock, *, sha256: str = "ab" * 32, geometry: fr.BeatGeometry | None = None,
                  ready: bool = True, load_blobs: dict[tuple[int, int], bytes] | None = None,
                  mutate: Callable[[int, bytes], bytes] = lambda i, frame: frame, chunk: int = 64, baud: int = 115200,
                  fail_after_reads: int | None = None):
         self.clock = clock
-        self.geometry = geometry or fr.LinkGeometry(50, 8, 64, 10)
+        self.geometry = geometry or BeatGeometry(50, 8, 64, 10)
         self.sha256 = sha256
         self.blobs = load_blobs or {}
         self.files = list(self.blobs)

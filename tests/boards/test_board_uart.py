@@ -28,7 +28,7 @@ CASES = {
 
 
 def classify_req(geom, x):
-    return {"bytes": fr.request(fr.CMD_CLASSIFY, geom.pack(x))}
+    return {"bytes": fr.request(fr.CMD_CLASSIFY, geom.link_bytes(x))}
 
 
 def check_classes(replies, ref_classes, cycles_out=None):
@@ -52,7 +52,7 @@ def test_board_serves_classifies_and_recovers(tmp_path, board):
     x[0] = 0
     x[1] = (1 << case["input_bits"]) - 1
     ref = Reference(export).run(x).classes
-    good = fr.request(fr.CMD_CLASSIFY, geom.pack(x[3]))
+    good = fr.request(fr.CMD_CLASSIFY, geom.link_bytes(x[3]))
     script = [
         {"bytes": fr.request(fr.CMD_IDENT)},                          # 0
         *[classify_req(geom, v) for v in x[:3]],                      # 1-3
@@ -62,7 +62,7 @@ def test_board_serves_classifies_and_recovers(tmp_path, board):
         {"bytes": fr.request(fr.CMD_CLASSIFY, b"\x01\x02\x03")},      # 7 wrong length
         {"bytes": fr.request(0x42)},                                  # 8 unknown command
         {"bytes": good[:9], "gap": 2 * SIM_TIMEOUT},                  # 9 truncated: the line goes quiet
-        {"bytes": b"\x00\x17\x5a" + fr.request(fr.CMD_CLASSIFY, geom.pack(x[4]))},  # 10 junk before the sync byte
+        {"bytes": b"\x00\x17\x5a" + fr.request(fr.CMD_CLASSIFY, geom.link_bytes(x[4]))},  # 10 junk before the sync byte
         *[classify_req(geom, v) for v in x[5:8]],                     # 11-13
         {"bytes": fr.request(fr.CMD_STATS)},                          # 14
     ]
@@ -107,7 +107,7 @@ def test_icebreaker_trained_model_on_test_images(tmp_path, trained_board, fashio
     ref = Reference(export)
     x = ref.prepare(fashion_test.images[:3])
     want = ref.run(x).classes
-    good = fr.request(fr.CMD_CLASSIFY, core.geometry.pack(x[2]))
+    good = fr.request(fr.CMD_CLASSIFY, core.geometry.link_bytes(x[2]))
     script = [classify_req(core.geometry, v) for v in x[:2]] + [{"bytes": corrupt(good, 300, 5)},
                                                                  classify_req(core.geometry, x[2])]
     r = link.run(script)["replies"]
@@ -142,7 +142,7 @@ def test_driver_over_a_pty_against_the_simulated_board(tmp_path, capsys):
         res = json.loads(capsys.readouterr().out)
         with BoardLink(port, timeout=30) as host:
             geom = host.ident().geometry
-            bad = host.transact(0, raw=corrupt(fr.request(fr.CMD_CLASSIFY, geom.pack(x[0])), 6))
+            bad = host.transact(0, raw=corrupt(fr.request(fr.CMD_CLASSIFY, geom.link_bytes(x[0])), 6))
             stats = host.stats()
     assert code == 0
     assert res["images"] == 4 and res["mismatches"] == 0 and res["accuracy"] == 1.0

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from fedxnor.boards import frames as fr
 from fedxnor.boards.driver import BoardError, BoardLink, classify_images, command_name, load_weights
+from fedxnor.contract.beats import BeatGeometry
 from fedxnor.errors import FedxnorError
 from fedxnor.export.reference import Reference
 
@@ -117,7 +118,7 @@ COMMANDS = {
 def test_one_command_against_damaged_replies(name, script, chunk):
     cmd, call = COMMANDS[name]
     clock = FakeClock()
-    g = fr.LinkGeometry(50, 8, 64, 10)
+    g = BeatGeometry(50, 8, 64, 10)
     blobs = {(0, 0): b"0a\n", (0, 1): b"1b\n"} if name == "LOAD" else None
     board = FakeBoard(clock, geometry=g, load_blobs=blobs, mutate=mutator(script), chunk=chunk)
     t0 = clock.t
@@ -150,7 +151,7 @@ def test_one_command_against_damaged_replies(name, script, chunk):
 def test_classify_images_against_damaged_replies(export, script, chunk):
     ref = Reference(export.directory)
     first = export.layers[0]
-    g = fr.LinkGeometry(first.fan_in, first.input_bits, 64, export.num_classes)
+    g = BeatGeometry(first.fan_in, first.input_bits, 64, export.num_classes)
     clock = FakeClock()
     board = FakeBoard(clock, sha256=export.sha256, geometry=g, mutate=mutator(script), chunk=chunk)
     images = np.random.default_rng(0).integers(0, 256, (4, first.fan_in))
@@ -177,7 +178,7 @@ def test_classify_images_against_damaged_replies(export, script, chunk):
 def test_load_weights_against_damaged_replies(export, script, chunk, load_chunk):
     blobs = {(0, p): export.layers[0].weight_files[p].read_bytes() for p in range(export.layers[0].pe)}
     first = export.layers[0]
-    g = fr.LinkGeometry(first.fan_in, first.input_bits, 64, export.num_classes)
+    g = BeatGeometry(first.fan_in, first.input_bits, 64, export.num_classes)
     clock = FakeClock()
     board = FakeBoard(clock, sha256=export.sha256, geometry=g, ready=False, load_blobs=blobs, mutate=mutator(script),
                       chunk=chunk)
@@ -239,7 +240,7 @@ def test_cli_board_ident_is_a_result_or_one_line(script):
 def test_cli_board_load_is_a_result_or_one_line(export, script):
     blobs = {(0, p): export.layers[0].weight_files[p].read_bytes() for p in range(export.layers[0].pe)}
     first = export.layers[0]
-    g = fr.LinkGeometry(first.fan_in, first.input_bits, 64, export.num_classes)
+    g = BeatGeometry(first.fan_in, first.input_bits, 64, export.num_classes)
     clock = FakeClock()
     board = FakeBoard(clock, sha256=export.sha256, geometry=g, ready=False, load_blobs=blobs, mutate=mutator(script))
     with mock.patch("fedxnor.boards.driver.monotonic", clock), fake_port(board):

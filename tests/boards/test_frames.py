@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedxnor.boards import frames as fr
+from fedxnor.contract.beats import BeatGeometry
 
 
 def test_crc16_ccitt_false_check_value():
@@ -39,18 +40,18 @@ def test_parser_is_incremental_and_rejects_bad_crc():
 def test_image_layout_is_the_accelerator_beat_layout(fan_in, bits, in_width):
     """docs/accelerator.md: inputs LSB first, B bits each, cut into in_width-bit beats; each beat is sent
     little-endian in ceil(in_width / 8) bytes."""
-    g = fr.LinkGeometry(fan_in, bits, in_width, 10)
+    g = BeatGeometry(fan_in, bits, in_width, 10)
     rng = np.random.default_rng(fan_in)
     x = rng.integers(0, 1 << bits, fan_in)
     whole = sum(int(v) << (i * bits) for i, v in enumerate(x))
-    payload = g.pack(x)
-    assert len(payload) == g.image_bytes == g.beats * g.beat_bytes
-    for j in range(g.beats):
+    payload = g.link_bytes(x)
+    assert len(payload) == g.image_bytes == g.in_beats * g.beat_bytes
+    for j in range(g.in_beats):
         beat = int.from_bytes(payload[j * g.beat_bytes : (j + 1) * g.beat_bytes], "little")
         assert beat == (whole >> (j * in_width)) & ((1 << in_width) - 1)
 
 
 def test_ident_round_trip():
-    g = fr.LinkGeometry(784, 8, 256, 10)
+    g = BeatGeometry(784, 8, 256, 10)
     ident = fr.Ident.parse(fr.Ident.build(g, "ab" * 32, 36_000_000))
     assert ident.geometry == g and ident.sha256 == "ab" * 32 and ident.clock_hz == 36_000_000 and ident.ready

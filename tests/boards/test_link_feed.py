@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 
 from fedxnor.boards import frames as fr
 from fedxnor.boards.link_feed import ImageFeed
+from fedxnor.contract.beats import BeatGeometry
 
 
 class FeedModel:
     """The lanes of the beat register: payload byte k of a beat goes to lane k; a full beat is sent."""
 
-    def __init__(self, geom: fr.LinkGeometry):
+    def __init__(self, geom: fr.BeatGeometry):
         self.g = geom
         self.lanes = [0] * geom.beat_bytes
         self.k = 0
@@ -31,7 +32,7 @@ class FeedModel:
             if self.k == 0:
                 beats.append(self.word())
         if cut:  # filler beats: the register as it is, until the image is complete
-            beats += [self.word()] * (self.g.beats - len(beats))
+            beats += [self.word()] * (self.g.in_beats - len(beats))
         return beats
 
     def word(self) -> int:
@@ -104,7 +105,7 @@ def run_feed(geom, frames, registered, seed):
 def sessions(draw):
     rng = random.Random(draw(st.integers(0, 2**32)))
     in_width = draw(st.sampled_from([8, 13, 16, 24, 40]))
-    geom = fr.LinkGeometry(fan_in=draw(st.integers(1, 20)), input_bits=draw(st.sampled_from([1, 8])), in_width=in_width,
+    geom = BeatGeometry(fan_in=draw(st.integers(1, 20)), input_bits=draw(st.sampled_from([1, 8])), in_width=in_width,
                            num_classes=10)
     frames = []
     for _ in range(draw(st.integers(1, 4))):

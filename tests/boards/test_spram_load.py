@@ -17,7 +17,6 @@ from board_helpers import SIM_DIVISOR, SIM_TIMEOUT, corrupt, error_code, one_rep
 from fxnets import random_network
 
 from fedxnor.boards import frames as fr
-from fedxnor.boards.build import accel_in_width, link_geometry
 from fedxnor.boards.core import LinkedCore
 from fedxnor.boards.platforms import get_board
 from fedxnor.boards.simlink import TOPLEVEL, SimLink, kick_comb_blocks, sim_verilog
@@ -36,7 +35,7 @@ def spram_core(export) -> LinkedCore:
     from fedxnor.hw.top import NetworkTop
 
     accel = NetworkTop(export, weight_store={0: "spram"})
-    geom = link_geometry(export, accel_in_width(accel))
+    geom = accel.ports.beats.for_link()
     return LinkedCore(accel, geom, export.sha256, clock_hz=int(get_board("icebreaker").target_mhz * 1e6),
                       divisor=SIM_DIVISOR, timeout_cycles=SIM_TIMEOUT)
 
@@ -97,7 +96,7 @@ def test_load_checks_hash_then_serves(tmp_path):
     bad = bytearray(files[0])
     bad[7] = ord("0") if bad[7] != ord("0") else ord("1")  # one hex digit changed: a valid frame, a wrong file
     script = [
-        {"bytes": fr.request(fr.CMD_CLASSIFY, geom.pack(x[0]))},      # 0 not loaded: error 5
+        {"bytes": fr.request(fr.CMD_CLASSIFY, geom.link_bytes(x[0]))},      # 0 not loaded: error 5
         {"bytes": fr.request(fr.CMD_IDENT)},                          # 1 not ready
         {"bytes": fr.request(fr.CMD_LOAD)},                           # 2 status: 4 files, none verified
         *[{"bytes": b} for b in load_frames(bytes(bad), 0, 48)],      # 3, 4 corrupted file 0: ok, then hash error
@@ -108,7 +107,7 @@ def test_load_checks_hash_then_serves(tmp_path):
         {"bytes": load_frames(files[1], 1, 32)[0]},                   # 9 file 1 first chunk
         {"bytes": corrupt(load_frames(files[1], 1, 32)[1], 9, 2)},    # 10 its second chunk damaged: CRC error
         {"bytes": load_frames(files[1], 1, 32)[1]},                   # 11 the file was dropped: order error
-        {"bytes": fr.request(fr.CMD_CLASSIFY, geom.pack(x[0]))},      # 12 still not loaded
+        {"bytes": fr.request(fr.CMD_CLASSIFY, geom.link_bytes(x[0]))},      # 12 still not loaded
     ]
     good = [b for f, blob in enumerate(files) for b in load_frames(blob, f, 48)]
     first_good = len(script)
@@ -116,11 +115,11 @@ def test_load_checks_hash_then_serves(tmp_path):
     after = len(script)
     script += [
         {"bytes": fr.request(fr.CMD_IDENT)},                          # ready
-        *[{"bytes": fr.request(fr.CMD_CLASSIFY, geom.pack(v))} for v in x[:3]],
+        *[{"bytes": fr.request(fr.CMD_CLASSIFY, geom.link_bytes(v))} for v in x[:3]],
         {"bytes": load_frames(files[2], 2, 48)[0]},                   # reload file 2: not ready meanwhile
-        {"bytes": fr.request(fr.CMD_CLASSIFY, geom.pack(x[3]))},      # refused
+        {"bytes": fr.request(fr.CMD_CLASSIFY, geom.link_bytes(x[3]))},      # refused
         {"bytes": load_frames(files[2], 2, 48)[1]},                   # file 2 complete again
-        *[{"bytes": fr.request(fr.CMD_CLASSIFY, geom.pack(v))} for v in x[3:5]],
+        *[{"bytes": fr.request(fr.CMD_CLASSIFY, geom.link_bytes(v))} for v in x[3:5]],
         {"bytes": fr.request(fr.CMD_STATS)},
     ]
     out = SimLink(up5k_sources(core, tmp_path / "src"), tmp_path / "sim", SIM_DIVISOR).run(script)

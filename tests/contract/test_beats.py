@@ -13,7 +13,7 @@ from fedxnor.contract.beats import BeatGeometry
 @given(n=st.integers(1, 50), bits=st.integers(1, 8), lanes_frac=st.floats(0, 1), seed=st.integers(0, 99))
 def test_beats_carry_input_i_in_bits_i_times_b(n, bits, lanes_frac, seed):
     lanes = 1 + int(lanes_frac * (n - 1))
-    g = BeatGeometry(n, bits, lanes, 10)
+    g = BeatGeometry(n, bits, lanes * bits, 10)
     x = np.random.default_rng(seed).integers(0, 1 << bits, (2, n))
     for row, image in zip(x, g.pack_images(x)):
         assert image == sum(int(v) << (i * bits) for i, v in enumerate(row))
@@ -26,7 +26,7 @@ def test_beats_carry_input_i_in_bits_i_times_b(n, bits, lanes_frac, seed):
 
 
 def test_debug_fields_one_beat_per_hidden_layer():
-    g = BeatGeometry(8, 1, 4, 3, hidden_sizes=(5, 3), debug=True)
+    g = BeatGeometry(8, 1, 4, 3, hidden_sizes=(5, 3), debug=True)  # 4-bit beats
     assert g.dbg_width == 5 and g.dbg_beats == 2 and g.class_width == 2
     acts = g.decode_debug([0b10110, 0b011])
     assert acts[0].tolist() == [0, 1, 1, 0, 1] and acts[1].tolist() == [1, 1, 0]

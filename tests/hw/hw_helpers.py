@@ -10,19 +10,6 @@ from amaranth.sim import Simulator
 from fedxnor.hw.top import NetworkTop
 
 
-def image_beats(x: np.ndarray, in_width: int, in_beats: int, bits: int) -> list[int]:
-    """Prepared inputs of one image -> beats (docs/accelerator.md: K = in_width / B inputs per beat)."""
-    k = in_width // bits
-    vals = [int(v) for v in np.asarray(x).reshape(-1)]
-    beats = []
-    for j in range(in_beats):
-        v = 0
-        for i, val in enumerate(vals[j * k:(j + 1) * k]):
-            v |= val << (i * bits)
-        beats.append(v)
-    return beats
-
-
 @dataclass
 class RunLog:
     classes: list[int] = field(default_factory=list)
@@ -42,7 +29,7 @@ def run_images(top: NetworkTop, x: np.ndarray, *, in_stall=None, out_stall=None,
     offered stays valid and constant until taken (amaranth.lib.stream rules).
     """
     p = top.ports
-    beats = [b for img in x for b in image_beats(img, p.in_width, p.in_beats, p.input_bits)]
+    beats = [b for img in x for b in p.beats.image_beats(img)]
     log = RunLog()
     n = len(x)
     has_dbg = top.debug_port
@@ -85,14 +72,8 @@ def run_images(top: NetworkTop, x: np.ndarray, *, in_stall=None, out_stall=None,
 
 
 def decode_debug(top: NetworkTop, words: list[int], n: int) -> list[np.ndarray]:
-    """Debug beats of n images -> per hidden layer (n, M) activation bits, using TopPorts.dbg_fields."""
-    p = top.ports
-    acts = [np.zeros((n, m), np.uint8) for m in p.hidden_sizes]
-    assert len(words) == n * p.dbg_beats, (len(words), n, p.dbg_beats)
-    for img in range(n):
-        for b, fields in enumerate(p.dbg_fields):
-            w = words[img * p.dbg_beats + b]
-            for layer, first, count, off in fields:
-                for k in range(count):
-                    acts[layer][img, first + k] = (w >> (off + k)) & 1
-    return acts
+    """Debug beats of n images -> per hidden layer (n, M) activation bits, by the top's beat geometry."""
+    g = top.ports.beats
+    assert len(words) == n * g.dbg_beats, (len(words), n, g.dbg_beats)
+    per_image = [g.decode_debug(words[i * g.dbg_beats:(i + 1) * g.dbg_beats]) for i in range(n)]
+    return [np.stack([acts[layer] for acts in per_image]) for layer in range(len(g.hidden_sizes))]

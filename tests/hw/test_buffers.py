@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.sim import Simulator
-from hw_helpers import image_beats
 
+from fedxnor.contract.beats import BeatGeometry
 from fedxnor.hw.buffers import ActivationBuffer, ImageBuffer
 
 
@@ -21,7 +21,8 @@ def test_image_buffer_stores_planes_msb_first_and_masks_padding():
     dut = ImageBuffer(n, bits, lanes)
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 1 << bits, (3, n))
-    beats = [image_beats(x, lanes * bits, dut.in_beats, bits) for x in imgs]
+    geometry = BeatGeometry(n, bits, lanes * bits, 2)
+    beats = [geometry.image_beats(x) for x in imgs]
     beats[0][-1] |= ((1 << (lanes * bits)) - 1) & ~((1 << bits) - 1)  # garbage in the pad lanes
     stall = rng.random(1000) < 0.3
     read = {}

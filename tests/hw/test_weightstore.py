@@ -12,7 +12,7 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 from fxnets import random_network
-from hw_helpers import decode_debug, image_beats
+from hw_helpers import decode_debug
 from tool_paths import YOSYS
 
 from fedxnor.contract import cycles
@@ -36,7 +36,7 @@ def run_loaded(top: NetworkTop, writes: list[tuple[int, int, int]], x: np.ndarra
     """Write (row, addr, word) through `wload`, one per cycle, then stream images; returns
     (classes, result cycles, first offer cycle, debug words)."""
     p = top.ports
-    beats = [b for img in x for b in image_beats(img, p.in_width, p.in_beats, p.input_bits)]
+    beats = [b for img in x for b in p.beats.image_beats(img)]
     out = {"classes": [], "rc": [], "first": None, "debug": []}
     sim = Simulator(top)
     sim.add_clock(1e-8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedxnor.contract.beats import BeatGeometry
 from fedxnor.sim.ports import SimPorts
 from fedxnor.sim.scoreboard import Scoreboard
 
@@ -51,11 +52,11 @@ def test_class_only_mismatch_names_the_output_layer():
 
 
 def ports(width, bits, fan_in, beats):
+    geometry = BeatGeometry(fan_in, bits, width, 10, hidden_sizes=(5, 3), debug=True)
+    assert (geometry.in_width, geometry.in_beats) == (width, beats)
     return SimPorts(dut_module="m", clk="clk", rst="rst", rst_active_high=True, in_valid="v", in_ready="r",
-                    in_payload="p", in_width=width, in_beats=beats, input_bits=bits, fan_in=fan_in, out_valid="ov",
-                    out_ready="or", out_payload="op", out_width=4, class_width=4, hidden_sizes=(5, 3),
-                    dbg_valid="dv", dbg_ready="dr", dbg_payload="dp", dbg_width=8, dbg_beats=2,
-                    dbg_fields=(((0, 0, 5, 0),), ((1, 0, 3, 2),)))
+                    in_payload="p", out_valid="ov", out_ready="or", out_payload="op", beats=geometry,
+                    dbg_valid="dv", dbg_ready="dr", dbg_payload="dp")
 
 
 def test_image_packing_is_little_endian_inputs_of_b_bits_zero_padded():
@@ -74,7 +75,8 @@ def test_debug_decoding_by_fields():
     a0 = np.array([1, 0, 1, 1, 0], np.uint8)
     a1 = np.array([0, 1, 1], np.uint8)
     b0 = sum(int(v) << k for k, v in enumerate(a0))
-    b1 = sum(int(v) << (k + 2) for k, v in enumerate(a1))
-    got = p.decode_debug_word(b0 | b1 << 8)
+    b1 = sum(int(v) << k for k, v in enumerate(a1))
+    assert p.dbg_width == 5 and p.dbg_fields == (((0, 0, 5, 0),), ((1, 0, 3, 0),))  # one beat per hidden layer
+    got = p.decode_debug_word(b0 | b1 << 5)
     assert (got[0] == a0).all() and (got[1] == a1).all()
     assert SimPorts.from_dict(p.to_dict()) == p
