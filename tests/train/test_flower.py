@@ -57,8 +57,9 @@ def stop(procs: list[subprocess.Popen]) -> None:
         p.wait()
 
 
-def test_flower_deployment_equals_in_process(tmp_path):
-    cfg = FederatedConfig(algo="efsign", model="mlp-small", clients=4, per_round=3, rounds=2, train_limit=3000,
+@pytest.mark.parametrize("model", ["mlp-small", pytest.param("cnv-small", marks=pytest.mark.slow)])
+def test_flower_deployment_equals_in_process(tmp_path, model):
+    cfg = FederatedConfig(algo="efsign", model=model, clients=4, per_round=3, rounds=2, train_limit=3000,
                           test_limit=500).resolved()
     home = tmp_path / "flwr-home"
     home.mkdir()
@@ -105,7 +106,7 @@ def test_flower_deployment_equals_in_process(tmp_path):
 def test_flower_app_command_and_run_config(tmp_path, capsys):
     import tomllib
 
-    from fedxnor.cli import main
+    from fedxnor.app.cli import main
     from fedxnor.train.flower_app import config_from_run
 
     assert main(["flower-app", "--out", str(tmp_path / "app"), "--algo", "fedbnn", "--model", "mlp-small",
