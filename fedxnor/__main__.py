@@ -1,5 +1,5 @@
 import sys
 
-from fedxnor.cli import main
+from fedxnor.app.cli import main
 
 sys.exit(main())

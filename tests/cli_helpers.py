@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedxnor.cli import main
+from fedxnor.app.cli import main
 
 
 @dataclass

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from fedxnor.config import DEFAULTS, load_config
+from fedxnor.app.config import DEFAULTS, load_config
 from fedxnor.errors import FedxnorError
 
 

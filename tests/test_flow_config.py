@@ -17,7 +17,7 @@ from cli_helpers import assert_refused, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fedxnor.config import BOUNDED, DEFAULTS, OPTIONAL, ZERO_MEANS_DEFAULT
+from fedxnor.app.config import BOUNDED, DEFAULTS, OPTIONAL, ZERO_MEANS_DEFAULT
 from fedxnor.train.validate import LIMITS
 
 FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])

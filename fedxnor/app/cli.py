@@ -23,7 +23,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 PARTS = ["fedxnor.train.cli", "fedxnor.train.export_cli", "fedxnor.export.cli", "fedxnor.export.qonnx_cli", "fedxnor.hw.cli",
-         "fedxnor.hw.plan_cli", "fedxnor.sim.cli", "fedxnor.boards.cli", "fedxnor.flow"]
+         "fedxnor.hw.plan_cli", "fedxnor.sim.cli", "fedxnor.boards.cli", "fedxnor.app.flow"]
 
 
 def build_parser() -> argparse.ArgumentParser:

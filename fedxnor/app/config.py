@@ -4,7 +4,7 @@ Validation happens before any work: an unknown key, a wrong type, a bad
 choice or a value out of its bounds (NaN, inf, negative, absurdly large: the
 limits of train/validate.py, shared with `fedxnor train`) is one FedxnorError
 line naming the key and the fix. What needs the data or the model (the input
-size, the folding, the fit on the board) is checked by fedxnor/flow_check.py,
+size, the folding, the fit on the board) is checked by fedxnor/app/flow_check.py,
 still before any stage runs.
 """
 

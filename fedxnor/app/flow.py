@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedxnor.app.config import STAGES, dump_toml, load_config
 from fedxnor.atomic import write_text_atomic
-from fedxnor.config import STAGES, dump_toml, load_config
 from fedxnor.errors import FedxnorError
 from fedxnor.progress import log
 
@@ -61,12 +61,12 @@ def stage_train(ctx: Context) -> dict[str, Any]:
     t = ctx.cfg["train"]
     out = ctx.dir("train")
     if t["algo"] == "central":
-        from fedxnor.flow_check import central_config
+        from fedxnor.app.flow_check import central_config
         from fedxnor.train.central import train_central
 
         ckpt = train_central(central_config(t, ctx.cfg["seed"]), out, ctx.data_dir, progress=ctx.progress)
     else:
-        from fedxnor.flow_check import federated_table
+        from fedxnor.app.flow_check import federated_table
         from fedxnor.train.federated import flow_train  # the federated part of the flow
 
         ckpt = flow_train(federated_table(t), ctx.cfg["seed"], out, ctx.data_dir, progress=ctx.progress)
@@ -142,7 +142,7 @@ def stage_build(ctx: Context) -> dict[str, Any]:
 
 
 def stage_report(ctx: Context) -> dict[str, Any]:
-    from fedxnor.flow_report import write_report
+    from fedxnor.app.flow_report import write_report
 
     return write_report(ctx)
 
@@ -224,8 +224,8 @@ def run_flow_config(cfg: dict[str, Any], only: list[str] | None = None, skip: li
 
 
 def preflight(ctx: Context, selected: list[str]) -> None:
-    """Checks that need no work (fedxnor/flow_check.py): stage inputs, data, model, folding, fit on the board."""
-    from fedxnor.flow_check import preflight as check_all
+    """Checks that need no work (fedxnor/app/flow_check.py): stage inputs, data, model, folding, fit on the board."""
+    from fedxnor.app.flow_check import preflight as check_all
 
     check_all(ctx, selected, PIPELINE)
 
@@ -268,7 +268,7 @@ def headline_of(name: str, s: dict[str, Any]) -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("flow", help="run the main job end to end: train, export, reference, verify, build, report")
-    p.add_argument("--config", type=Path, default=None, help="TOML configuration (defaults: fedxnor/config.py)")
+    p.add_argument("--config", type=Path, default=None, help="TOML configuration (defaults: fedxnor/app/config.py)")
     p.add_argument("--out", type=Path, default=None, help="run directory (overrides 'out')")
     p.add_argument("--only", nargs="+", default=None, metavar="STAGE", help="run only these stages")
     p.add_argument("--skip", nargs="+", default=None, metavar="STAGE", help="skip these stages")

@@ -1,5 +1,5 @@
 """The flow's preflight: the whole configuration checked against the data, the model and the board
-before any stage runs (fedxnor/config.py has already checked keys, types and bounds).
+before any stage runs (fedxnor/app/config.py has already checked keys, types and bounds).
 
 What a stage would find out too late is found here: a model or algorithm that does not go
 together, an IDX set that cannot be read or split among the clients, an export folding that

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fedxnor.report import Report
+from fedxnor.app.report import Report
 
 
 def _load(ctx, stage: str) -> dict[str, Any] | None:

@@ -123,8 +123,8 @@ def test_driver_over_a_pty_against_the_simulated_board(tmp_path, capsys):
 
     from fxnets import random_network
 
+    from fedxnor.app.cli import main
     from fedxnor.boards.driver import BoardLink
-    from fedxnor.cli import main
     from fedxnor.export.manifest import Folding, load_export, write_export
 
     case = CASES["icebreaker"]

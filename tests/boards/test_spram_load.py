@@ -166,8 +166,8 @@ def test_load_checks_hash_then_serves(tmp_path):
 def test_driver_loads_then_classifies_over_a_pty(tmp_path, capsys):
     """`fedxnor board load` and `fedxnor board classify` (which loads when IDENT says not ready) with pyserial
     on a pseudo-terminal against the board's RTL."""
+    from fedxnor.app.cli import main
     from fedxnor.boards.driver import BoardLink
-    from fedxnor.cli import main
 
     export, _ = make_export(tmp_path, 33, n_images=4)
     link = SimLink(sim_verilog(spram_core(export)), tmp_path / "sim", SIM_DIVISOR)
