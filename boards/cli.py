@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from fedxnor.errors import FedxnorError
-from fedxnor.progress import log
+from fedxnor.progress import log, print_summary
 
 DEFAULT_EXPORT = Path("runs/demo/export/model")  # where `make demo` (fedxnor flow) leaves its export
 
@@ -35,27 +35,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     board = sub.add_parser("board", help="talk to a board running a fedxnor bitstream over its serial port")
     bsub = board.add_subparsers(dest="board_command", required=True, metavar="ACTION")
     c = bsub.add_parser("classify", help="classify test images on the board and compare with the reference")
-    c.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1 (or a pyserial URL)")
     c.add_argument("--images", type=int, default=100, help="number of test images (default 100)")
     c.add_argument("--export", type=Path, default=DEFAULT_EXPORT, help=f"export of the bitstream (default {DEFAULT_EXPORT})")
     c.add_argument("--data", type=Path, help="IDX data directory (default: the Fashion-MNIST Debian package)")
-    c.add_argument("--baud", type=int, default=115200, help="the bitstream's baud rate (default 115200)")
-    c.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
-    c.add_argument("--json", action="store_true")
-    c.set_defaults(func=cmd_classify)
+    link_arguments(c, cmd_classify)
     ld = bsub.add_parser("load", help="send the weights a board keeps in SPRAM (checked against the manifest's sha256)")
     ld.add_argument("export", type=Path, help="export directory the bitstream was built from")
-    ld.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1 (or a pyserial URL)")
-    ld.add_argument("--baud", type=int, default=115200, help="the bitstream's baud rate (default 115200)")
-    ld.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
-    ld.add_argument("--json", action="store_true")
-    ld.set_defaults(func=cmd_load)
-    i = bsub.add_parser("ident", help="print the board's model identity (manifest sha256) and counters")
-    i.add_argument("--port", required=True)
-    i.add_argument("--baud", type=int, default=115200, help="the bitstream's baud rate (default 115200)")
-    i.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
-    i.add_argument("--json", action="store_true")
-    i.set_defaults(func=cmd_ident)
+    link_arguments(ld, cmd_load)
+    link_arguments(bsub.add_parser("ident", help="print the board's model identity (manifest sha256) and counters"),
+                   cmd_ident)
+
+
+def link_arguments(p: argparse.ArgumentParser, func) -> None:
+    """What every `fedxnor board` action takes to reach the board."""
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1 (or a pyserial URL)")
+    p.add_argument("--baud", type=int, default=115200, help="the bitstream's baud rate (default 115200)")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=func)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -98,12 +95,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
         step = max(1, len(images) // 10)
         res = classify_images(link, ref, images, labels,
                               progress=None if args.json else (lambda n: log(f"{n}/{len(images)} images") if n % step == 0 else None))
-    if args.json:
-        print(json.dumps(res, indent=1))
-    else:
-        print(f"{res['images']} images: {res['mismatches']} disagree with the reference "
-              f"(agreement {100 * res['agreement']:.2f}%), accuracy {100 * res.get('accuracy', 0):.2f}%, "
-              f"{res['cycles_per_image']} cycles/image, {res['link_images_per_s']} images/s over the link")
+    print_summary(res, args.json, f"{res['images']} images: {res['mismatches']} disagree with the reference "
+                                  f"(agreement {100 * res['agreement']:.2f}%), accuracy {100 * res.get('accuracy', 0):.2f}%, "
+                                  f"{res['cycles_per_image']} cycles/image, {res['link_images_per_s']} images/s over the link",
+                  indent=1)
     return 0 if res["mismatches"] == 0 else 1
 
 
@@ -131,10 +126,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     export = load_export(args.export)
     with BoardLink(args.port, args.baud, args.timeout) as link:
         res = _load(link, export, quiet=args.json)
-    if args.json:
-        print(json.dumps(res, indent=1))
-    else:
-        print(f"loaded {res['files']} weight files ({res['bytes']} bytes) in {res['seconds']:.1f} s; the board is ready")
+    print_summary(res, args.json, f"loaded {res['files']} weight files ({res['bytes']} bytes) in {res['seconds']:.1f} s; "
+                                  "the board is ready", indent=1)
     return 0
 
 
@@ -144,8 +137,5 @@ def cmd_ident(args: argparse.Namespace) -> int:
     with BoardLink(args.port, args.baud, args.timeout) as link:  # (checks --baud and --timeout first)
         ident, stats = link.ident(), link.stats()
     info = {**ident.__dict__, **stats}
-    if args.json:
-        print(json.dumps(info, indent=1))
-    else:
-        print("\n".join(f"{k}: {v}" for k, v in info.items()))
+    print_summary(info, args.json, "\n".join(f"{k}: {v}" for k, v in info.items()), indent=1)
     return 0

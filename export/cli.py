@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from fedxnor.errors import FedxnorError
+from fedxnor.progress import print_summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,8 +53,6 @@ def run_reference(args: argparse.Namespace) -> int:
     else:
         out["agreement"] = None
     out["checkpoint"] = ref.export.manifest.get("source", {}).get("checkpoint")
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(f"{out['images']} images: accuracy {out['accuracy']:.4f}, agreement with torch eval {out['agreement']}")
+    print_summary(out, args.json, f"{out['images']} images: accuracy {out['accuracy']:.4f}, "
+                                  f"agreement with torch eval {out['agreement']}")
     return 0 if out.get("mismatches", 0) == 0 else 1

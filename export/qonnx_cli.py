@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from fedxnor.errors import FedxnorError
+from fedxnor.progress import print_summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,11 +41,8 @@ def run_import(args: argparse.Namespace) -> int:
     from fedxnor.export.qonnx_import import import_qonnx
 
     s = import_qonnx(args.model, args.out, args.input_scale, args.images, args.data)
-    if args.json:
-        print(json.dumps(s))
-    else:
-        print(f"imported {' '.join(s['layers'])} to {s['out']}; equals qonnx's executor on {s['checked_images']} images "
-              f"(accuracy {s['accuracy']:.4f}); input {s['input']}")
+    print_summary(s, args.json, f"imported {' '.join(s['layers'])} to {s['out']}; equals qonnx's executor on "
+                                f"{s['checked_images']} images (accuracy {s['accuracy']:.4f}); input {s['input']}")
     return 0
 
 
@@ -54,8 +51,5 @@ def run_export_qonnx(args: argparse.Namespace) -> int:
     from fedxnor.export.qonnx_export import export_qonnx
 
     s = export_qonnx(args.directory, args.out, args.images, args.data)
-    if args.json:
-        print(json.dumps(s))
-    else:
-        print(f"wrote {s['out']}; qonnx's executor equals the reference on {s['checked_images']} images")
+    print_summary(s, args.json, f"wrote {s['out']}; qonnx's executor equals the reference on {s['checked_images']} images")
     return 0

@@ -35,3 +35,10 @@ def track(items: Iterable[T], description: str, total: int | None = None, enable
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def print_summary(summary: dict, as_json: bool, text: str, *, indent: int | None = None) -> None:
+    """What a command prints on stdout when it is done: its summary as JSON (--json), else one human line."""
+    import json
+
+    print(json.dumps(summary, indent=indent) if as_json else text)

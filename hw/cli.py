@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from fedxnor.errors import FedxnorError
+from fedxnor.progress import print_summary
 
 MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 VERILOG_KEYWORDS = frozenset("""always and assign begin buf case default defparam disable else end endcase endfunction endmodule
@@ -60,9 +61,6 @@ def run_verilog(args: argparse.Namespace) -> int:
     summary = {"out": str(args.out), "ports": ports_json(ports),
                "cycles_per_inference": cycles.cycles_per_inference(export.layers, stages=args.stages),
                "latency_cycles": cycles.latency_cycles(export.layers, args.stages)}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"wrote {args.out}: module {args.name}, {len(export.layers)} layers, "
-              f"{summary['latency_cycles']} cycles latency")
+    print_summary(summary, args.json, f"wrote {args.out}: module {args.name}, {len(export.layers)} layers, "
+                                      f"{summary['latency_cycles']} cycles latency")
     return 0

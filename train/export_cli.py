@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from fedxnor.progress import print_summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,9 +31,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     summary = export_checkpoint(args.checkpoint, args.out, args.pe, args.simd, data_dir=args.data,
                                 check_images=args.check_images)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"exported {summary['layers']} layers to {summary['out']}; reference equals torch eval on "
-              f"{summary['checked_images']} test images (torch accuracy {summary['torch_accuracy']:.4f})")
+    print_summary(summary, args.json, f"exported {summary['layers']} layers to {summary['out']}; reference equals torch "
+                                      f"eval on {summary['checked_images']} test images (torch accuracy "
+                                      f"{summary['torch_accuracy']:.4f})")
     return 0
