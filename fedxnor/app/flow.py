@@ -98,9 +98,18 @@ def stage_export(ctx: Context) -> dict[str, Any]:
         export_checkpoint(ckpt, out, pe, simd, data_dir=ctx.data_dir)
     exp = load_export(out)
     return {"directory": str(out), "manifest_sha256": exp.sha256,
-            "layers": [{"name": i.name, "fan_in": i.fan_in, "fan_out": i.fan_out, "input_bits": i.input_bits,
-                        "pe": i.pe, "simd": i.simd, "weight_depth": i.weight_depth,
-                        "weight_bits": i.fan_in * i.fan_out} for i in exp.layers]}
+            "layers": [layer_summary(i) for i in exp.layers]}
+
+
+def layer_summary(info) -> dict[str, Any]:
+    """One layer of an export for the stage record: its kind and sizes, and its folding if it has weights."""
+    spec = info.spec
+    out = {"name": spec.name, "kind": spec.kind, "in_size": spec.in_size, "out_size": spec.out_size,
+           "input_bits": spec.input_bits}
+    if spec.has_weights:
+        out.update(fan_in=spec.fan_in, fan_out=spec.fan_out, pe=info.pe, simd=info.simd, weight_depth=info.weight_depth,
+                   weight_bits=spec.weight_bits)
+    return out
 
 
 def stage_reference(ctx: Context) -> dict[str, Any]:

@@ -74,8 +74,6 @@ def check_folding(model_cfg, sizes: list[tuple[int, int]], e: dict[str, Any], bo
 def check_fit(model_cfg, sizes: list[tuple[int, int]], board: str, e: dict[str, Any]) -> None:
     """The model (its sizes from the data) on build.board: any folding when fold = 'board', else the given one."""
     from fedxnor.boards.build import check_fit_specs
-    from fedxnor.contract.folding import Folding
-
     specs = model_cfg.layer_specs()
     net = f"{model_cfg.name} (" + "-".join(str(s[0]) for s in sizes) + f"-{sizes[-1][1]})"
     if e["fold"] == "board":
@@ -84,11 +82,12 @@ def check_fit(model_cfg, sizes: list[tuple[int, int]], board: str, e: dict[str, 
         except FedxnorError as err:
             raise FedxnorError(f"config: {err}; use smaller train.hidden widths or another board") from None
         return
-    n = len(specs)
-    pe = e["pe"] * n if len(e["pe"]) == 1 else e["pe"] or [1] * n
-    simd = e["simd"] * n if len(e["simd"]) == 1 else e["simd"] or [min(32, s.fan_in) for s in specs]
+    from fedxnor.train.to_export import foldings_from_values
+
+    folds = foldings_from_values(specs, e["pe"] or None, e["simd"] or None, names=("'export.pe'", "'export.simd'"))
+    pe, simd = [f.pe for f in folds if f], [f.simd for f in folds if f]
     try:
-        check_fit_specs(specs, board, [Folding(int(p), int(q)) for p, q in zip(pe, simd)],
+        check_fit_specs(specs, board, folds,
                         name=f"model {net}", board_label=f"build.board = '{board}' with export.pe {pe}, export.simd {simd}")
     except FedxnorError as err:
         raise FedxnorError(f"config: {err}; or set export.fold = 'board' to let the solver pick a folding that fits") from None

@@ -111,9 +111,10 @@ def write_report(ctx) -> dict[str, Any]:
     if export:
         r.heading("Folding")
         r.para("Per layer: fan-in N, fan-out M, input bits, PE rows P and SIMD lanes L (docs/datapath.md).")
-        r.table(["layer", "N", "M", "input bits", "P", "L", "ROM depth per PE", "weight bits"],
-                [[la["name"], la["fan_in"], la["fan_out"], la["input_bits"], la["pe"], la["simd"],
-                  la["weight_depth"], la["weight_bits"]] for la in export["layers"]])
+        r.table(["layer", "kind", "N", "M", "input bits", "P", "L", "ROM depth per PE", "weight bits"],
+                [[la["name"], la.get("kind", "dense"), *(la.get(k, "-") for k in ("fan_in", "fan_out", "input_bits", "pe",
+                                                                                "simd", "weight_depth", "weight_bits"))]
+                 for la in export["layers"]])
     if build and isinstance(build.get("utilisation"), dict):
         r.heading("Utilisation")
         r.table(["resource", "used", "available"],

@@ -93,3 +93,24 @@ def test_failed_stage_names_itself(tmp_path):
                                                           "fingerprint": "x"}))
     r = flow("--out", run, "--only", "reference")
     assert r.returncode == 3 and "stage 'reference' failed" in r.stderr and "no such export directory" in r.stderr
+
+
+def test_the_export_stage_records_conv_and_pool_layers(tmp_path):
+    """A conv network's stage record: every layer's kind and sizes, foldings only where there are weights."""
+    import numpy as np
+    from fxconvnets import default_folds, random_conv_network
+
+    from fedxnor.app.flow import layer_summary
+    from fedxnor.contract.conv import Conv
+    from fedxnor.contract.dense import Dense
+    from fedxnor.contract.pool import MaxPool
+    from fedxnor.export.manifest import load_export, write_export
+
+    specs = [Conv(6, 5, 3, 4, 3, 2, 1, 8, "unsigned"), MaxPool(3, 3, 4, 2, 1), Dense(16, 3, is_output=True)]
+    net = random_conv_network(specs, np.random.default_rng(0))
+    exp = load_export(write_export(net, tmp_path / "e", default_folds(specs), input_spec={"shape": [6, 5, 3],
+                                                                                        "encoding": "pixels"}))
+    conv, pool, dense = (layer_summary(i) for i in exp.layers)
+    assert conv["kind"] == "conv" and (conv["fan_in"], conv["fan_out"], conv["weight_bits"]) == (27, 4, 108)
+    assert pool == {"name": pool["name"], "kind": "maxpool", "in_size": 36, "out_size": 16, "input_bits": 1}
+    assert dense["kind"] == "dense" and dense["pe"] >= 1
