@@ -2,7 +2,7 @@
 agreement of the integer network with torch eval on all 10,000 test images (through the export directory
 and its reference when the manifest takes conv layers, else the bridge's integer network).
 
-The curve is written after every epoch (bench/results/conv_central_<model>.json), so a run stopped by
+The curve is written after every epoch (bench/results/conv_central_<model>_<epochs>ep.json), so a run stopped by
 --deadline (UTC HH:MM; no epoch starts that would end after it, by the last epoch's time) keeps what it
 measured. Same recipe as `fedxnor train` (train/central.py): Adam, cosine over --epochs, batch 100.
 
@@ -70,7 +70,7 @@ def main() -> int:
     ap.add_argument("--deadline", default=None, help="UTC HH:MM: start no epoch that would end after it")
     ap.add_argument("--train-limit", type=int, default=None, help="first N training images (a smoke test)")
     ap.add_argument("--test-limit", type=int, default=None)
-    ap.add_argument("--results-name", default="", help="results file name (default: conv_central_<model>)")
+    ap.add_argument("--results-name", default="", help="results file name (default: conv_central_<model>_<epochs>ep)")
     ap.add_argument("--out", type=Path, default=None, help="keep the checkpoint here (default: a temporary directory)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -88,7 +88,7 @@ def main() -> int:
               "batch": cfg.batch, "seed": args.seed, "threads": args.threads, "train_images": len(train),
               "weight_bits": int(sum(s.fan_in * s.fan_out for s in specs if getattr(s, "has_weights", True))),
               "goal_accuracy": GOALS.get(args.model), "curve": [], "stopped_by_deadline": False}
-    name = args.results_name or f"conv_central_{args.model}"
+    name = args.results_name or f"conv_central_{args.model}_{args.epochs}ep"
     last = 0.0
     for epoch in range(cfg.epochs):
         if seconds_left(args.deadline) < 1.1 * last:
