@@ -73,7 +73,8 @@ def test_flow_runs_resumes_and_reports_stage_figures(tmp_path):
     assert f"| reference | {ref['images']} test images | accuracy | {ref['accuracy']:.4f} |" in md
     assert f"<td>{ref['accuracy']:.4f}</td>" in html
     for la in stages["export"]["summary"]["layers"]:
-        assert re.search(rf"\| {la['name']} \| {la['fan_in']} \| {la['fan_out']} \| .* \| {la['pe']} \| {la['simd']} \|", md)
+        assert re.search(rf"\| {la['name']} \| {la['kind']} \| {la['fan_in']} \| {la['fan_out']} \| .* \| {la['pe']} \| "
+                         rf"{la['simd']} \|", md)
     assert (run / "report" / "accuracy.png").stat().st_size > 1000
     # Resume: everything up to date is skipped; changing a stage's config reruns it and what follows.
     r = flow("--config", cfg)
