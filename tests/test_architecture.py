@@ -122,3 +122,10 @@ def test_stages_import_with_torch_unimportable(packages):
     r = subprocess.run([sys.executable, "-c", BLOCK_TORCH.format(packages=packages)], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+
+
+def test_test_files_have_unique_names():
+    """pytest imports test modules by basename (rootdir conftest, no packages): two test_x.py in different folders
+    stop the whole suite at collection."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
