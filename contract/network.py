@@ -77,25 +77,12 @@ class IntLayer:
             raise FedxnorError(f"need one inverted flag per weight row ({spec.fan_out}), got {inv.shape[0]}")
         object.__setattr__(self, "inverted", inv)
 
-    @property
-    def fan_out(self) -> int:
-        return self.spec.fan_out
-
-    @property
-    def fan_in(self) -> int:
-        return self.spec.fan_in
-
-    @property
-    def in_size(self) -> int:
-        return self.spec.in_size
-
-    @property
-    def out_size(self) -> int:
-        return self.spec.out_size
-
-    @property
-    def is_output(self) -> bool:
-        return self.spec.is_output
+    # the layer's shape is its specification's
+    fan_out = property(lambda self: self.spec.fan_out)
+    fan_in = property(lambda self: self.spec.fan_in)
+    in_size = property(lambda self: self.spec.in_size)
+    out_size = property(lambda self: self.spec.out_size)
+    is_output = property(lambda self: self.spec.is_output)
 
     @property
     def max_input(self) -> int:

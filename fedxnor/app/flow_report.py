@@ -33,30 +33,21 @@ def training_curves(metrics_path: Path, out_dir: Path) -> list[str]:
     acc_key = "test_accuracy" if "test_accuracy" in hist[0] else "accuracy"
     xs = [h[xkey] for h in hist]
     ys = [h[acc_key] for h in hist]
-    names = []
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(xs, ys, marker="o")
-    ax.set_xlabel(xkey)
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_dir / "accuracy.png", dpi=110)
-    plt.close(fig)
-    names.append("accuracy.png")
-    if "uplink_bytes" in hist[0]:
-        cum, total = [], 0
-        for h in hist:
-            total += h["uplink_bytes"]
-            cum.append(total / 1e6)
+    def plot(x, xlabel: str, name: str) -> str:
         fig, ax = plt.subplots(figsize=(5, 3.2))
-        ax.plot(cum, ys, marker="o")
-        ax.set_xlabel("cumulative uplink MB")
+        ax.plot(x, ys, marker="o")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(out_dir / "accuracy_vs_uplink.png", dpi=110)
+        fig.savefig(out_dir / name, dpi=110)
         plt.close(fig)
-        names.append("accuracy_vs_uplink.png")
+        return name
+
+    names = [plot(xs, xkey, "accuracy.png")]
+    if "uplink_bytes" in hist[0]:
+        cum = [sum(h["uplink_bytes"] for h in hist[: i + 1]) / 1e6 for i in range(len(hist))]
+        names.append(plot(cum, "cumulative uplink MB", "accuracy_vs_uplink.png"))
     return names
 
 

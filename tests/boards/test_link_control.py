@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from amaranth.sim import Simulator
+from gateware import simulate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -100,10 +100,7 @@ def run_control(reqs, seed):
             got["after"] = {"images": ctx.get(r.images), "errors": ctx.get(r.errors)}
             seen.append(got)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     return seen
 
 

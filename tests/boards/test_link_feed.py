@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from amaranth.sim import Simulator
+from gateware import simulate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,10 +94,7 @@ def run_feed(geom, frames, registered, seed):
             assert ctx.get(dut.all_sent) == (store and (cut or len(payload) == geom.image_bytes))
             out.append((store, list(beats)))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     return out
 
 

@@ -12,7 +12,7 @@ import random
 
 from amaranth import Elaboratable, Module, Signal
 from amaranth.lib import wiring
-from amaranth.sim import Simulator
+from gateware import simulate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -181,10 +181,7 @@ def run(files, blobs, frames, seed):
                 await tick()
             seen[-1]["status"] = {k: ctx.get(getattr(s, k)) for k in ("code", "flags", "current", "verified", "next")}
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     return seen, writes
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from amaranth.sim import Simulator
+from gateware import simulate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,10 +81,7 @@ def run_receiver(events):
                                  "timed_out": timed_out})
                     cur = None
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     return seen
 
 
@@ -151,8 +148,5 @@ def test_sync_bytes_are_ignored_while_the_controller_does_not_listen():
         await ctx.tick()
         assert ctx.get(dut.frame.receiving)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     assert starts == [0] * len(fr.request(fr.CMD_IDENT)) + [1]

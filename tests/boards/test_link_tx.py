@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import struct
 
-from amaranth.sim import Simulator
+from gateware import simulate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,10 +81,7 @@ def send_replies(requests, ident: bytes, files=FILES, seed: int = 0):
                 assert cycles < 5000
             out.append(bytes(got))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     return out
 
 

@@ -6,6 +6,7 @@ import hashlib
 import random
 
 from amaranth.sim import Simulator
+from gateware import simulate
 
 from fedxnor.boards.sha256 import CYCLES_PER_BLOCK, IV, K, Sha256, resources
 
@@ -119,10 +120,7 @@ def test_ready_low_for_one_block_time():
         await ctx.tick().until(dut.done)
         assert ctx.get(dut.digest) == _expected(msg)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert low == [CYCLES_PER_BLOCK]
 
 
