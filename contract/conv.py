@@ -96,13 +96,7 @@ class Conv(MatrixKind):
     def out_shape(self) -> tuple[int, int, int]:
         return (self.out_h, self.out_w, self.out_c)
 
-    @property
-    def in_size(self) -> int:
-        return self.in_h * self.in_w * self.in_c
 
-    @property
-    def out_size(self) -> int:
-        return self.out_h * self.out_w * self.out_c
 
     @property
     def fan_in(self) -> int:

@@ -64,13 +64,7 @@ class Dense(MatrixKind):
     def out_shape(self) -> tuple[int, ...]:
         return (self.fan_out,)
 
-    @property
-    def in_size(self) -> int:
-        return self.fan_in
 
-    @property
-    def out_size(self) -> int:
-        return self.fan_out
 
     # ------------------------------------------------------------ reference
 

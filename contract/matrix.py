@@ -19,6 +19,8 @@ ROM holds row m's threshold at m // P, in two's complement of the threshold widt
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fedxnor.contract.bits import ceil_div, signed_width
@@ -63,7 +65,19 @@ def matrix_accumulate(weights: np.ndarray, x: np.ndarray, encoding: str) -> np.n
     return out
 
 
-class MatrixKind:
+class Sized:
+    """in_size / out_size of a kind from its in_shape / out_shape: the NHWC-flattened lengths that chain layers."""
+
+    @property
+    def in_size(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def out_size(self) -> int:
+        return math.prod(self.out_shape)
+
+
+class MatrixKind(Sized):
     """Folding, packing and accumulator arithmetic of a kind whose weights are one M x K bit matrix.
 
     The kind provides fan_in (K), fan_out (M), input_bits, encoding and is_output."""

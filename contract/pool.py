@@ -14,13 +14,14 @@ from typing import ClassVar
 import numpy as np
 
 from fedxnor.contract.conv import check_sizes, out_side
+from fedxnor.contract.matrix import Sized
 from fedxnor.errors import FedxnorError
 
 NOT_IN_HARDWARE = "max-pooling is not in the hardware yet (issue 21)"
 
 
 @dataclass(frozen=True)
-class MaxPool:
+class MaxPool(Sized):
     """in_h x in_w x c bit maps -> out_h x out_w x c; k x k windows, stride."""
 
     in_h: int
@@ -57,13 +58,7 @@ class MaxPool:
     def out_shape(self) -> tuple[int, int, int]:
         return (self.out_h, self.out_w, self.c)
 
-    @property
-    def in_size(self) -> int:
-        return self.in_h * self.in_w * self.c
 
-    @property
-    def out_size(self) -> int:
-        return self.out_h * self.out_w * self.c
 
     def forward(self, weights: None, thresholds: None, x: np.ndarray) -> np.ndarray:
         """Output bits (batch, out_h·out_w·c), NHWC: the OR of each window, per channel."""
