@@ -30,3 +30,21 @@ def small_checkpoint(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("mlp_small")
     return train_central(CentralConfig(model="mlp-small", epochs=1, train_limit=5000, seed=0), out, progress=False)
+
+
+@pytest.fixture
+def scratch():
+    """A fresh directory per Hypothesis example (tmp_path is one per test, not per example): scratch() -> a path
+    inside a new temporary directory, removed after the test."""
+    import shutil
+    import tempfile
+
+    made = []
+
+    def new() -> Path:
+        made.append(Path(tempfile.mkdtemp(prefix="fxfuzz-")))
+        return made[-1] / "case"
+
+    yield new
+    for d in made:
+        shutil.rmtree(d, ignore_errors=True)

@@ -6,8 +6,6 @@ accepts must describe the same maps (e.g. a pool stride that gives the same outp
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +24,6 @@ EXAMPLES = {"type": 30, "drop": 25, "numbers": 30, "nudge": 30, "kind": 20, "str
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 OTHER_TYPES = ["text", 2.5, True, None, [1, 2], {"a": 1}]
 
-
-@pytest.fixture
-def scratch():
-    made = []
-
-    def new() -> Path:
-        made.append(Path(tempfile.mkdtemp(prefix="fxconvfuzz-")))
-        return made[-1] / "exp"
-
-    yield new
-    for d in made:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def make(out: Path, case: dict[str, Any]) -> tuple[Path, dict]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -138,19 +137,6 @@ def assert_everywhere_refused(exp: Path, field: str | None = None) -> str:
         assert_refused(run_cli(argv), code=2, nothing_in=out)
     return msg
 
-
-@pytest.fixture
-def scratch():
-    """A fresh directory per Hypothesis example (tmp_path is one per test, not per example)."""
-    made = []
-
-    def new() -> Path:
-        made.append(Path(tempfile.mkdtemp(prefix="fxfuzz-")))
-        return made[-1] / "case"
-
-    yield new
-    for d in made:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def other_type(value: Any, pick: int) -> Any:
