@@ -96,8 +96,6 @@ class Conv(MatrixKind):
     def out_shape(self) -> tuple[int, int, int]:
         return (self.out_h, self.out_w, self.out_c)
 
-
-
     @property
     def fan_in(self) -> int:
         """K, the weight matrix's width: one window."""

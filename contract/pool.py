@@ -58,8 +58,6 @@ class MaxPool(Sized):
     def out_shape(self) -> tuple[int, int, int]:
         return (self.out_h, self.out_w, self.c)
 
-
-
     def forward(self, weights: None, thresholds: None, x: np.ndarray) -> np.ndarray:
         """Output bits (batch, out_h·out_w·c), NHWC: the OR of each window, per channel."""
         x = np.asarray(x)
