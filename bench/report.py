@@ -195,9 +195,31 @@ def boards(d: dict) -> str:
 
 
 # Results file stem (or its part before the first "_") -> renderer.
+def qonnx(d: dict) -> str:
+    rows = [[r["model"], r["shape"], r["epochs"], r["train_seconds"], r["test_images"], r["torch_accuracy"],
+             r["qonnx_accuracy"], r["reference_accuracy"], r["agreement_with_qonnx"], r["exact_accumulators"]]
+            for r in d["rows"]]
+    return ("## QONNX import (Brevitas-trained, `python bench/bench_qonnx.py`)\n\n"
+            + table(["model", "shape", "epochs", "train s", "test images", "torch acc", "qonnx acc", "reference acc",
+                     "agreement with qonnx", "exact accumulators"], rows) + "\n" + prov(d))
+
+
+def conv_central(d: dict) -> str:
+    a = d["agreement"]
+    last = d["curve"][-1] if d["curve"] else {}
+    rows = [[d["model"], d["config"]["description"], d["weight_bits"], len(d["curve"]), d["final_accuracy"],
+             max(c["test_accuracy"] for c in d["curve"]), d["goal_accuracy"], d["first_epoch_at_goal"],
+             a["test_images"], a["mismatches"], last.get("epoch_seconds")]]
+    return (f"## Central conv BNN: {d['model']} (`python bench/bench_conv_central.py`)\n\n"
+            + table(["model", "network", "weight bits", "epochs", "final acc", "best acc", "goal", "first epoch at goal",
+                     "export checked on", "export mismatches", "s per epoch (last)"], rows) + "\n"
+            + table(["epoch", "loss", "test accuracy"], [[c["epoch"], c["loss"], c["test_accuracy"]] for c in d["curve"]])
+            + "\n" + prov(d))
+
+
 SECTIONS = {"central": central, "hw": hw_device, "verify": verify, "boards": boards, "federated": federated,
             "federated_fedbnn_ablation": fedbnn_ablation,
-            "federation_speed": federation_speed}
+            "federation_speed": federation_speed, "qonnx": qonnx, "conv": conv_central}
 
 # Published figures our goals are measured against. These are citations, not our measurements:
 # every figure of ours in BENCHMARKS.md comes from a results file.
