@@ -67,6 +67,7 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--augment", type=int, default=0, help="random shifts of up to N pixels and mirroring (0 = none)")
     ap.add_argument("--deadline", default=None, help="UTC HH:MM: start no epoch that would end after it")
     ap.add_argument("--train-limit", type=int, default=None, help="first N training images (a smoke test)")
     ap.add_argument("--test-limit", type=int, default=None)
@@ -76,7 +77,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     train, test = load_pair(None)
     train, test = train.take(args.train_limit), test.take(args.test_limit)
-    cfg = CentralConfig(model=args.model, epochs=args.epochs, seed=args.seed, lr=args.lr)
+    cfg = CentralConfig(model=args.model, epochs=args.epochs, seed=args.seed, lr=args.lr, augment=args.augment)
     model_cfg = central_model_config(cfg.model, train.image_shape)
     gen = seed_everything(cfg.seed)
     model = build_model(model_cfg)
@@ -85,17 +86,18 @@ def main() -> int:
     images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
     specs = model_cfg.layer_specs()
     result = {"model": args.model, "config": model_cfg.to_dict(), "epochs_planned": args.epochs, "lr": args.lr,
+              "augment_shift_pixels": args.augment,
               "batch": cfg.batch, "seed": args.seed, "threads": args.threads, "train_images": len(train),
               "weight_bits": int(sum(s.fan_in * s.fan_out for s in specs if getattr(s, "has_weights", True))),
               "goal_accuracy": GOALS.get(args.model), "curve": [], "stopped_by_deadline": False}
-    name = args.results_name or f"conv_central_{args.model}_{args.epochs}ep"
+    name = args.results_name or f"conv_central_{args.model}_{args.epochs}ep" + (f"_aug{args.augment}" if args.augment else "")
     last = 0.0
     for epoch in range(cfg.epochs):
         if seconds_left(args.deadline) < 1.1 * last:
             result["stopped_by_deadline"] = True
             break
         t0 = time.monotonic()
-        loss = train_epoch(model, opt, images, labels, cfg.batch, gen, f"epoch {epoch + 1}", progress=False)
+        loss = train_epoch(model, opt, images, labels, cfg.batch, gen, f"epoch {epoch + 1}", progress=False, augment=cfg.augment)
         sched.step()
         train_s = time.monotonic() - t0
         acc = evaluate(model, test)

@@ -29,6 +29,7 @@ class CentralConfig:
     train_limit: int | None = None  # first N training samples (for quick tests)
     test_limit: int | None = None
     hidden: tuple[int, ...] = ()  # hidden widths (() = the named model's)
+    augment: int = 0  # > 0: each training image shifted by up to this many pixels (zero fill) and mirrored at random
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -42,8 +43,22 @@ def evaluate(model: BNN, data: Dataset) -> float:
     return float((pred == data.labels).mean())
 
 
+def augment_batch(images: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
+    """uint8 images (n, H, W[, C]) each moved by a random (dy, dx) in [-shift, shift] (zero fill) and mirrored
+    left-right with probability 1/2: the pixels stay integers, so the first layer's sums stay exact."""
+    n, h, w = images.shape[:3]
+    pad = [0, 0] * (images.ndim - 3) + [shift, shift, shift, shift]
+    padded = torch.nn.functional.pad(images, pad)
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, n), generator=gen)
+    rows = (dy[:, None] + torch.arange(h))[:, :, None]
+    cols = dx[:, None] + torch.arange(w)
+    flip = torch.rand(n, generator=gen) < 0.5
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, :]
+    return padded[torch.arange(n)[:, None, None], rows, cols]
+
+
 def train_epoch(model: BNN, opt: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
-                batch: int, gen: torch.Generator, desc: str = "epoch", progress: bool = True) -> float:
+                batch: int, gen: torch.Generator, desc: str = "epoch", progress: bool = True, augment: int = 0) -> float:
     model.train()
     order = torch.randperm(len(labels), generator=gen)
     total = 0.0
@@ -52,7 +67,8 @@ def train_epoch(model: BNN, opt: torch.optim.Optimizer, images: torch.Tensor, la
         idx = order[s : s + batch]
         if len(idx) < 2:  # BatchNorm needs two samples
             continue
-        loss = F.cross_entropy(model(images[idx]), labels[idx])
+        x = augment_batch(images[idx], augment, gen) if augment else images[idx]
+        loss = F.cross_entropy(model(x), labels[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -85,7 +101,8 @@ def train_central(cfg: CentralConfig, out_dir: Path, data_dir: Path | None = Non
     history = []
     t0 = time.monotonic()
     for epoch in range(cfg.epochs):
-        loss = train_epoch(model, opt, images, labels, cfg.batch, gen, f"epoch {epoch + 1}/{cfg.epochs}", progress)
+        loss = train_epoch(model, opt, images, labels, cfg.batch, gen, f"epoch {epoch + 1}/{cfg.epochs}", progress,
+                           cfg.augment)
         sched.step()
         acc = evaluate(model, test)
         history.append({"epoch": epoch + 1, "loss": loss, "test_accuracy": acc})
