@@ -31,6 +31,9 @@ from fedxnor.boards.top import BoardTop
 from fedxnor.boards.uart import divisor_for
 from fedxnor.errors import FedxnorError, ToolError
 from fedxnor.hw.fanout import KEEP_COPIES
+from fedxnor.hw.plan.fit import check_fit
+from fedxnor.hw.plan.solver import solve_foldings
+from fedxnor.hw.top import NetworkTop
 from fedxnor.progress import log
 from fedxnor.tools import tool_env
 
@@ -213,9 +216,6 @@ def check_fit_export(export, board: Board, weight_roms: str | None = None) -> di
     when the weights do not fit in block RAM but do with layer 0's in SPRAM (loaded over the host link)."""
     from dataclasses import replace
 
-    from fedxnor.hw.plan.fit import check_fit
-    from fedxnor.hw.plan.solver import solve_foldings
-
     device = board.resources
     if weight_roms:
         device = replace(device, weight_roms=weight_roms)
@@ -234,9 +234,6 @@ def check_fit_specs(specs, board: str, foldings=None, *, name: str = "network", 
     """Preflight before training: a network of these layer specifications fits `board` with `foldings`
     (per-layer Folding), or with any folding when None. One FedxnorError line naming what does not fit and,
     for given foldings, a folding that would. board_label: how the message names the board (default its name)."""
-    from fedxnor.hw.plan.fit import check_fit
-    from fedxnor.hw.plan.solver import solve_foldings
-
     device = fit_device(board)
     if foldings is None:
         try:
@@ -265,8 +262,6 @@ def board_core(export, board: Board, clock_hz: float, baud: int, *, debug: bool 
     weight ROM placement (weight_roms; None: the device's default, Device.weight_roms).
     divisor, timeout_cycles: UART bit time and frame timeout in cycles (default: from clock_hz and baud;
     simulation passes short ones)."""
-    from fedxnor.hw.top import NetworkTop
-
     read_regs = board.resources.read_regs
     accel = NetworkTop(export, debug=debug, weight_store=weight_store, read_regs=read_regs,
                        weight_roms=weight_roms or board.resources.weight_roms)

@@ -7,16 +7,17 @@ import struct
 from typing import Any
 
 from fedxnor.boards import frames as fr
+from fedxnor.boards.driver import LOAD_CHUNK
 from fedxnor.boards.platforms import Board
+from fedxnor.contract.cycles import cycles_per_inference
+from fedxnor.hw.plan.plan import specs_of, weight_bit_ops
+from fedxnor.hw.weightstore import writable_images
 
 
 def performance(export, board: Board, clock_hz: float) -> dict[str, Any]:
     """Cycles per inference (the accelerator's initiation interval), inferences/s at clock_hz, and the share of
     the block-RAM bound reached: the bound is every weight bit read (once per input bit plane) at the full
     read width of every block RAM of the device, each cycle."""
-    from fedxnor.contract.cycles import cycles_per_inference
-    from fedxnor.hw.plan.plan import specs_of, weight_bit_ops
-
     cycles = int(cycles_per_inference(export.layers, read_regs=board.resources.read_regs))
     ops = int(weight_bit_ops(specs_of(export)))
     bandwidth = board.resources.bram_bandwidth_bits
@@ -30,9 +31,6 @@ def performance(export, board: Board, clock_hz: float) -> dict[str, Any]:
 def load_figures(export, weight_store: dict[int, str], baud: int, chunk: int | None = None) -> dict[str, Any]:
     """What `fedxnor board load` sends for a weight store: files, bytes, frames, and the seconds the
     request and reply bytes take on the wire at `baud` (10 bits a byte; stop and wait, so they add up)."""
-    from fedxnor.boards.driver import LOAD_CHUNK
-    from fedxnor.hw.weightstore import writable_images
-
     chunk = chunk or LOAD_CHUNK
     imgs = writable_images(export, weight_store)
     total = sum(w.nbytes for w in imgs)
