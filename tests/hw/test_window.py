@@ -1,0 +1,101 @@
+"""SlidingWindow (hw/window.py) against the contract's window (fedxnor.contract.conv.Conv.window): random map
+sizes, channel counts, kernels, strides and padding; several images back to back; random stalls on the pixel
+stream and a consumer that reads each window's words in a random order, sometimes twice, before releasing it."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+from gateware import simulate
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fedxnor.contract.conv import Conv
+from fedxnor.hw.window import SlidingWindow
+
+
+def expected_words(conv: Conv, image: np.ndarray, lanes: int) -> list[list[int]]:
+    """Per output pixel (row-major), the window's L-bit words, padded with 0 past K."""
+    out = []
+    for oy in range(conv.out_h):
+        for ox in range(conv.out_w):
+            bits = conv.window(image, oy, ox)
+            bits += [0] * (-len(bits) % lanes)
+            out.append([sum(b << j for j, b in enumerate(bits[i:i + lanes])) for i in range(0, len(bits), lanes)])
+    return out
+
+
+def run_window(dut: SlidingWindow, images: list[np.ndarray], seed: int) -> list[list[int]]:
+    rng = random.Random(seed)
+    pixels = [sum(int(v) << ch for ch, v in enumerate(img.reshape(-1, dut.C)[i]))
+              for img in images for i in range(dut.H * dut.W)]
+    n_windows = len(images) * dut.OH * dut.OW
+    got: list[list[int]] = []
+
+    async def feed(ctx):
+        for px in pixels:
+            while rng.random() < 0.3:  # stall
+                ctx.set(dut.pixels.valid, 0)
+                await ctx.tick()
+            ctx.set(dut.pixels.valid, 1)
+            ctx.set(dut.pixels.payload, px)
+            await ctx.tick().until(dut.pixels.ready)
+        ctx.set(dut.pixels.valid, 0)
+
+    async def consume(ctx):
+        bank = 0
+        rd = dut.rd
+        for _ in range(n_windows):
+            await ctx.tick().until(rd.ready.bit_select(bank, 1))
+            for _ in range(rng.randrange(3)):  # the consumer may wait before it reads
+                await ctx.tick()
+            words = {}
+            order = list(range(dut.words)) * rng.choice([1, 2])  # a pass per neuron group: words read again
+            rng.shuffle(order)
+            ctx.set(rd.bank, bank)
+            for c in order:
+                ctx.set(rd.word, c)
+                await ctx.tick()
+                words[c] = ctx.get(rd.data)
+            ctx.set(rd.release, 1)
+            await ctx.tick()
+            ctx.set(rd.release, 0)
+            got.append([words[c] for c in range(dut.words)])
+            bank ^= 1
+
+    simulate(dut, feed, consume)
+    return got
+
+
+@st.composite
+def shapes(draw):
+    k = draw(st.integers(1, 3))
+    pad = draw(st.integers(0, k - 1))
+    stride = draw(st.integers(1, 2))
+    h = draw(st.integers(max(1, k - 2 * pad), 6))
+    w = draw(st.integers(max(1, k - 2 * pad), 6))
+    c = draw(st.sampled_from([1, 2, 3, 5, 8]))
+    conv = Conv(h, w, c, 2, k, stride, pad)
+    lanes = draw(st.integers(1, conv.fan_in))
+    return conv, lanes, draw(st.integers(0, 2**16))
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes())
+def test_windows_equal_the_contracts(case):
+    conv, lanes, seed = case
+    dut = SlidingWindow(in_h=conv.in_h, in_w=conv.in_w, in_c=conv.in_c, k=conv.k, stride=conv.stride, pad=conv.pad,
+                        lanes=lanes)
+    assert (dut.OH, dut.OW, dut.K) == (conv.out_h, conv.out_w, conv.fan_in)
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(0, 2, conv.in_size) for _ in range(2)]
+    want = [w for img in images for w in expected_words(conv, img, lanes)]
+    assert run_window(dut, images, seed) == want
+
+
+def test_a_5x5_map_3x3_window_pad_1_stride_2():
+    conv = Conv(5, 5, 3, 4, 3, 2, 1)
+    dut = SlidingWindow(in_h=5, in_w=5, in_c=3, k=3, stride=2, pad=1, lanes=8)
+    img = np.random.default_rng(3).integers(0, 2, conv.in_size)
+    assert run_window(dut, [img], 3) == expected_words(conv, img, 8)
