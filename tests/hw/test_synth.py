@@ -153,3 +153,13 @@ def test_image_buffer_register_stages_add_the_flip_flops_the_fit_model_counts(tm
     plain = ecp5_flip_flops(ImageBuffer(784, 8, 98), "ib0", tmp_path, KEEP_COPIES)
     staged = ecp5_flip_flops(ImageBuffer(784, 8, 98, read_reg=True, write_reg=True), "ib1", tmp_path, KEEP_COPIES)
     assert staged - plain == read_stage_bits(98, 8, first=True, input_bits=8) == 98 + 4 * 8 + 98 + 7 + 2
+
+
+def test_line_buffer_is_block_ram(tmp_path):
+    """The sliding window's line buffer (k + stride rows of W pixels of C bits) infers block RAM, not flip-flops:
+    a 26-wide 16-channel map with 3x3 windows keeps 4 x 26 x 16 = 1664 bits in one EBR."""
+    from fedxnor.hw.linebuffer import WindowTaps
+
+    cells = synth_ice40(verilog.convert(WindowTaps(in_h=26, in_w=26, in_c=16, k=3), name="taps"), "taps", tmp_path)
+    assert cells.get("SB_RAM40_4K") == 1
+    assert sum(v for k, v in cells.items() if k.startswith("SB_DFF")) < 80
