@@ -12,3 +12,26 @@ def simulate(dut, *benches, period: float = 1e-6) -> None:
     for bench in benches:
         sim.add_testbench(bench)
     sim.run()
+
+
+async def read_vectors(ctx, rd, count: int, words: int, rng, got: list) -> None:
+    """Read `count` vectors through an InputReadSignature (banks alternating from 0), as a sequencer does: wait
+    for the bank, maybe a few cycles more, read every word (in random order, sometimes twice: one pass per
+    neuron group), release; append each vector's words in order to `got`."""
+    for v in range(count):
+        bank = v % 2
+        await ctx.tick().until(rd.ready.bit_select(bank, 1))
+        for _ in range(rng.randrange(3)):
+            await ctx.tick()
+        order = list(range(words)) * rng.choice([1, 2])
+        rng.shuffle(order)
+        ctx.set(rd.bank, bank)
+        seen = {}
+        for c in order:
+            ctx.set(rd.word, c)
+            await ctx.tick()
+            seen[c] = ctx.get(rd.data)
+        ctx.set(rd.release, 1)
+        await ctx.tick()
+        ctx.set(rd.release, 0)
+        got.append([seen[c] for c in range(words)])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
-from gateware import simulate
+from gateware import read_vectors, simulate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,25 +44,7 @@ def run_window(dut: SlidingWindow, images: list[np.ndarray], seed: int) -> list[
         ctx.set(dut.pixels.valid, 0)
 
     async def consume(ctx):
-        bank = 0
-        rd = dut.rd
-        for _ in range(n_windows):
-            await ctx.tick().until(rd.ready.bit_select(bank, 1))
-            for _ in range(rng.randrange(3)):  # the consumer may wait before it reads
-                await ctx.tick()
-            words = {}
-            order = list(range(dut.words)) * rng.choice([1, 2])  # a pass per neuron group: words read again
-            rng.shuffle(order)
-            ctx.set(rd.bank, bank)
-            for c in order:
-                ctx.set(rd.word, c)
-                await ctx.tick()
-                words[c] = ctx.get(rd.data)
-            ctx.set(rd.release, 1)
-            await ctx.tick()
-            ctx.set(rd.release, 0)
-            got.append([words[c] for c in range(dut.words)])
-            bank ^= 1
+        await read_vectors(ctx, dut.rd, n_windows, dut.words, rng, got)
 
     simulate(dut, feed, consume)
     return got
