@@ -1,5 +1,5 @@
-"""A hidden conv layer on a binary feature map, pixel stream in, pixel stream out (issue 21; not yet wired into
-NetworkTop, which still refuses conv exports).
+"""A hidden conv layer, on a binary feature map or a first layer's B-bit pixels: pixel stream in, pixel stream
+out (issue 21; not yet wired into NetworkTop, which still refuses conv exports).
 
     pixels (C_in bits) -> SlidingWindow -> LayerSequencer -> SystolicArray (P rows x L lanes)
                        -> ActivationBuffer (one output pixel's M bits, two banks) -> pixels (M bits)
@@ -24,17 +24,17 @@ from fedxnor.hw.window import SlidingWindow
 class ConvLayer(wiring.Component):
     def __init__(self, info, weight_words, threshold_words, *, stages: int | None = None):
         spec = info.spec
-        if spec.kind != "conv" or spec.is_output or spec.encoding != "bipolar":
-            raise ValueError("ConvLayer runs hidden conv layers on binary maps")
+        if spec.kind != "conv" or spec.is_output:
+            raise ValueError("ConvLayer runs hidden conv layers")
         self.info = info
         self.window = SlidingWindow(in_h=spec.in_h, in_w=spec.in_w, in_c=spec.in_c, k=spec.k, stride=spec.stride,
-                                    pad=spec.pad, lanes=info.simd)
+                                    pad=spec.pad, lanes=info.simd, bits=spec.planes)
         self.array = SystolicArray(info, weight_words, threshold_words, stages=stages)
         self.seq = LayerSequencer(self.array.shape)
         # one pixel's outputs; read by no sequencer, so a bank counts as consumed the moment it is full
         self.collect = ActivationBuffer(spec.out_c, info.pe, spec.out_c, debug=True)
         super().__init__({
-            "pixels": In(stream.Signature(spec.in_c)),
+            "pixels": In(stream.Signature(spec.in_c * spec.planes)),
             "out": Out(stream.Signature(spec.out_c)),
             "busy": Out(1),
         })

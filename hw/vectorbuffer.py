@@ -1,6 +1,10 @@
 """VectorBuffer: a vector arriving as a stream of equal pieces, kept whole in one of two banks and read
 in L-bit words through InputReadSignature, as an activation buffer is read (one cycle latency, ready /
-release per bank). Piece i is bits [i·width, (i + 1)·width) of the vector; the last word is padded with 0.
+release per bank). Piece i holds elements [i·width, (i + 1)·width) of the vector, B bits each (element j of a
+piece in bits [j·B, j·B + B), the image beats' layout); the last word is padded with 0.
+
+B-bit elements (a first layer's pixels) are kept as B bit planes and read plane by plane, MSB plane first,
+at rd.lin = q·W + c (plane B − 1 − q, word c), the order the sequencer walks an unsigned layer in.
 
 Two users (issue 21; not yet wired into NetworkTop): a conv layer's window (the k·k taps of hw/linebuffer.py,
 C channel bits each: the (ky, kx, c) order of contract.conv) and the feature map a fully connected layer
@@ -9,7 +13,7 @@ reads after a conv network (its pixels in raster order: the NHWC flatten of docs
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Array, Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,19 +22,21 @@ from fedxnor.hw.ports import InputReadSignature, bits_for
 
 
 class VectorBuffer(wiring.Component):
-    def __init__(self, *, pieces: int, width: int, lanes: int):
-        self.T, self.C, self.L = pieces, width, lanes
+    def __init__(self, *, pieces: int, width: int, lanes: int, bits: int = 1):
+        self.T, self.C, self.L, self.B = pieces, width, lanes, bits
         self.words = ceil_div(pieces * width, lanes)
         super().__init__({
-            "pieces": In(stream.Signature(width)),
-            "rd": In(InputReadSignature(words=self.words, planes=1, lanes=lanes)),
+            "pieces": In(stream.Signature(width * bits)),
+            "rd": In(InputReadSignature(words=self.words, planes=bits, lanes=lanes)),
             "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        C, L, rd = self.C, self.L, self.rd
-        vec = [Signal(self.words * L, name=f"vector{b}", reset_less=True) for b in range(2)]  # bits past T·C stay 0
+        C, L, B, rd = self.C, self.L, self.B, self.rd
+        # vec[bank][plane]: bits past T·C stay 0
+        vec = [[Signal(self.words * L, name=f"vector{b}_plane{q}", reset_less=True) for q in range(B)] for b in range(2)]
+        pay = self.pieces.payload
         full = Signal(2)  # bank b holds a whole vector not yet released
         wb = Signal()  # the bank being filled
         i = Signal(range(self.T))  # its next piece
@@ -40,13 +46,15 @@ class VectorBuffer(wiring.Component):
             for b in range(2):
                 for j in range(self.T):
                     with m.If((wb == b) & (i == j)):
-                        m.d.sync += vec[b][j * C:(j + 1) * C].eq(self.pieces.payload)
+                        for q in range(B):
+                            m.d.sync += vec[b][q][j * C:(j + 1) * C].eq(Cat(pay[e * B + q] for e in range(C)))
             m.d.sync += i.eq(i + 1)
             with m.If(i == self.T - 1):
                 m.d.sync += [i.eq(0), wb.eq(~wb), full.bit_select(wb, 1).eq(1)]
-        words = [v[c * L:(c + 1) * L] for v in vec for c in range(self.words)]
-        sel = Signal(bits_for(2 * self.words) + 1)
-        m.d.comb += sel.eq(rd.bank * self.words + rd.word)
+        per_bank = B * self.words  # plane-major, MSB plane first: word c of plane B - 1 - q at q·W + c
+        words = [vec[b][B - 1 - q][c * L:(c + 1) * L] for b in range(2) for q in range(B) for c in range(self.words)]
+        sel = Signal(bits_for(2 * per_bank) + 1)
+        m.d.comb += sel.eq(rd.bank * per_bank + (rd.lin if B > 1 else rd.word))
         m.d.sync += rd.data.eq(Array(words)[sel])
         with m.If(rd.release):
             m.d.sync += full.bit_select(rd.bank, 1).eq(0)
