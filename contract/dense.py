@@ -64,8 +64,6 @@ class Dense(MatrixKind):
     def out_shape(self) -> tuple[int, ...]:
         return (self.fan_out,)
 
-
-
     # ------------------------------------------------------------ reference
 
     def accumulate(self, weights: np.ndarray, x: np.ndarray) -> np.ndarray:
