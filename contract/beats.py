@@ -37,9 +37,12 @@ class BeatGeometry:
 
     @classmethod
     def of(cls, specs, first_lanes: int, *, debug: bool = False) -> BeatGeometry:
-        """The geometry of a network of layer specifications whose first layer has `first_lanes` lanes."""
-        return cls(specs[0].fan_in, specs[0].input_bits, first_lanes * specs[0].input_bits, specs[-1].fan_out,
-                   tuple(s.fan_out for s in specs[:-1]), debug)
+        """The geometry of a network of layer specifications whose first layer has `first_lanes` lanes: a word of
+        the first layer per beat, or, when it is a convolution, one pixel (its C channels) per beat."""
+        first = specs[0]
+        per_beat = first.in_c if first.kind == "conv" else first_lanes
+        return cls(first.in_size, first.input_bits, per_beat * first.input_bits, specs[-1].fan_out,
+                   tuple(s.out_size for s in specs[:-1]), debug)
 
     def for_link(self) -> BeatGeometry:
         """What the host link carries and IDENT describes: images in and classes out, no debug stream."""

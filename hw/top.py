@@ -26,6 +26,7 @@ from fedxnor.export.manifest import Export
 from fedxnor.hw.argmax import ArgmaxMerge
 from fedxnor.hw.array import SystolicArray
 from fedxnor.hw.buffers import ActivationBuffer, ImageBuffer
+from fedxnor.hw.convfront import build_front, front_layers
 from fedxnor.hw.ports import bits_for
 from fedxnor.hw.sequencer import LayerSequencer
 from fedxnor.hw.weightstore import normalize_weight_store, writable_images, write_layout
@@ -50,13 +51,19 @@ class TopPorts:
         return self.beats.class_width
 
 
-def check_buildable(export: Export) -> None:
-    """One-line FedxnorError for anything the generator cannot build (load_export checked the rest)."""
-    check_hardware([info.spec for info in export.layers])  # conv and max-pool: issue 21
+def check_buildable(export: Export, *, maps: bool = False) -> None:
+    """One-line FedxnorError for anything the generator cannot build (load_export checked the rest).
+
+    maps: build conv and max-pool layers too (hw/convfront.py; issue 21 in progress: without the debug stream
+    for feature maps, the cycle model and the solver's costs, every CLI path still refuses them)."""
+    if not maps:
+        check_hardware([info.spec for info in export.layers])  # conv and max-pool: issue 21
     err = check_chain([info.spec for info in export.layers])
     if err:
         raise FedxnorError(err)
     for info in export.layers:
+        if not info.has_weights:
+            continue
         where = f"layer {info.index} ({info.name})"
         info.spec.check_folding(info.fold, where)
         words = export.weight_words[info.index]
@@ -77,9 +84,14 @@ class NetworkTop(wiring.Component):
     """image stream in, class stream out, optional debug stream; see docs/accelerator.md."""
 
     def __init__(self, export: Export, *, debug: bool = False, stages: int | None = None,
-                 weight_store: dict[int, str] | None = None, read_regs: bool = False, weight_roms: str = "auto"):
-        check_buildable(export)
+                 weight_store: dict[int, str] | None = None, read_regs: bool = False, weight_roms: str = "auto",
+                 maps: bool = False):
+        check_buildable(export, maps=maps)
         self.export = export
+        self.front = front_layers(export) if maps else []  # conv / max-pool layers (hw/convfront.py)
+        if self.front and (debug or read_regs or weight_store):
+            raise FedxnorError("a conv network builds without debug stream, read registers or run-time weights so far "
+                               "(issue 21)")
         self.stages = stages
         # registers after every memory read (ECP5): two between a weight RAM and its lanes (hw/array.py) and a
         # second stage in each layer's input-buffer read (hw/buffers.py); contract/cycles.py counts them
@@ -114,17 +126,20 @@ class NetworkTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         ex = self.export
-        infos = ex.layers
+        infos = ex.layers[len(self.front):]  # the fully connected layers
         first = infos[0]
-        img = ImageBuffer(first.fan_in, first.input_bits, first.simd, read_reg=self.read_regs,
-                          write_reg=self.read_regs)
-        m.submodules.image_buffer = img
-        wiring.connect(m, wiring.flipped(self.image), img.image)
+        if self.front:  # pixels through the conv front into the flattened map the first dense layer reads
+            pixels, img, busy_terms = build_front(m, ex, self.front, first.simd, self.stages)
+            wiring.connect(m, wiring.flipped(self.image), pixels)
+        else:
+            img = ImageBuffer(first.fan_in, first.input_bits, first.simd, read_reg=self.read_regs,
+                              write_reg=self.read_regs)
+            m.submodules.image_buffer = img
+            wiring.connect(m, wiring.flipped(self.image), img.image)
+            busy_terms = [img.busy]
 
-        busy_terms = [img.busy]
         acts: list[ActivationBuffer] = []
-        for info in infos[:-1]:
-            nxt = infos[info.index + 1]
+        for info, nxt in zip(infos[:-1], infos[1:]):
             buf = ActivationBuffer(info.fan_out, info.pe, nxt.simd, debug=self.has_debug, read_reg=self.read_regs,
                                  in_reg=self.read_regs)
             m.submodules[f"act{info.index}"] = buf
@@ -135,7 +150,7 @@ class NetworkTop(wiring.Component):
         if self.weight_images:  # registered once: the write bus fans out to every writable row
             wl = Signal.like(self.wload)
             m.d.sync += wl.eq(self.wload)
-        for info in infos:
+        for j, info in enumerate(infos):
             i = info.index
             store = self.weight_store.get(i)
             arr = SystolicArray(info, ex.weight_words[i], None if info.is_output else ex.threshold_words[i],
@@ -145,7 +160,7 @@ class NetworkTop(wiring.Component):
                 base = next(w.index for w in self.weight_images if w.layer == i)
                 m.d.comb += [arr.wr.en[p].eq(wl.en & (wl.row == base + p)) for p in range(info.pe)]
                 m.d.comb += [arr.wr.addr.eq(wl.addr), arr.wr.data.eq(wl.data)]
-            src = img if i == 0 else acts[i - 1]
+            src = img if j == 0 else acts[j - 1]
             seq = LayerSequencer(arr.shape, read_latency=2 if self.read_regs else 1,
                                  read_copies=src.read_copies, start_reg=self.read_regs)
             m.submodules[f"seq{i}"] = seq
@@ -161,8 +176,8 @@ class NetworkTop(wiring.Component):
                 wiring.connect(m, merge.result, wiring.flipped(self.result))
                 busy_terms.append(merge.busy)
             else:
-                wiring.connect(m, seq.claim, acts[i].claim)
-                wiring.connect(m, arr.rows, acts[i].rows)
+                wiring.connect(m, seq.claim, acts[j].claim)
+                wiring.connect(m, arr.rows, acts[j].rows)
 
         if self.debug_port:
             self._debug_emitter(m, acts)

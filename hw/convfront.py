@@ -1,0 +1,56 @@
+"""The conv front of a network: its conv and max-pool layers as a chain of pixel streams, ending in the
+flattened map the first fully connected layer reads (issue 21, in progress: NetworkTop builds it when asked
+for a conv network with `maps=True`; the CLI paths still refuse conv exports until the debug stream, the cycle
+model and the solver cover them).
+
+    image (one pixel per beat: C·B bits) -> ConvLayer | MaxPoolUnit -> ... -> VectorBuffer (the map, NHWC)
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+
+from fedxnor.errors import FedxnorError
+from fedxnor.hw.convlayer import ConvLayer
+from fedxnor.hw.pool import MaxPoolUnit
+from fedxnor.hw.vectorbuffer import VectorBuffer
+
+
+def front_layers(export) -> list:
+    """The conv/pool layers the network starts with: a conv first, and no map layer after a dense one."""
+    infos = list(export.layers)
+    n = next((i for i, info in enumerate(infos) if info.kind == "dense"), len(infos))
+    if any(info.kind != "dense" for info in infos[n:]):
+        raise FedxnorError("the accelerator runs conv and max-pool layers before the fully connected ones only")
+    if n and infos[0].kind != "conv":
+        raise FedxnorError("a network's first map layer must be a convolution (a max-pool needs a map to pool)")
+    return infos[:n]
+
+
+def build_front(m: Module, export, front: list, lanes: int, stages: int | None):
+    """Add the front's components to `m`; returns (its pixel stream input, the map buffer, busy terms)."""
+    stream_in, prev, busy = None, None, []
+    for info in front:
+        spec, i = info.spec, info.index
+        if info.kind == "conv":
+            unit = ConvLayer(info, export.weight_words[i], export.threshold_words[i], stages=stages)
+            out = unit.out
+        else:
+            unit = MaxPoolUnit(in_h=spec.in_h, in_w=spec.in_w, channels=spec.c, k=spec.k, stride=spec.stride)
+            out = unit.pooled
+        m.submodules[f"map{i}"] = unit
+        busy.append(unit.busy)
+        if prev is None:
+            stream_in = unit.pixels
+        else:
+            wiring.connect(m, prev, unit.pixels)
+        prev = out
+    last = front[-1].spec
+    out_h, out_w, out_c = last.out_shape
+    mapbuf = VectorBuffer(pieces=out_h * out_w, width=out_c, lanes=lanes)
+    mapbuf.read_copies = 0  # a dense layer's sequencer asks its source for select copies (ECP5 only)
+    m.submodules.map_buffer = mapbuf
+    wiring.connect(m, prev, mapbuf.pieces)
+    busy.append(mapbuf.busy)
+    return stream_in, mapbuf, busy
