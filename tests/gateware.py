@@ -35,3 +35,35 @@ async def read_vectors(ctx, rd, count: int, words: int, rng, got: list) -> None:
         await ctx.tick()
         ctx.set(rd.release, 0)
         got.append([seen[c] for c in range(words)])
+
+
+def stream_feeder(port, payloads, rng, stall: float = 0.3):
+    """A testbench that offers `payloads` on stream `port` in order, withholding valid at random (a beat once
+    offered stays until taken)."""
+    async def feed(ctx):
+        for value in payloads:
+            while rng.random() < stall:
+                ctx.set(port.valid, 0)
+                await ctx.tick()
+            ctx.set(port.valid, 1)
+            ctx.set(port.payload, value)
+            await ctx.tick().until(port.ready)
+        ctx.set(port.valid, 0)
+    return feed
+
+
+def stream_collector(port, count: int, rng, got: list, ready: float = 0.6):
+    """Two testbenches for stream `port`: one drops ready at random, one appends every beat taken to `got`,
+    until `count` beats."""
+    async def drain(ctx):
+        while len(got) < count:
+            ctx.set(port.ready, rng.random() < ready)
+            await ctx.tick()
+
+    async def monitor(ctx):
+        async for _, _, valid, rdy, payload in ctx.tick().sample(port.valid, port.ready, port.payload):
+            if valid and rdy:
+                got.append(payload)
+            if len(got) == count:
+                break
+    return drain, monitor

@@ -9,7 +9,7 @@ import random
 
 import numpy as np
 from fxconvnets import random_conv_network
-from gateware import simulate
+from gateware import simulate, stream_collector, stream_feeder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,29 +31,7 @@ def run_layer(dut: ConvLayer, images: list[np.ndarray], seed: int) -> list[int]:
     n_out = len(images) * spec.out_h * spec.out_w
     got: list[int] = []
 
-    async def feed(ctx):
-        for px in pixels:
-            while rng.random() < 0.2:
-                ctx.set(dut.pixels.valid, 0)
-                await ctx.tick()
-            ctx.set(dut.pixels.valid, 1)
-            ctx.set(dut.pixels.payload, px)
-            await ctx.tick().until(dut.pixels.ready)
-        ctx.set(dut.pixels.valid, 0)
-
-    async def drain(ctx):
-        while len(got) < n_out:
-            ctx.set(dut.out.ready, rng.random() < 0.6)
-            await ctx.tick()
-
-    async def monitor(ctx):
-        async for _, _, valid, ready, payload in ctx.tick().sample(dut.out.valid, dut.out.ready, dut.out.payload):
-            if valid and ready:
-                got.append(payload)
-            if len(got) == n_out:
-                break
-
-    simulate(dut, feed, drain, monitor)
+    simulate(dut, stream_feeder(dut.pixels, pixels, rng, 0.2), *stream_collector(dut.out, n_out, rng, got))
     return got
 
 

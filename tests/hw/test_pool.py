@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
-from gateware import simulate
+from gateware import simulate, stream_collector, stream_feeder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,29 +20,7 @@ def run_pool(dut: MaxPoolUnit, images: list[np.ndarray], seed: int) -> list[int]
     n_out = len(images) * dut.OH * dut.OW
     got: list[int] = []
 
-    async def feed(ctx):
-        for px in pixels:
-            while rng.random() < 0.3:
-                ctx.set(dut.pixels.valid, 0)
-                await ctx.tick()
-            ctx.set(dut.pixels.valid, 1)
-            ctx.set(dut.pixels.payload, px)
-            await ctx.tick().until(dut.pixels.ready)
-        ctx.set(dut.pixels.valid, 0)
-
-    async def drain(ctx):  # a consumer that stalls at random
-        while len(got) < n_out:
-            ctx.set(dut.pooled.ready, rng.random() < 0.7)
-            await ctx.tick()
-
-    async def monitor(ctx):
-        async for _, _, valid, ready, payload in ctx.tick().sample(dut.pooled.valid, dut.pooled.ready, dut.pooled.payload):
-            if valid and ready:
-                got.append(payload)
-            if len(got) == n_out:
-                break
-
-    simulate(dut, feed, drain, monitor)
+    simulate(dut, stream_feeder(dut.pixels, pixels, rng), *stream_collector(dut.pooled, n_out, rng, got, 0.7))
     return got
 
 

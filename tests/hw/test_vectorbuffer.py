@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
-from gateware import read_vectors, simulate
+from gateware import read_vectors, simulate, stream_feeder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,19 +28,11 @@ def test_vectors_read_back_as_their_words(pieces, width, lanes_frac, seed):
         want.append([sum(int(b) << j for j, b in enumerate(bits[i:i + lanes])) for i in range(0, len(bits), lanes)])
     got = []
 
-    async def feed(ctx):
-        for vec in vectors:
-            for i in range(pieces):
-                while rng.random() < 0.3:
-                    ctx.set(dut.pieces.valid, 0)
-                    await ctx.tick()
-                ctx.set(dut.pieces.valid, 1)
-                ctx.set(dut.pieces.payload, sum(int(b) << j for j, b in enumerate(vec[i * width:(i + 1) * width])))
-                await ctx.tick().until(dut.pieces.ready)
-        ctx.set(dut.pieces.valid, 0)
+    payloads = [sum(int(b) << j for j, b in enumerate(vec[i * width:(i + 1) * width])) for vec in vectors
+                for i in range(pieces)]
 
     async def read(ctx):
         await read_vectors(ctx, dut.rd, len(vectors), dut.words, rng, got)
 
-    simulate(dut, feed, read)
+    simulate(dut, stream_feeder(dut.pieces, payloads, rng), read)
     assert got == want

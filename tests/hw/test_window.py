@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
-from gateware import read_vectors, simulate
+from gateware import read_vectors, simulate, stream_feeder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,20 +33,10 @@ def run_window(dut: SlidingWindow, images: list[np.ndarray], seed: int) -> list[
     n_windows = len(images) * dut.OH * dut.OW
     got: list[list[int]] = []
 
-    async def feed(ctx):
-        for px in pixels:
-            while rng.random() < 0.3:  # stall
-                ctx.set(dut.pixels.valid, 0)
-                await ctx.tick()
-            ctx.set(dut.pixels.valid, 1)
-            ctx.set(dut.pixels.payload, px)
-            await ctx.tick().until(dut.pixels.ready)
-        ctx.set(dut.pixels.valid, 0)
-
     async def consume(ctx):
         await read_vectors(ctx, dut.rd, n_windows, dut.words, rng, got)
 
-    simulate(dut, feed, consume)
+    simulate(dut, stream_feeder(dut.pixels, pixels, rng), consume)
     return got
 
 
