@@ -63,10 +63,9 @@ class BNNConfig:
 
     def layer_specs(self) -> list:
         """The integer layers this model exports to (fedxnor.contract), for planning before training."""
-        s, pixels = self.sizes, self.input_encoding == "pixels"
-        if not self.convs:
-            return [Dense(s[i], s[i + 1], self.input_bits if i == 0 and pixels else 1,
-                          "unsigned" if i == 0 and pixels else "bipolar", i == len(s) - 2, f"fc{i}")
+        s, (b0, e0) = self.sizes, self.first_input()
+        if not self.convs:  # the first layer takes what the bridge gives it (first_input), the others bits
+            return [Dense(s[i], s[i + 1], b0 if i == 0 else 1, e0 if i == 0 else "bipolar", i == len(s) - 2, f"fc{i}")
                     for i in range(len(s) - 1)]
         specs = []
         for i, g in enumerate(self.conv_geometry()):
