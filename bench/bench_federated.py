@@ -41,7 +41,7 @@ from fedxnor.train.federated import FederatedConfig, train_federated  # noqa: E4
 from fedxnor.train.models import MODELS  # noqa: E402
 
 # label -> (algo, model, codec)
-RUNS = {
+MLP_RUNS = {
     "FedAvg": ("fedavg", "fp-mlp", "fp32"),
     "SignSGD": ("signsgd", "fp-mlp", "sign"),
     "EF-SignSGD": ("efsign", "fp-mlp", "efsign"),
@@ -49,14 +49,11 @@ RUNS = {
     "FedBNN": ("fedbnn", "mlp", "fp32"),
     "FedBNN+FedBAT": ("fedbnn", "mlp", "fedbat"),
     "FedHyBNN": ("fedhybnn", "hybnn-head", "fp32"),
-    # the conv nets (issue 20): the full-precision twin and the BNN of cnv-small, the one the UP5K is sized for
-    "FedAvg-conv": ("fedavg", "fp-cnv-small", "fp32"),
-    "SignSGD-conv": ("signsgd", "fp-cnv-small", "sign"),
-    "EF-SignSGD-conv": ("efsign", "fp-cnv-small", "efsign"),
-    "FedBAT-conv": ("fedbat", "fp-cnv-small", "fedbat"),
-    "FedBNN-conv": ("fedbnn", "cnv-small", "fp32"),
-    "FedBNN-conv+FedBAT": ("fedbnn", "cnv-small", "fedbat"),
 }
+# the conv nets (issue 20): the same runs on cnv-small, the net the UP5K is sized for, and its full-precision twin
+CONV_MODEL = {"fp-mlp": "fp-cnv-small", "mlp": "cnv-small"}
+RUNS = MLP_RUNS | {label.replace("FedBNN", "FedBNN-conv") if "FedBNN" in label else f"{label}-conv": (algo, CONV_MODEL[m], codec)
+                   for label, (algo, m, codec) in MLP_RUNS.items() if m in CONV_MODEL}
 DEFAULT_RUNS = [label for label in RUNS if not label.endswith(("-conv", "-conv+FedBAT"))]  # the MLP table
 
 

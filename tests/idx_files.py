@@ -26,9 +26,9 @@ def write_split(directory: Path, split: str, images: bytes, labels: bytes) -> No
     (directory / f"{prefix}-labels-idx1-ubyte").write_bytes(labels)
 
 
-def learnable_set(directory: Path, shape: tuple[int, int], n_train: int = 400, n_test: int = 100, seed: int = 0) -> Path:
-    """An IDX set of shape[0] x shape[1] images: each class lights its own random half of the pixels, plus noise
-    (a BNN learns it in an epoch or two)."""
+def learnable_set(directory: Path, shape: tuple[int, ...], n_train: int = 400, n_test: int = 100, seed: int = 0) -> Path:
+    """An IDX set of images of `shape` (H x W, or H x W x C for a 4-D set): each class lights its own random half
+    of the values, plus noise (a BNN learns it in an epoch or two)."""
     rng = np.random.default_rng(seed)
     templates = rng.random((10, *shape)) < 0.5
     for split, n in (("train", n_train), ("test", n_test)):

@@ -81,12 +81,6 @@ def assert_reference_equals_torch(model: BNN, images: np.ndarray) -> None:
 
 def rgb_set(directory: Path, shape=(12, 12, 3), n_train: int = 240, n_test: int = 60, seed: int = 0) -> Path:
     """A 4-D IDX set of H x W x C images: each class lights its own random half of the values, plus noise."""
-    from idx_files import idx_bytes, write_split
+    from idx_files import learnable_set
 
-    rng = np.random.default_rng(seed)
-    templates = rng.random((10, *shape)) < 0.5
-    for split, n in (("train", n_train), ("test", n_test)):
-        y = rng.integers(0, 10, n).astype(np.uint8)
-        x = (templates[y] * 160 + rng.integers(0, 96, (n, *shape))).astype(np.uint8)
-        write_split(directory, split, idx_bytes(x), idx_bytes(y))
-    return directory
+    return learnable_set(directory, shape, n_train, n_test, seed)
