@@ -210,9 +210,12 @@ def conv_central(d: dict) -> str:
     rows = [[d["model"], d["config"]["description"], d["weight_bits"], len(d["curve"]), d["final_accuracy"],
              max(c["test_accuracy"] for c in d["curve"]), d["goal_accuracy"], d["first_epoch_at_goal"],
              a["test_images"], a["mismatches"], last.get("epoch_seconds")]]
-    return (f"## Central conv BNN: {d['model']} (`python bench/bench_conv_central.py`)\n\n"
+    variant = f"{len(d['curve'])} of {d['epochs_planned']} epochs, lr {d['lr']}" + (
+        f", shifts of up to {d['augment_shift_pixels']} px and mirroring" if d.get("augment_shift_pixels") else "") + (
+        ", stopped by its deadline" if d.get("stopped_by_deadline") else "")
+    return (f"## Central conv BNN: {d['model']}, {variant} (`python bench/bench_conv_central.py`)\n\n"
             + table(["model", "network", "weight bits", "epochs", "final acc", "best acc", "goal", "first epoch at goal",
-                     "export checked on", "export mismatches", "s per epoch (last)"], rows) + "\n"
+                     "export checked on", "export mismatches", "s per epoch (last)"], rows) + "\n\n"
             + table(["epoch", "loss", "test accuracy"], [[c["epoch"], c["loss"], c["test_accuracy"]] for c in d["curve"]])
             + "\n" + prov(d))
 
