@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fedxnor.train.models import MODELS, BNN
+from fedxnor.train.models import BNN, MODELS
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
