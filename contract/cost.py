@@ -141,9 +141,14 @@ LC_FIT = {"per_lut": 1.0, "per_ff": 1.0,
               ("hx8k", "8x47 1x4 1x1", 2789, 2695, 5500)]}
 
 
+def packed_cells(luts: float, ffs: float, top_lcs: float) -> float:
+    """LC_FIT's rule: packed iCE40 logic cells of `luts` and `ffs` (model figures) beside a top of `top_lcs`."""
+    return LC_FIT["per_lut"] * luts + LC_FIT["per_ff"] * ffs + top_lcs
+
+
 def logic_cells(device: str | Device, luts: float, ffs: float) -> float:
     """Predicted packed logic cells of a board build whose accelerator has `luts` and `ffs` (model figures)."""
     dev = get_device(device)
     if not dev.lcs:
         return 0.0
-    return LC_FIT["per_lut"] * luts + LC_FIT["per_ff"] * ffs + dev.top_lcs
+    return packed_cells(luts, ffs, dev.top_lcs)

@@ -49,7 +49,6 @@ def build_front(m: Module, export, front: list, lanes: int, stages: int | None):
     last = front[-1].spec
     out_h, out_w, out_c = last.out_shape
     mapbuf = VectorBuffer(pieces=out_h * out_w, width=out_c, lanes=lanes)
-    mapbuf.read_copies = 0  # a dense layer's sequencer asks its source for select copies (ECP5 only)
     m.submodules.map_buffer = mapbuf
     wiring.connect(m, prev, mapbuf.pieces)
     busy.append(mapbuf.busy)

@@ -33,7 +33,7 @@ from fedxnor.tools import tool
 
 # The modules whose source shapes the generated netlist (hw/ files, and the contract's structural numbers).
 GENERATOR_SOURCES = ("top.py", "array.py", "lanes.py", "buffers.py", "sequencer.py", "argmax.py", "ports.py",
-                     "weightstore.py", "fanout.py", "memread.py", "../contract/structure.py")
+                     "weightstore.py", "fanout.py", "memread.py", "../contract/structure.py", "../contract/bits.py")
 ESTIMATE_VERSION = 1  # bump when the parsing or the result layout changes
 
 # Yosys cell types, per family, summed into the figures the estimate reports.

@@ -13,12 +13,8 @@ from __future__ import annotations
 
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
-
-def bits_for(n: int) -> int:
-    """Unsigned bits that index n items (at least 1)."""
-    return max(1, ceil_log2(max(1, n)))
+from fedxnor.contract.bits import bits_for
 
 
 def read_select(words: int) -> data.StructLayout:

@@ -25,6 +25,7 @@ class VectorBuffer(wiring.Component):
     def __init__(self, *, pieces: int, width: int, lanes: int, bits: int = 1):
         self.T, self.C, self.L, self.B = pieces, width, lanes, bits
         self.words = ceil_div(pieces * width, lanes)
+        self.read_copies = 0  # one read mux, no select copies (the sequencer asks every input buffer)
         super().__init__({
             "pieces": In(stream.Signature(width * bits)),
             "rd": In(InputReadSignature(words=self.words, planes=bits, lanes=lanes)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fedxnor.contract.cost import LC_FIT
+from fedxnor.contract.cost import packed_cells
 from fedxnor.contract.devices import Device
 from fedxnor.errors import FedxnorError
 
@@ -20,7 +20,7 @@ class Budget:
     top_lcs: float = 0.0
 
     def lc(self, luts: float, ffs: float) -> float:
-        return LC_FIT["per_lut"] * luts + LC_FIT["per_ff"] * ffs + self.top_lcs
+        return packed_cells(luts, ffs, self.top_lcs)
 
     def fits(self, luts: float, ffs: float, bram: int) -> bool:
         return luts <= self.luts and ffs <= self.ffs and bram <= self.bram and self.lc(luts, ffs) <= self.lcs
