@@ -7,7 +7,10 @@ adds up what the kinds report. MODELS says where the coefficients come from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from fedxnor.contract import structure as hwc
+from fedxnor.contract.bits import bits_for
 from fedxnor.contract.devices import Device, get_device
 from fedxnor.contract.structure import image_buffer_depth, rom_in_logic
 
@@ -125,6 +128,51 @@ def image_buffer_cost(lanes: int, words: int, input_bits: int, device: Device,
 def activation_buffer_cost(bits: int, model: ResourceModel) -> tuple[int, float, float]:
     """(block RAM tiles, LUTs, FFs) of an activation buffer holding `bits` per bank: 2 banks in FFs."""
     return 0, model.act_bit * 2 * bits, model.ff_act_bit * 2 * bits
+
+
+@dataclass(frozen=True)
+class ArrayCost:
+    """What one M x K matrix folded onto P rows x L lanes costs without its input buffer: sequencer, rows,
+    lane groups, weight and threshold ROMs (hw/sequencer.py, hw/array.py). LUTs before `flatten`."""
+
+    luts: float
+    ffs: float
+    bram: int
+    rom_bits: int
+    spram: int  # SB_SPRAM256KA cells of its weights (spram=True)
+    groups: int  # lane groups: P, + 1 for an unsigned layer's popcount of x_b
+    read_regs_ffs: int  # with Device.read_regs: the weight and chunk registers of every row, the ROM address copies
+
+
+def array_cost(spec: Any, fold: Any, device: Device, model: ResourceModel, *, spram: bool = False) -> ArrayCost:
+    """The array part every matrix kind shares (contract/matrix.py's M = fan_out, K = fan_in); `spec` is the kind
+    (Dense, Conv), `fold` its Folding. spram: the weights in SPRAM (no block RAM or ROM logic; a 14-bit address mux
+    per row)."""
+    p, lanes = fold.pe, fold.simd
+    depth = spec.weight_depth(fold)
+    aw = spec.acc_width
+    if spram:
+        tiles, rom_luts, cells = 0, 14.0 * p, p * hwc.spram_cells(lanes, depth)
+    else:
+        tiles, rom_luts = rom_cost(lanes, depth, device, model)
+        tiles, rom_luts, cells = tiles * p, rom_luts * p, 0
+    # read_regs: a weight ROM of LUTs reads through an address register per ROM_BITS_PER_ADDRESS word bits
+    address_copy_ffs = (p * hwc.slice_count(lanes, hwc.ROM_BITS_PER_ADDRESS) * bits_for(depth)
+                        if device.read_regs and not (spram or tiles) else 0)
+    rom_bits = p * lanes * depth
+    if not spec.is_output:
+        tw = spec.acc_width  # the threshold width holds [lo, hi + 1], as the accumulator does
+        t_tiles, t_luts = rom_cost(tw, spec.fan_out // p, device, model, weights=False)
+        tiles += t_tiles * p
+        rom_luts += t_luts * p
+        rom_bits += tw * spec.fan_out
+    groups = p + (1 if spec.encoding == "unsigned" else 0)  # + the pcx popcount of x_b
+    levels = hwc.tree_levels(lanes)
+    late_ffs = levels * (8 + max(1, (spec.fan_out // p - 1).bit_length()) + lanes.bit_length())
+    luts = model.layer + p * (model.row + model.row_bit * aw) + groups * lanes * model.lane + rom_luts
+    ffs = model.ff_layer + p * (lanes + model.ff_row + aw) + groups * lanes * model.ff_lane + late_ffs
+    regs = 3 * groups * lanes + lanes + address_copy_ffs  # a, w and the RAM-side w of every row, the lagging chunk
+    return ArrayCost(luts, ffs, tiles, rom_bits, cells, groups, regs)
 
 
 # Packed iCE40 logic cells of a whole board build (accelerator + board top), from the model's LUTs and

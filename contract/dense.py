@@ -8,6 +8,8 @@ Accumulator of one neuron, by the encoding of the layer's input:
 * ``unsigned`` (B-bit unsigned inputs, e.g. 8-bit pixels, first layer only):
   acc = Σ_b 2^b (2·popcount(x_b AND w) − popcount(x_b)) = Σ_i w_i x_i, w_i ∈ {−1, +1},
   in [−N(2^B − 1), N(2^B − 1)].
+* ``signed`` (B-bit two's complement inputs, first layer only): the same, the MSB plane's term negated
+  (contract/matrix.py), in [−N·2^(B−1), N·2^(B−1)].
 
 A hidden neuron outputs bit (acc >= T); the output layer's accumulators are scores.
 
@@ -23,8 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from fedxnor.contract import structure as hwc
-from fedxnor.contract.bits import bits_for
-from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel, activation_buffer_cost, image_buffer_cost, rom_cost
+from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel, activation_buffer_cost, array_cost, image_buffer_cost
 from fedxnor.contract.cycles import layer_timing
 from fedxnor.contract.devices import Device
 from fedxnor.contract.folding import Folding
@@ -107,39 +108,17 @@ class Dense(MatrixKind):
 
         spram: the weights are in SPRAM (no block RAM or ROM logic; a 14-bit address mux per row)."""
         model = model or MODELS[device.family]
-        p, lanes = fold.pe, fold.simd
-        words = self.words_per_row(fold)
-        depth = self.weight_depth(fold)
-        aw = self.acc_width
-        if spram:
-            tiles, rom_luts, cells = 0, 14.0 * p, self.spram_cells(fold)
-        else:
-            tiles, rom_luts = rom_cost(lanes, depth, device, model)
-            tiles, rom_luts, cells = tiles * p, rom_luts * p, 0
-        # read_regs: a weight ROM of LUTs reads through an address register per ROM_BITS_PER_ADDRESS word bits
-        address_copy_ffs = (p * hwc.slice_count(lanes, hwc.ROM_BITS_PER_ADDRESS) * bits_for(depth)
-                            if device.read_regs and not (spram or tiles) else 0)
-        rom_bits = p * lanes * depth
-        if not self.is_output:
-            tw = self.acc_width  # the threshold width holds [lo, hi + 1], as the accumulator does
-            t_tiles, t_luts = rom_cost(tw, self.fan_out // p, device, model, weights=False)
-            tiles += t_tiles * p
-            rom_luts += t_luts * p
-            rom_bits += tw * self.fan_out
-        groups = p + (1 if self.encoding == "unsigned" else 0)  # + the pcx popcount of x_b
-        levels = hwc.tree_levels(lanes)
-        late_ffs = levels * (8 + max(1, (self.fan_out // p - 1).bit_length()) + lanes.bit_length())
+        arr = array_cost(self, fold, device, model, spram=spram)
+        lanes, words = fold.simd, self.words_per_row(fold)
         if first:
             b_tiles, b_luts, b_ffs = image_buffer_cost(lanes, words, self.input_bits, device, model)
         else:
             b_tiles, b_luts, b_ffs = activation_buffer_cost(self.fan_in, model)
-        luts = (model.layer + p * (model.row + model.row_bit * aw) + groups * lanes * model.lane + rom_luts
-                + b_luts) * model.flatten
-        ffs = model.ff_layer + p * (lanes + model.ff_row + aw) + groups * lanes * model.ff_lane + late_ffs + b_ffs
-        if device.read_regs:  # a, w and the RAM-side w registers of every row (hw/array.py), the lagging chunk
-            ffs += (3 * groups * lanes + lanes + hwc.read_stage_bits(lanes, words, first, self.input_bits)
-                    + (0 if self.is_output else hwc.door_bits(p))  # the door of the buffer this layer fills
-                    + hwc.READ_STAGE_CONTROL_FFS
-                    + address_copy_ffs)
+        luts = (arr.luts + b_luts) * model.flatten
+        ffs = arr.ffs + b_ffs
+        if device.read_regs:  # the array's registers (array_cost), the input buffer's read stage, its door
+            ffs += (arr.read_regs_ffs + hwc.read_stage_bits(lanes, words, first, self.input_bits)
+                    + (0 if self.is_output else hwc.door_bits(fold.pe))  # the door of the buffer this layer fills
+                    + hwc.READ_STAGE_CONTROL_FFS)
         drain, own = layer_timing(self, fold, first=first, read_regs=device.read_regs)
-        return LayerCost(self.tokens(fold), luts, ffs, tiles + b_tiles, rom_bits, drain, own, cells)
+        return LayerCost(self.tokens(fold), luts, ffs, arr.bram + b_tiles, arr.rom_bits, drain, own, arr.spram)
