@@ -6,6 +6,9 @@ cycle, no gaps). Between two stages sits a two-bank buffer, so the steady-state 
 the slowest stage, unless two neighbours are so close that a bank is held longer than two images' issue:
 a bank is busy from the producer's first token until the consumer's last, through the producer's drain D.
 
+Networks that start with conv / max-pool layers (NetworkTop maps=True) take their cycles from the event
+model of contract/mapcycles.py instead (cycles_per_inference and latency_cycles dispatch to it).
+
 `layers` is a sequence of objects with `.spec` (a layer kind, e.g. Dense) and `.fold` (its Folding):
 an Export's layers, or `placed(specs, folds)`.
 """
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedxnor.contract.folding import Folding
+from fedxnor.contract.mapcycles import MAP_KINDS, map_initiation_interval, map_latency, map_layer_timing
 from fedxnor.contract.structure import (
     CREDIT_FIXED,
     DRAIN_FIXED,
@@ -29,6 +33,7 @@ from fedxnor.contract.structure import (
     START_REG_CYCLES,
     tree_levels,
 )
+from fedxnor.errors import FedxnorError
 
 
 @dataclass(frozen=True)
@@ -98,13 +103,29 @@ def initiation_interval(layers: Sequence[Any], stages: int | None = None, read_r
     return max(ii, (out.tokens + tree_latency(last, stages, read_regs) + last.pe + output_fixed(read_regs)[1]) / 2)
 
 
+def has_maps(layers: Sequence[Any]) -> bool:
+    """Whether the network starts with conv / max-pool layers (its cycles come from contract/mapcycles.py)."""
+    return any(x.spec.kind in MAP_KINDS for x in layers)
+
+
+def _maps_plain(read_regs: bool) -> None:
+    if read_regs:
+        raise FedxnorError("a conv network builds without read registers so far (issue 21): no cycle model for it")
+
+
 def cycles_per_inference(layers: Sequence[Any], *, stages: int | None = None, read_regs: bool = False) -> int:
     """Steady-state clock cycles per image (the initiation interval, rounded up)."""
+    if has_maps(layers):
+        _maps_plain(read_regs)
+        return int(-(-map_initiation_interval(layers, stages) // 1))
     return int(-(-initiation_interval(layers, stages, read_regs) // 1))
 
 
 def latency_cycles(layers: Sequence[Any], stages: int | None = None, read_regs: bool = False) -> int:
     """Cycles from the first beat of an image being offered to an idle accelerator until its result is valid."""
+    if has_maps(layers):
+        _maps_plain(read_regs)
+        return map_latency(layers, stages)
     st = stage_timings(layers, stages, read_regs)
     total = st[0].tokens + st[0].drain
     for s in st[1:]:
@@ -119,7 +140,13 @@ def layer_timing(spec: Any, fold: Folding, *, first: bool = False, read_regs: bo
     D: the drain (for a hidden layer with the start gap folded in: the pair term is (T_l + D_l + T_l+1) / 2);
     own: the least II the layer allows alone (its T + G; the intake's for the first; the result FIFO's for the
     output layer).
+
+    Conv and max-pool layers (fold None): contract/mapcycles.py map_layer_timing, exact for the unit alone; a
+    conv network's II is contract/mapcycles.py's event model, not a sum of these terms.
     """
+    if spec.kind in MAP_KINDS:
+        _maps_plain(read_regs)
+        return map_layer_timing(spec, fold)
     t = spec.tokens(fold)
     fixed = output_fixed(read_regs)[1] if spec.is_output else drain_fixed(read_regs)
     drain = tree_latency(fold, None, read_regs) + fold.pe + fixed

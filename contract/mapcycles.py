@@ -1,0 +1,368 @@
+"""The exact cycle model of a conv network (docs/accelerator.md, "Cycle model", conv and max-pool part).
+
+The conv front (hw/convfront.py) is a chain of pixel streams with back-pressure, so its timing has no short
+closed form: an image-boundary bubble in the line buffer, collector banks that make windows alternate, rows
+that arrive late. This is an event (max-plus) model instead: every handshake the gateware makes gets a cycle,
+computed from the cycles of the handshakes it waits for, by the same rules the gateware's flags follow. It is
+exact (tests/hw/test_conv_cycles.py compares every image's result cycle with simulation) and costs O(pixels)
+per image: a window's k·k taps are one event, because once a window's first tap is consumed its others follow
+one per cycle.
+
+Units, each one list of event cycles per kind, all indexed across images (image m, pixel / window j):
+
+    source ─> [ConvUnit | PoolUnit] ... ─> MapBuffer ─> DenseChain ─> results
+              WindowTaps (hw/linebuffer.py): take (pixel in), taps (per window: first issue, last issue,
+              last consumed); ConvUnit: VectorBuffer banks, sequencer start, collector full, pixel offered;
+              PoolUnit: the OR register's pixel offered
+
+A stream between two units holds `offer` (cycle from which its producer holds pixel n valid) and `hand`
+(the cycle it was taken: filled by the consumer). Units advance in turns (a Kahn network): each computes
+every event whose inputs are known, until all images are through.
+
+Cycle 0 is the first cycle the first pixel is offered; the input stream is always valid and the result
+always taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from fedxnor.contract.structure import CREDIT_FIXED, DRAIN_FIXED, RESULT_FIXED, tree_levels
+
+MAP_KINDS = ("conv", "maxpool")
+COLLECTOR_TURN = 2  # collector bank full -> free again: consumed and sent flags set, then the bank cleared
+OUT_REG = 1  # a pooled pixel is offered the cycle after its window's last tap is taken
+IMAGE_TURN = 2  # line buffer: last tap issued and last pixel taken -> next image's first pixel may be taken
+
+
+class Stream:
+    def __init__(self) -> None:
+        self.offer: list[int] = []
+        self.hand: list[int] = []
+
+
+class Source:
+    """The image stream, always valid: every pixel offered from cycle 0."""
+
+    def __init__(self, out: Stream, count: int) -> None:
+        out.offer.extend([0] * count)
+
+    def advance(self) -> bool:
+        return False
+
+
+class Sink:
+    """A consumer that is always ready (a unit measured alone)."""
+
+    def __init__(self, inp: Stream) -> None:
+        self.inp = inp
+
+    def advance(self) -> bool:
+        n = len(self.inp.hand)
+        if n < len(self.inp.offer):
+            self.inp.hand.extend(self.inp.offer[n:])
+            return True
+        return False
+
+
+class _Taps:
+    """WindowTaps' events: pixel takes and, per window, its first and last tap issued and last tap consumed."""
+
+    def __init__(self, spec: Any, inp: Stream, images: int) -> None:
+        self.H, self.W, self.k, self.s = spec.in_h, spec.in_w, spec.k, spec.stride
+        self.p = getattr(spec, "pad", 0)
+        self.OH, self.OW = spec.out_h, spec.out_w
+        self.R = self.k + self.s  # rows of the line buffer
+        self.inp, self.images = inp, images
+        self.px, self.win = self.H * self.W, self.OH * self.OW
+        self.take = inp.hand  # the take is the input stream's handshake
+        self.i0: list[int] = []
+        self.ilast: list[int] = []
+        self.clast: list[int] = []
+
+    def _take_ready(self) -> int | None:
+        """The cycle the line buffer takes its next pixel, or None while it depends on unknown events."""
+        n = len(self.take)
+        if n >= self.px * self.images or n >= len(self.inp.offer):
+            return None
+        m, j = divmod(n, self.px)
+        row = j // self.W
+        t = self.inp.offer[n]
+        if n:
+            t = max(t, self.take[n - 1] + 1)
+        if j == 0 and m:  # the line buffer restarts once the previous image's taps are all issued
+            last = m * self.win - 1
+            if len(self.ilast) <= last:
+                return None
+            t = max(t, max(self.ilast[last], self.take[n - 1]) + IMAGE_TURN)
+        q = min((row - self.R + self.p) // self.s + 1, self.OH)  # row lands on no row output row q - 1 reads
+        if q > 0:
+            w = m * self.win + q * self.OW - 1
+            if len(self.ilast) <= w:
+                return None
+            t = max(t, self.ilast[w] + 1)
+        return t
+
+    def _window_start(self) -> int | None:
+        """Earliest cycle the next window's first tap issues (rows present, previous tap consumed)."""
+        n = len(self.i0)
+        if n >= self.win * self.images:
+            return None
+        m, j = divmod(n, self.win)
+        oy = j // self.OW
+        need = min(self.H, oy * self.s + self.k - self.p)  # input rows complete before output row oy
+        last_px = m * self.px + need * self.W - 1
+        if len(self.take) <= last_px or (n and len(self.clast) < n):
+            return None
+        t = self.take[last_px] + 1
+        return max(t, self.clast[n - 1]) if n else t
+
+
+class ConvUnit(_Taps):
+    """hw/convlayer.py: taps -> VectorBuffer (2 banks) -> sequencer (T_w tokens a window) -> array ->
+    collector (2 banks; a full bank is released at once and its pixel sent through the debug tap)."""
+
+    def __init__(self, spec: Any, fold: Any, inp: Stream, out: Stream, images: int, stages: int | None = None) -> None:
+        super().__init__(spec, inp, images)
+        self.out = out
+        self.Tw = spec.tokens(fold) // self.win
+        self.D = (tree_levels(fold.simd) if stages is None else stages) + fold.pe + DRAIN_FIXED
+        self.start: list[int] = []
+        self.full: list[int] = []
+
+    def advance(self) -> bool:
+        moved = False
+        kk = self.k * self.k
+        while True:
+            step = False
+            t = self._take_ready()
+            if t is not None:
+                self.take.append(t)
+                step = True
+            t = self._window_start()
+            n = len(self.i0)
+            if t is not None and (n < 2 or len(self.start) > n - 2):
+                c0 = max(t + 1, self.start[n - 2] + self.Tw if n >= 2 else 0)  # vector buffer bank free
+                self.i0.append(t)
+                self.clast.append(c0 + kk - 1)
+                self.ilast.append(c0 + kk - 2 if kk > 1 else t)
+                step = True
+            n = len(self.start)
+            if n < len(self.clast) and (n < 2 or len(self.out.hand) > n - 2):
+                t = self.clast[n] + 1  # the window's bank is full
+                if n:
+                    t = max(t, self.start[n - 1] + self.Tw)
+                if n >= 2:  # the collector bank of window n - 2 is free again
+                    t = max(t, max(self.full[n - 2], self.out.hand[n - 2]) + COLLECTOR_TURN)
+                self.start.append(t)
+                self.full.append(t + self.Tw - 1 + self.D)
+                step = True
+            n = len(self.out.offer)
+            if n < len(self.full) and (n == 0 or len(self.out.hand) >= n):
+                self.out.offer.append(max(self.full[n], self.out.hand[n - 1] + 1) if n else self.full[n])
+                step = True
+            if not step:
+                return moved
+            moved = True
+
+
+class PoolUnit(_Taps):
+    """hw/pool.py: taps -> an OR register; a window's last tap waits until the previous pixel is sent."""
+
+    def __init__(self, spec: Any, inp: Stream, out: Stream, images: int) -> None:
+        super().__init__(spec, inp, images)
+        self.out = out
+
+    def advance(self) -> bool:
+        moved = False
+        kk = self.k * self.k
+        while True:
+            step = False
+            t = self._take_ready()
+            if t is not None:
+                self.take.append(t)
+                step = True
+            t = self._window_start()
+            n = len(self.i0)
+            if t is not None and (n == 0 or len(self.out.hand) >= n):
+                il = t + kk - 1
+                c = max(il + 1, self.out.hand[n - 1]) if n else il + 1
+                self.i0.append(t)
+                self.ilast.append(il)
+                self.clast.append(c)
+                self.out.offer.append(c + OUT_REG)
+                step = True
+            if not step:
+                return moved
+            moved = True
+
+
+class MapBuffer:
+    """The front's last VectorBuffer (the flattened map, 2 banks), read by the first dense layer: takes a pixel
+    a cycle while its bank is free; full the cycle after the last; free again the cycle after the release."""
+
+    def __init__(self, pixels: int, inp: Stream, images: int, chain: DenseChain) -> None:
+        self.px, self.inp, self.images, self.chain = pixels, inp, images, chain
+        self.full: list[int] = []
+
+    def advance(self) -> bool:
+        moved = False
+        take, offer, start = self.inp.hand, self.inp.offer, self.chain.start[0]
+        while len(take) < min(len(offer), self.px * self.images):
+            n = len(take)
+            m, j = divmod(n, self.px)
+            if m >= 2 and len(start) <= m - 2:
+                break
+            t = max(offer[n], take[n - 1] + 1 if n else 0)
+            if j == 0 and m >= 2:
+                t = max(t, start[m - 2] + self.chain.T[0])  # dense layer 0 released image m - 2's bank
+            take.append(t)
+            if j == self.px - 1:
+                self.full.append(t + 1)
+            moved = True
+        return moved
+
+
+class DenseChain:
+    """The fully connected layers (contract/cycles.py's stages, per image): layer j starts image m when its input
+    bank is full, its previous image's tokens are out and its output bank (or result FIFO entry) is free."""
+
+    def __init__(self, layers: Sequence[Any], stages: int | None, images: int) -> None:
+        self.T = [x.spec.tokens(x.fold) for x in layers]
+        tree = [(tree_levels(x.fold.simd) if stages is None else stages) + x.fold.pe for x in layers]
+        self.D = [r + DRAIN_FIXED for r in tree[:-1]] + [tree[-1] + RESULT_FIXED]
+        self.credit = tree[-1] + CREDIT_FIXED
+        self.start: list[list[int]] = [[] for _ in layers]
+        self.result: list[int] = []
+        self.images = images
+        self.source: Any = None  # an object with .full: per image, the cycle the first layer's input bank is full
+
+    def advance(self) -> bool:
+        moved = False
+        S, T, n = self.start, self.T, len(self.T)
+        while len(self.result) < min(len(self.source.full), self.images):
+            m = len(self.result)
+            ready = self.source.full[m]
+            for j in range(n):
+                t = ready
+                if m:
+                    t = max(t, S[j][m - 1] + T[j])
+                if m >= 2:  # the output bank of image m - 2: consumed and cleared, or its result FIFO entry back
+                    t = max(t, S[j + 1][m - 2] + T[j + 1] + 1 if j < n - 1 else S[j][m - 2] + T[j] + self.credit)
+                S[j].append(t)
+                ready = t + T[j] - 1 + self.D[j]
+            self.result.append(ready)
+            moved = True
+        return moved
+
+
+class ImageIntake:
+    """The dense-only network's image buffer: one plane of one beat per cycle while its bank is free."""
+
+    def __init__(self, tokens: int, chain: DenseChain) -> None:
+        self.T, self.chain = tokens, chain
+        self.full: list[int] = []
+
+    def advance(self) -> bool:
+        moved = False
+        start = self.chain.start[0]
+        while len(self.full) < self.chain.images:
+            m = len(self.full)
+            if m >= 2 and len(start) <= m - 2:
+                break
+            t = self.full[-1] if m else 0
+            if m >= 2:
+                t = max(t, start[m - 2] + self.chain.T[0])
+            self.full.append(t + self.T)
+            moved = True
+        return moved
+
+
+def _run(units: list[Any]) -> None:
+    while any([u.advance() for u in units]):
+        pass
+
+
+def result_cycles(layers: Sequence[Any], images: int, stages: int | None = None) -> list[int]:
+    """Each image's result cycle (result.valid) when `images` images are offered back to back from cycle 0
+    and every result is taken at once (NetworkTop, no read registers, no debug stream)."""
+    layers = list(layers)
+    n_front = next((i for i, x in enumerate(layers) if x.spec.kind not in MAP_KINDS), len(layers))
+    chain = DenseChain(layers[n_front:], stages, images)
+    if not n_front:
+        first = layers[0]
+        chain.source = ImageIntake(first.spec.intake_tokens(first.fold), chain)
+        _run([chain.source, chain])
+        return chain.result
+    streams = [Stream() for _ in range(n_front + 1)]
+    units: list[Any] = [Source(streams[0], images * layers[0].spec.in_h * layers[0].spec.in_w)]
+    for i, x in enumerate(layers[:n_front]):
+        if x.spec.kind == "conv":
+            units.append(ConvUnit(x.spec, x.fold, streams[i], streams[i + 1], images, stages))
+        else:
+            units.append(PoolUnit(x.spec, streams[i], streams[i + 1], images))
+    oh, ow, _ = layers[n_front - 1].spec.out_shape
+    chain.source = MapBuffer(oh * ow, streams[-1], images, chain)
+    _run(units + [chain.source, chain])
+    if len(chain.result) < images:
+        raise RuntimeError("cycle model: the event network stopped early (a deadlock in the model)")
+    return chain.result
+
+
+def steady_interval(times: Sequence[int]) -> float:
+    """The mean interval of an eventually periodic sequence of event cycles, from its periodic tail (period <= 4)."""
+    d = [b - a for a, b in zip(times, times[1:])]
+    for q in (1, 2, 3, 4):
+        span = 2 * q
+        if len(d) >= span + 1 and all(d[-i] == d[-i - q] for i in range(1, span + 1 - q + 1)):
+            return sum(d[-q:]) / q
+    return None  # type: ignore[return-value]
+
+
+def _periodic(run, start: int = 8, limit: int = 64) -> tuple[float, list[int]]:
+    n = start
+    while True:
+        times = run(n)
+        ii = steady_interval(times)
+        if ii is not None or n >= limit:
+            return (ii if ii is not None else (times[-1] - times[n // 2]) / (n - 1 - n // 2)), times
+        n *= 2
+
+
+def map_initiation_interval(layers: Sequence[Any], stages: int | None = None) -> float:
+    """Steady-state cycles between results with images back to back (a conv network)."""
+    return _periodic(lambda n: result_cycles(layers, n, stages))[0]
+
+
+def map_latency(layers: Sequence[Any], stages: int | None = None) -> int:
+    """Cycles from the first pixel offered to an idle accelerator until its result is valid."""
+    return result_cycles(layers, 1, stages)[0]
+
+
+def unit_output_cycles(spec: Any, fold: Any, images: int, stages: int | None = None) -> list[int]:
+    """One conv or max-pool unit alone (input always valid, output always ready): each image's last output
+    pixel's cycle."""
+    inp, out = Stream(), Stream()
+    src = Source(inp, images * spec.in_h * spec.in_w)
+    unit = (ConvUnit(spec, fold, inp, out, images, stages) if spec.kind == "conv"
+            else PoolUnit(spec, inp, out, images))
+    _run([src, unit, Sink(out)])
+    per = spec.out_h * spec.out_w
+    return [out.hand[(m + 1) * per - 1] for m in range(images)]
+
+
+@lru_cache(maxsize=4096)
+def map_layer_timing(spec: Any, fold: Any, stages: int | None = None) -> tuple[int, int]:
+    """(D, own) of a conv or max-pool layer for the solver. own: its steady per-image cycles alone (input always
+    valid, output always ready), exact for the unit alone; D: the cycles from its last window's first token
+    (its last tap, for a pool) to that window's pixel being offered."""
+    ii, _ = _periodic(lambda n: unit_output_cycles(spec, fold, n, stages), start=6)
+    own = int(-(-ii // 1))
+    if spec.kind == "conv":
+        win = spec.out_h * spec.out_w
+        drain = spec.tokens(fold) // win - 1 + (tree_levels(fold.simd) if stages is None else stages) + fold.pe + DRAIN_FIXED
+    else:
+        drain = OUT_REG
+    return drain, own
