@@ -17,8 +17,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from fedxnor.contract.cost import MODELS, LayerCost, array_cost, collector_cost, line_buffer_cost, vector_buffer_cost
+from fedxnor.contract.cycles import layer_timing
 from fedxnor.contract.folding import Folding
 from fedxnor.contract.matrix import CHUNK_VALUES, MatrixKind, check_encoding, matrix_accumulate
+from fedxnor.contract.structure import READ_STAGE_CONTROL_FFS
 from fedxnor.errors import FedxnorError
 
 PAD_VALUE = 0  # the stored input value of a padded position: bit 0 (= −1) or pixel 0
@@ -157,5 +160,34 @@ class Conv(MatrixKind):
         return self.out_h * self.out_w * self.neurons_per_pe(fold) * self.words_per_row(fold) * self.planes
 
     def cost(self, fold: Folding, device, model=None, *, first: bool = False, spram: bool = False):
-        raise FedxnorError(f"{NOT_IN_HARDWARE}: the planner cannot price conv layer {self.name or ''}".rstrip()
-                           + "; run the reference, not the hardware flow")
+        """Cycles, LUTs, FFs and block RAM of hw/convlayer.py's ConvLayer folded onto P rows x L lanes: the sliding
+        window (line buffer of k + stride rows in block RAM, a two-bank window buffer in FFs), the dense layer's
+        sequencer, rows, lane groups and ROMs (contract/cost.py array_cost), the collector of each output pixel.
+        Its input buffer is the window (a first conv layer needs no image buffer); what it fills is the next map
+        layer's line buffer, or the flattened map, which the dense layer after it prices as its input buffer."""
+        if spram:
+            raise FedxnorError(f"conv layer {self.name or ''}: the run-time weight store (SPRAM) takes dense layers only; "
+                               "keep its weights in block RAM")
+        self.check_folding(fold)
+        model = model or MODELS[device.family]
+        arr = array_cost(self, fold, device, model)
+        bits = self.planes
+        l_tiles, l_luts, l_ffs = line_buffer_cost(self.k + self.stride, self.in_w, self.in_c * bits, device, model)
+        _, w_luts, w_ffs = vector_buffer_cost(self.k * self.k, self.in_c, fold.simd, bits, model)
+        _, c_luts, c_ffs = collector_cost(self.out_c, model)
+        luts = (arr.luts + l_luts + w_luts + c_luts + model.conv_glue) * model.flatten
+        ffs = arr.ffs + l_ffs + w_ffs + c_ffs + 2
+        if device.read_regs:  # the array's registers; the window's read stage is not built yet (issue 21)
+            ffs += arr.read_regs_ffs + READ_STAGE_CONTROL_FFS
+        drain, own = _conv_timing(self, fold, first, device.read_regs)
+        return LayerCost(self.tokens(fold), luts, ffs, arr.bram + l_tiles, arr.rom_bits, drain, own, 0)
+
+
+def _conv_timing(spec: Conv, fold: Folding, first: bool, read_regs: bool) -> tuple[int, int]:
+    """(D, own) of a conv layer for the solver: contract/cycles.py's layer_timing on the array's tokens, and at least
+    the window assembly's k·k tap cycles per output pixel and, for the first layer, one pixel per cycle of intake."""
+    drain, own = layer_timing(spec, fold, first=False, read_regs=read_regs)
+    own = max(own, spec.out_h * spec.out_w * spec.k * spec.k)
+    if first:
+        own = max(own, spec.in_h * spec.in_w)
+    return drain, own

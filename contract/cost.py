@@ -52,6 +52,19 @@ class ResourceModel:
     fixed: float
     ff_fixed: float
     flatten: float = 1.0
+    # conv and max-pool parts (hw/linebuffer.py, hw/vectorbuffer.py, hw/convlayer.py, hw/pool.py), fitted on iCE40
+    # part by part like the rest (see CONV_FIT); the ECP5 model scales them with `flatten` as it does the others
+    line: float = 70.0  # WindowTaps' counters and address arithmetic, LUTs
+    line_bit: float = 2.0  # ... per bit of a line-buffer word (C·B): the padding mux and the output register
+    ff_line: float = 30.0
+    ff_line_bit: float = 2.0
+    vec_fixed: float = 10.0  # VectorBuffer (a conv layer's window): LUTs beside act_bit per stored bit
+    ff_vec_fixed: float = 8.0  # FFs beside the stored bits and the L-bit read register
+    collect: float = 25.0  # the ActivationBuffer that collects one output pixel's M bits: LUTs + collect_bit per bit
+    collect_bit: float = 1.5
+    ff_collect: float = 8.0  # FFs beside its 2 x M bits
+    conv_glue: float = 9.0  # ConvLayer's bank toggles and busy
+    pool_bit: float = 3.0  # MaxPoolUnit's OR register, LUTs per channel (plus 2 FFs per channel)
     tile_cost: int = 64  # memory_libmap's cost of one block RAM tile (brams.txt)
     logic_cost_rom: float = 1 / 16  # memory_libmap's default cost per ROM bit in logic
     logic_cost_ram: float = 1.0
@@ -130,6 +143,38 @@ def activation_buffer_cost(bits: int, model: ResourceModel) -> tuple[int, float,
     return 0, model.act_bit * 2 * bits, model.ff_act_bit * 2 * bits
 
 
+def ram_cost(width: int, depth: int, device: Device, model: ResourceModel) -> tuple[int, float, float]:
+    """(block RAM tiles, LUTs, FFs) of a RAM with one write and one read port (a line buffer): memory_libmap keeps
+    it in flip-flops when bits * logic_cost_ram is at most the tiles' cost (then a depth:1 read mux per bit and a
+    write decode, about a LUT per bit), else it takes block RAM tiles of the best shape."""
+    bits = width * depth
+    tiles = rom_tiles(width, depth, device)
+    if bits * model.logic_cost_ram <= model.tile_cost * tiles:
+        return 0, float(bits), float(bits)
+    return tiles, 0.0, 0.0
+
+
+def line_buffer_cost(rows: int, width: int, word_bits: int, device: Device,
+                     model: ResourceModel) -> tuple[int, float, float]:
+    """(block RAM tiles, LUTs, FFs) of hw/linebuffer.py's WindowTaps: `rows` x `width` pixels of `word_bits` (C·B)
+    in one RAM, its intake and tap counters, the padding mux."""
+    tiles, luts, ffs = ram_cost(word_bits, rows * width, device, model)
+    return (tiles, luts + model.line + model.line_bit * word_bits,
+            ffs + model.ff_line + model.ff_line_bit * word_bits)
+
+
+def vector_buffer_cost(pieces: int, width: int, lanes: int, bits: int, model: ResourceModel) -> tuple[int, float, float]:
+    """(block RAM tiles, LUTs, FFs) of hw/vectorbuffer.py's VectorBuffer: 2 banks of B planes of ceil(T·C / L)
+    L-bit words in FFs, written a piece at a time, read through one word mux into an L-bit register."""
+    stored = 2 * bits * -(-(pieces * width) // lanes) * lanes
+    return 0, model.act_bit * stored + model.vec_fixed, stored + lanes + model.ff_vec_fixed
+
+
+def collector_cost(bits: int, model: ResourceModel) -> tuple[int, float, float]:
+    """(block RAM tiles, LUTs, FFs) of the ActivationBuffer a conv layer collects one output pixel's M bits in."""
+    return 0, model.collect + model.collect_bit * bits, 2 * bits + model.ff_collect
+
+
 @dataclass(frozen=True)
 class ArrayCost:
     """What one M x K matrix folded onto P rows x L lanes costs without its input buffer: sequencer, rows,
@@ -166,7 +211,7 @@ def array_cost(spec: Any, fold: Any, device: Device, model: ResourceModel, *, sp
         tiles += t_tiles * p
         rom_luts += t_luts * p
         rom_bits += tw * spec.fan_out
-    groups = p + (1 if spec.encoding == "unsigned" else 0)  # + the pcx popcount of x_b
+    groups = p + (1 if spec.encoding != "bipolar" else 0)  # + the pcx popcount of x_b (unsigned or signed planes)
     levels = hwc.tree_levels(lanes)
     late_ffs = levels * (8 + max(1, (spec.fan_out // p - 1).bit_length()) + lanes.bit_length())
     luts = model.layer + p * (model.row + model.row_bit * aw) + groups * lanes * model.lane + rom_luts

@@ -10,33 +10,35 @@ from fedxnor.contract.devices import Device, get_device
 from fedxnor.contract.folding import Folding
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Export, load_export
-from fedxnor.hw.plan.plan import Plan, network_name, plan_for, specs_of
+from fedxnor.hw.plan.plan import Plan, fold_text, network_name, plan_for, specs_of
 from fedxnor.hw.plan.solver import solve
 
 
-def check_fit(export_or_specs: Any, device: str, *, foldings: Sequence[Folding] | None = None,
-              max_lut_share: float = 1.0, max_lc_share: float = 1.0, spram: bool = False) -> dict[int, str]:
+def check_fit(export_or_specs: Any, device: str, *, foldings: Sequence[Folding | None] | None = None,
+              max_lut_share: float = 1.0, max_lc_share: float = 1.0, spram: bool = False,
+              maps: bool = False) -> dict[int, str]:
     """Raise a one-line FedxnorError unless the design fits `device`; return the weight_store it fits with.
 
     The foldings checked are `foldings`, else an Export's own; for bare specifications, whether any folding
     fits. With spram, on a device with SPRAM (UP5K), a design whose weights do not fit in block RAM fits if
-    it does with layer 0's weights in SPRAM: the result is then {0: "spram"} (else {}).
+    it does with layer 0's weights in SPRAM: the result is then {0: "spram"} (else {}). maps: conv and max-pool
+    layers too (plan.specs_of).
     """
     dev = get_device(device)
     src = load_export(Path(export_or_specs)) if isinstance(export_or_specs, (str, Path)) else export_or_specs
     if foldings is None and isinstance(src, Export):
         foldings = [info.fold for info in src.layers]
     if foldings is None:
-        return solve(src, dev, max_lut_share=max_lut_share, max_lc_share=max_lc_share, spram=spram).store_map
-    specs = specs_of(src)
-    plan = plan_for(specs, foldings, dev, max_lut_share=max_lut_share, max_lc_share=max_lc_share)
+        return solve(src, dev, max_lut_share=max_lut_share, max_lc_share=max_lc_share, spram=spram, maps=maps).store_map
+    specs = specs_of(src, maps=maps)
+    plan = plan_for(specs, foldings, dev, max_lut_share=max_lut_share, max_lc_share=max_lc_share, maps=True)
     name = network_name(src)
-    desc = ", ".join(f"{f.pe}x{f.simd}" for f in foldings)
+    desc = ", ".join(fold_text(f) for f in foldings)
     problem = over_budget(plan, dev, name, desc)
     first, fold0 = specs[0], foldings[0]
-    if problem and spram and dev.spram and first.spram_cells(fold0):
+    if problem and spram and dev.spram and first.kind == "dense" and first.spram_cells(fold0):
         alt = plan_for(specs, foldings, dev, max_lut_share=max_lut_share, max_lc_share=max_lc_share,
-                       weight_store=(0,))
+                       weight_store=(0,), maps=True)
         alt_problem = over_budget(alt, dev, name, desc)
         if not alt_problem:
             return alt.store_map

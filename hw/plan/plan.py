@@ -18,28 +18,36 @@ from fedxnor.export.manifest import Export, load_export
 from fedxnor.hw.plan.budget import DEFAULT_LC_SHARE, Budget, budget_for
 
 
-def specs_of(src: Any) -> tuple[Any, ...]:
+def specs_of(src: Any, *, maps: bool = False) -> tuple[Any, ...]:
     """Layer specifications of an Export, an export directory, an IntNetwork, or a list of specifications; one line
-    (exit 2) for a network the accelerator cannot run yet (conv and max-pool: issue 21)."""
-    specs = _specs_of(src)
-    check_hardware(specs)
+    (exit 2) for a network the accelerator cannot run yet. maps: plan conv and max-pool layers too (issue 21: their
+    gateware exists, NetworkTop(maps=True), but the CLI paths refuse them until the cycle model and the debug stream
+    cover them; the library's planner, its tests and the benchmarks ask for them with maps=True)."""
+    specs = _specs_of(src, maps)
+    if not maps:
+        check_hardware(specs)
     return specs
 
 
-def _specs_of(src: Any) -> tuple[Any, ...]:
+def _specs_of(src: Any, maps: bool) -> tuple[Any, ...]:
     if isinstance(src, (str, Path)):
         src = load_export(Path(src))
     if isinstance(src, Export):
         return tuple(info.spec for info in src.layers)
     layers = getattr(src, "layers", None)
     if layers is not None and not isinstance(src, (list, tuple)):  # IntNetwork
-        return tuple(dataclasses.replace(la.spec, name=la.spec.name or f"fc{i}") for i, la in enumerate(layers))
+        return tuple(dataclasses.replace(la.spec, name=la.spec.name or default_name(la.spec, i)) for i, la in enumerate(layers))
     specs = tuple(src)
-    if specs and all(hasattr(s, "kind") for s in specs):
-        check_hardware(specs)  # before the check below: a max-pool has no cost or tokens yet
-    if not specs or not all(hasattr(s, "cost") and hasattr(s, "tokens") for s in specs):
+    if specs and all(hasattr(s, "kind") for s in specs) and not maps:
+        check_hardware(specs)  # before the check below, with the reason
+    if not specs or not all(hasattr(s, "cost") for s in specs):
         raise FedxnorError("give the solver an Export, an export directory or a non-empty list of layer specifications")
     return specs
+
+
+def default_name(spec: Any, i: int) -> str:
+    """A layer's name when its specification has none: fc<i> for a dense layer, else <kind><i> (conv3, maxpool2)."""
+    return f"fc{i}" if spec.kind == "dense" else f"{spec.kind}{i}"
 
 
 def network_name(src: Any) -> str:
@@ -51,19 +59,32 @@ def network_name(src: Any) -> str:
 
 
 def weight_bit_ops(specs: Sequence[Any]) -> int:
-    """Weight bits the lanes consume per image: N*M per layer, once per input bit plane.
+    """Weight bits the lanes consume per image: N*M per layer, once per input bit plane, and for a convolution once
+    per output pixel (its matrix is read once per window; a max-pool reads none).
 
     Divided by the II this is the pipeline's weight throughput, the figure the block-RAM
     read bandwidth bounds (UP5K: 30 EBR x 16 bits = 480 per cycle).
     """
-    return sum(s.weight_bits * s.input_bits for s in specs)
+    return sum(s.weight_bits * s.input_bits * (s.out_size // s.fan_out) for s in specs if s.has_weights)
 
 
-def check_foldings(specs: Sequence[Any], foldings: Sequence[Folding]) -> None:
+def check_foldings(specs: Sequence[Any], foldings: Sequence[Folding | None]) -> None:
+    """One folding per layer: a legal (P, L) for a kind with weights, None for one without (max-pool)."""
     if len(foldings) != len(specs):
         raise FedxnorError(f"need one folding per layer ({len(specs)}), got {len(foldings)}")
     for i, (s, f) in enumerate(zip(specs, foldings)):
+        if not s.has_weights:
+            if f is not None:
+                raise FedxnorError(f"layer {i} is a {s.kind} layer: it has no weights to fold, give None for it")
+            continue
+        if not isinstance(f, Folding):
+            raise FedxnorError(f"layer {i} ({s.kind}) needs a folding (P, L), got {f!r}")
         s.check_folding(f, f"layer {i}")
+
+
+def fold_text(fold: Folding | None) -> str:
+    """'PxL', or '-' for a layer without weights."""
+    return "-" if fold is None else f"{fold.pe}x{fold.simd}"
 
 
 @dataclass(frozen=True)
@@ -121,33 +142,65 @@ class Plan:
             "resource_model": self.model,
             "weight_bits_per_cycle": bit_ops / cpi,
             "bram_bandwidth_share": (bit_ops / cpi / dev.bram_bandwidth_bits) if dev else None,
-            "layers": [{"name": s.name, "fan_in": s.fan_in, "fan_out": s.fan_out, "input_bits": s.input_bits,
-                        "pe": f.pe, "simd": f.simd, "cycles": c.cycles, "luts_model": round(c.luts),
-                        "ffs_model": round(c.ffs), "bram_model": c.bram}
-                       for s, f, c in zip(specs, self.foldings, self.layer_costs)],
+            "layers": [layer_row(s, f, c) for s, f, c in zip(specs, self.foldings, self.layer_costs)],
         }
 
 
-def plan_for(specs: Any, foldings: Sequence[Folding], device: str | Device,
+def layer_row(spec: Any, fold: Folding | None, cost: LayerCost) -> dict[str, Any]:
+    """One layer of Plan.to_dict: its kind and shape, folding (None for a max-pool), cycles and modelled resources."""
+    row: dict[str, Any] = {"name": spec.name, "kind": spec.kind}
+    if spec.has_weights:
+        row.update(fan_in=spec.fan_in, fan_out=spec.fan_out)
+    row.update(input_bits=spec.input_bits, pe=fold.pe if fold else None, simd=fold.simd if fold else None)
+    if spec.kind != "dense":
+        row.update(in_shape=list(spec.in_shape), out_shape=list(spec.out_shape))
+    row.update(cycles=cost.cycles, own_cycles=cost.own, luts_model=round(cost.luts), ffs_model=round(cost.ffs),
+               bram_model=cost.bram)
+    return row
+
+
+def costs_ii(costs: Sequence[LayerCost]) -> int:
+    """The II the solver rebuilds from per-layer (own, drain) terms: max(own, ceil((T_l + D_l + T_l+1) / 2))."""
+    ii = max(c.own for c in costs)
+    for a, b in zip(costs[:-1], costs[1:]):
+        ii = max(ii, -(-(a.cycles + a.drain + b.cycles) // 2))
+    return ii
+
+
+def pipeline_cycles(specs: Sequence[Any], foldings: Sequence[Folding | None], costs: Sequence[LayerCost],
+                    read_regs: bool) -> tuple[int, int]:
+    """(cycles per inference, latency) of contract/cycles.py. For a network with conv or max-pool layers, until the
+    cycle model covers them (issue 21), the II of the layers' own terms (costs_ii) and the sum of their T + D."""
+    if all(s.kind == "dense" for s in specs):
+        layers = cycles.placed(specs, foldings)
+        return (cycles.cycles_per_inference(layers, read_regs=read_regs),
+                cycles.latency_cycles(layers, read_regs=read_regs))
+    return costs_ii(costs), sum(c.cycles + c.drain for c in costs)
+
+
+def plan_for(specs: Any, foldings: Sequence[Folding | None], device: str | Device,
              *, max_lut_share: float = 0.85, max_lc_share: float = DEFAULT_LC_SHARE,
-             model: ResourceModel | None = None, weight_store: Sequence[int] = ()) -> Plan:
-    """Modelled cost of given foldings (no search); layers in `weight_store` keep their weights in SPRAM."""
+             model: ResourceModel | None = None, weight_store: Sequence[int] = (), maps: bool = False) -> Plan:
+    """Modelled cost of given foldings (no search; None for a max-pool); layers in `weight_store` keep their weights
+    in SPRAM. maps: conv and max-pool layers too (specs_of)."""
     dev = get_device(device)
     model = model or MODELS[dev.family]
-    specs = specs_of(specs)
+    specs = specs_of(specs, maps=maps)
     check_foldings(specs, foldings)
     store = tuple(sorted(set(weight_store)))
     if store and not dev.spram:
         raise FedxnorError(f"{dev.name} has no SPRAM: keep every layer's weights in block RAM")
+    for i in store:
+        if not 0 <= i < len(specs) or specs[i].kind != "dense":
+            raise FedxnorError(f"layer {i} cannot keep its weights in SPRAM: the run-time weight store takes dense layers "
+                               "only (hw/weightstore.py); keep it in block RAM")
     costs = tuple(s.cost(f, dev, model, first=i == 0, spram=i in store)
                   for i, (s, f) in enumerate(zip(specs, foldings)))
     for i in store:
         if costs[i].spram == 0:
-            raise FedxnorError(f"layer {i} folded {foldings[i].pe}x{foldings[i].simd} has rows deeper than one SPRAM "
+            raise FedxnorError(f"layer {i} folded {fold_text(foldings[i])} has rows deeper than one SPRAM "
                                f"(16384 words): fold it with more PE rows")
-    layers = cycles.placed(specs, foldings)
-    cpi = cycles.cycles_per_inference(layers, read_regs=dev.read_regs)
-    lat = cycles.latency_cycles(layers, read_regs=dev.read_regs)
+    cpi, lat = pipeline_cycles(specs, foldings, costs, dev.read_regs)
     return Plan(dev.name, tuple(foldings), costs, max(c.cycles for c in costs),
                 model.fixed * model.flatten + sum(c.luts for c in costs), model.ff_fixed + sum(c.ffs for c in costs),
                 sum(c.bram for c in costs), budget_for(dev, max_lut_share, max_lc_share, loader=bool(store)),

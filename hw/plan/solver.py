@@ -29,11 +29,13 @@ from fedxnor.hw.plan.plan import Plan, network_name, plan_for, specs_of
 
 @functools.lru_cache(maxsize=256)
 def _options(spec: Any, device: Device, model: ResourceModel,
-             first: bool, spram: bool = False) -> tuple[tuple[Folding, LayerCost], ...]:
-    """Candidate foldings of one layer with their costs, dominated ones removed, fastest first.
+             first: bool, spram: bool = False) -> tuple[tuple[Folding | None, LayerCost], ...]:
+    """Candidate foldings of one layer with their costs, dominated ones removed, fastest first; a kind without
+    weights (max-pool) has one option, the folding None.
 
     spram: the layer's weights in SPRAM; only foldings whose rows fit the device's SPRAM cells."""
-    opts = [(f, spec.cost(f, device, model, first=first, spram=spram)) for f in spec.candidate_foldings()]
+    folds = spec.candidate_foldings() if spec.has_weights else [None]
+    opts = [(f, spec.cost(f, device, model, first=first, spram=spram)) for f in folds]
     if spram:
         opts = [(f, c) for f, c in opts if 0 < c.spram <= device.spram]
     opts.sort(key=lambda o: (o[1].own, o[1].cycles + o[1].drain, o[1].luts, o[1].bram, o[1].ffs))
@@ -111,7 +113,7 @@ class _Search:
     device: Device
     model: ResourceModel
     budget: Budget
-    options: list[tuple[tuple[Folding, LayerCost], ...]] = field(default_factory=list)
+    options: list[tuple[tuple[Folding | None, LayerCost], ...]] = field(default_factory=list)
     store: tuple[int, ...] = ()  # layers whose weights go to SPRAM
 
     def __post_init__(self) -> None:
@@ -138,7 +140,7 @@ class _Search:
         folds = tuple(allowed[i][k][0] for i, k in enumerate(res[3]))
         lc_share = self.budget.lcs / self.device.lcs if self.device.lcs else DEFAULT_LC_SHARE
         return plan_for(self.specs, folds, self.device, max_lut_share=self.budget.luts / self.device.luts,
-                        max_lc_share=lc_share, model=self.model, weight_store=self.store)
+                        max_lc_share=lc_share, model=self.model, weight_store=self.store, maps=True)
 
     def slowest(self) -> int:
         """An II every assignment meets: the largest own or pair term over all options."""
@@ -147,7 +149,7 @@ class _Search:
 
 def solve(export_or_specs: Any, device: str | Device, *, max_lut_share: float = 0.85,
           target_cycles: int | None = None, model: ResourceModel | None = None,
-          max_lc_share: float = DEFAULT_LC_SHARE, spram: bool = False) -> Plan:
+          max_lc_share: float = DEFAULT_LC_SHARE, spram: bool = False, maps: bool = False) -> Plan:
     """The plan with the smallest II (slowest layer's cycles) that fits; at that II, the fewest LUTs.
 
     With target_cycles, the fewest-LUT plan whose II is at most target_cycles. With spram, on a device
@@ -159,7 +161,9 @@ def solve(export_or_specs: Any, device: str | Device, *, max_lut_share: float = 
     specs = specs_of(export_or_specs)
     search = _Search(specs, dev, model, budget_for(dev, max_lut_share, max_lc_share))
     note = ""  # why layer 0 in SPRAM does not help either
-    if spram and dev.spram and search.at(search.slowest()) is None:
+    if spram and dev.spram and search.at(search.slowest()) is None and specs[0].kind != "dense":
+        note = f"; layer 0 is a {specs[0].kind} layer, whose weights stay in block RAM (SPRAM holds dense layers' only)"
+    elif spram and dev.spram and search.at(search.slowest()) is None:
         alt = _Search(specs, dev, model, budget_for(dev, max_lut_share, max_lc_share, loader=True), store=(0,))
         if not alt.options[0]:
             note = f"; layer 0 does not fold into {dev.spram} SPRAMs either"
@@ -171,7 +175,7 @@ def solve(export_or_specs: Any, device: str | Device, *, max_lut_share: float = 
     if target_cycles is not None:
         best = search.plan(int(target_cycles))
         if best is None:
-            fastest = (solve(specs, dev, max_lut_share=max_lut_share, model=model, max_lc_share=max_lc_share)
+            fastest = (solve(specs, dev, max_lut_share=max_lut_share, model=model, max_lc_share=max_lc_share, maps=True)
                        if search.at(slowest) else None)
             hint = (f"the fastest that fits takes {fastest.cycles_per_inference}" if fastest
                     else _why_not(search, export_or_specs))
@@ -197,7 +201,7 @@ def _why_not(search: _Search, src: Any) -> str:
     name, dev, budget = network_name(src), search.device, search.budget
     every = [list(opts) for opts in search.options]
     big = 10**9
-    bits = sum(s.weight_bits for s in search.specs)
+    bits = sum(s.weight_bits for s in search.specs if s.has_weights)
     # Fewest block RAMs with the logic budget kept (weights may move into logic).
     by_bram = _cheapest(every, Budget(budget.luts, budget.ffs, big, budget.lcs, budget.top_lcs), search.fixed,
                         fewest="bram")
@@ -220,11 +224,11 @@ def _why_not(search: _Search, src: Any) -> str:
 
 def solve_foldings(export_or_specs: Any, device: str, *, max_lut_share: float = 0.85,
                    target_cycles: int | None = None, max_lc_share: float = DEFAULT_LC_SHARE,
-                   spram: bool = False) -> list[Folding]:
+                   spram: bool = False, maps: bool = False) -> list[Folding | None]:
     """Per-layer foldings that minimise the pipeline's II on `device` (FedxnorError if nothing fits).
 
     On iCE40 the binding budget is the packed logic cells of the board build (logic_cells), kept
     under max_lc_share of the device. spram: see solve (layer 0 in SPRAM when block RAM is too small).
     """
     return list(solve(export_or_specs, device, max_lut_share=max_lut_share, target_cycles=target_cycles,
-                      max_lc_share=max_lc_share, spram=spram).foldings)
+                      max_lc_share=max_lc_share, spram=spram, maps=maps).foldings)

@@ -122,9 +122,7 @@ def test_bad_convs_are_one_line_errors(kwargs, match):
         Conv(**kwargs)
 
 
-def test_inputs_of_the_wrong_width_and_cost_refused():
+def test_inputs_of_the_wrong_width_refused():
     spec = Conv(4, 4, 2, 2, 3)
     with pytest.raises(FedxnorError, match="inputs of width 32"):
         spec.accumulate(np.ones((2, 18), np.uint8), np.zeros((1, 16)))
-    with pytest.raises(FedxnorError, match=r"not in the hardware yet \(issue 21\)"):
-        spec.cost(Folding(1, 1), None)
