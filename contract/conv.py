@@ -179,15 +179,5 @@ class Conv(MatrixKind):
         ffs = arr.ffs + l_ffs + w_ffs + c_ffs + 2
         if device.read_regs:  # the array's registers; the window's read stage is not built yet (issue 21)
             ffs += arr.read_regs_ffs + READ_STAGE_CONTROL_FFS
-        drain, own = _conv_timing(self, fold, first, device.read_regs)
+        drain, own = layer_timing(self, fold, first=first, read_regs=device.read_regs)
         return LayerCost(self.tokens(fold), luts, ffs, arr.bram + l_tiles, arr.rom_bits, drain, own, 0)
-
-
-def _conv_timing(spec: Conv, fold: Folding, first: bool, read_regs: bool) -> tuple[int, int]:
-    """(D, own) of a conv layer for the solver: contract/cycles.py's layer_timing on the array's tokens, and at least
-    the window assembly's k·k tap cycles per output pixel and, for the first layer, one pixel per cycle of intake."""
-    drain, own = layer_timing(spec, fold, first=False, read_regs=read_regs)
-    own = max(own, spec.out_h * spec.out_w * spec.k * spec.k)
-    if first:
-        own = max(own, spec.in_h * spec.in_w)
-    return drain, own

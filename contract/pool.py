@@ -15,6 +15,7 @@ import numpy as np
 
 from fedxnor.contract.conv import check_sizes, out_side
 from fedxnor.contract.cost import MODELS, LayerCost, line_buffer_cost
+from fedxnor.contract.cycles import layer_timing
 from fedxnor.contract.matrix import Sized
 from fedxnor.errors import FedxnorError
 
@@ -91,7 +92,7 @@ class MaxPool(Sized):
     def cost(self, fold, device, model=None, *, first: bool = False, spram: bool = False):
         """Cycles, LUTs, FFs and block RAM of hw/pool.py's MaxPoolUnit: a line buffer of k + stride rows (block RAM)
         sending k·k taps per pooled pixel, one per cycle, and the OR register. No folding (fold None), no weights.
-        cycles = own: the taps' k·k cycles per output pixel, or the intake's one per input pixel if more."""
+        cycles = own: the unit's own per-image cycles (contract/cycles.py layer_timing)."""
         if fold is not None:
             raise FedxnorError(f"a max-pool has no weights to fold: give None as its folding, not {fold}")
         if spram:
@@ -100,5 +101,5 @@ class MaxPool(Sized):
         tiles, luts, ffs = line_buffer_cost(self.k + self.stride, self.in_w, self.c, device, model)
         luts = (luts + model.pool_bit * self.c) * model.flatten
         ffs += 2 * self.c + 1
-        taps = max(self.out_h * self.out_w * self.k * self.k, self.in_h * self.in_w)
-        return LayerCost(taps, luts, ffs, tiles, 0, 0, taps, 0)
+        drain, own = layer_timing(self, None, first=first, read_regs=device.read_regs)
+        return LayerCost(own, luts, ffs, tiles, 0, drain, own, 0)

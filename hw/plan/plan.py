@@ -159,6 +159,14 @@ def layer_row(spec: Any, fold: Folding | None, cost: LayerCost) -> dict[str, Any
     return row
 
 
+def as_built(device: Device, specs: Sequence[Any]) -> Device:
+    """The device as the top builds this network for it: a conv network has no read registers yet (NetworkTop
+    refuses read_regs with conv layers, issue 21), so its layers are priced and timed without them."""
+    if device.read_regs and any(s.kind != "dense" for s in specs):
+        return dataclasses.replace(device, read_regs=False)
+    return device
+
+
 def costs_ii(costs: Sequence[LayerCost]) -> int:
     """The II the solver rebuilds from per-layer (own, drain) terms: max(own, ceil((T_l + D_l + T_l+1) / 2))."""
     ii = max(c.own for c in costs)
@@ -169,13 +177,10 @@ def costs_ii(costs: Sequence[LayerCost]) -> int:
 
 def pipeline_cycles(specs: Sequence[Any], foldings: Sequence[Folding | None], costs: Sequence[LayerCost],
                     read_regs: bool) -> tuple[int, int]:
-    """(cycles per inference, latency) of contract/cycles.py. For a network with conv or max-pool layers, until the
-    cycle model covers them (issue 21), the II of the layers' own terms (costs_ii) and the sum of their T + D."""
-    if all(s.kind == "dense" for s in specs):
-        layers = cycles.placed(specs, foldings)
-        return (cycles.cycles_per_inference(layers, read_regs=read_regs),
-                cycles.latency_cycles(layers, read_regs=read_regs))
-    return costs_ii(costs), sum(c.cycles + c.drain for c in costs)
+    """(cycles per inference, latency) of contract/cycles.py (for a conv network its event model)."""
+    layers = cycles.placed(specs, foldings)
+    return (cycles.cycles_per_inference(layers, read_regs=read_regs),
+            cycles.latency_cycles(layers, read_regs=read_regs))
 
 
 def plan_for(specs: Any, foldings: Sequence[Folding | None], device: str | Device,
@@ -186,6 +191,7 @@ def plan_for(specs: Any, foldings: Sequence[Folding | None], device: str | Devic
     dev = get_device(device)
     model = model or MODELS[dev.family]
     specs = specs_of(specs, maps=maps)
+    dev = as_built(dev, specs)
     check_foldings(specs, foldings)
     store = tuple(sorted(set(weight_store)))
     if store and not dev.spram:

@@ -24,7 +24,7 @@ from fedxnor.contract.devices import Device, get_device
 from fedxnor.contract.folding import Folding
 from fedxnor.errors import FedxnorError
 from fedxnor.hw.plan.budget import DEFAULT_LC_SHARE, Budget, budget_for
-from fedxnor.hw.plan.plan import Plan, network_name, plan_for, specs_of
+from fedxnor.hw.plan.plan import Plan, as_built, network_name, plan_for, specs_of
 
 
 @functools.lru_cache(maxsize=256)
@@ -34,8 +34,11 @@ def _options(spec: Any, device: Device, model: ResourceModel,
     weights (max-pool) has one option, the folding None.
 
     spram: the layer's weights in SPRAM; only foldings whose rows fit the device's SPRAM cells."""
-    folds = spec.candidate_foldings() if spec.has_weights else [None]
-    opts = [(f, spec.cost(f, device, model, first=first, spram=spram)) for f in folds]
+    if spec.kind == "conv":
+        opts = _conv_options(spec, device, model, first)
+    else:
+        folds = spec.candidate_foldings() if spec.has_weights else [None]
+        opts = [(f, spec.cost(f, device, model, first=first, spram=spram)) for f in folds]
     if spram:
         opts = [(f, c) for f, c in opts if 0 < c.spram <= device.spram]
     opts.sort(key=lambda o: (o[1].own, o[1].cycles + o[1].drain, o[1].luts, o[1].bram, o[1].ffs))
@@ -47,14 +50,47 @@ def _options(spec: Any, device: Device, model: ResourceModel,
     return tuple(kept)
 
 
+PLATEAU = 2  # a conv row count's wider foldings stop once this many in a row no longer lower its own cycles
+
+
+def _conv_options(spec: Any, device: Device, model: ResourceModel, first: bool) -> list[tuple[Folding, LayerCost]]:
+    """A conv layer's candidates: per row count P, the narrowest L of each words-per-window count W, from the
+    fewest lanes up, until widening stops paying (its own cycles, the exact per-image cycles of the unit from
+    contract/cycles.py's event model, no longer fall: the window's k·k taps bound it). The event model costs a
+    tenth of a second per folding, so the every-L candidate set of a dense layer would take minutes here."""
+    out = []
+    by_pe: dict[int, list[Folding]] = {}
+    for f in spec.candidate_foldings():
+        by_pe.setdefault(f.pe, []).append(f)
+    for folds in by_pe.values():
+        seen: set[int] = set()
+        best, stale = None, 0
+        for f in sorted(folds, key=lambda f: f.simd):
+            w = spec.words_per_row(f)
+            if w in seen:
+                continue
+            seen.add(w)
+            c = spec.cost(f, device, model, first=first)
+            out.append((f, c))
+            if best is not None and c.own >= best:
+                stale += 1
+                if stale >= PLATEAU:
+                    break
+            else:
+                best, stale = c.own, 0
+    return out
+
+
 _State = tuple[float, float, int, tuple[int, ...]]  # (luts, ffs, T + D of the last layer, option indices so far)
 
 
 def _cheapest(options: list[list[tuple[Folding, LayerCost]]], budget: Budget, fixed: tuple[float, float],
-              fewest: str = "luts", ii: int | None = None) -> tuple[float, float, int, tuple[int, ...]] | None:
+              fewest: str = "luts", ii: int | None = None,
+              pairs: tuple[bool, ...] | None = None) -> tuple[float, float, int, tuple[int, ...]] | None:
     """Fewest-LUT (or fewest-block-RAM) choice of one option per layer within the budget.
 
-    With `ii`, neighbours must also keep the cycle model's pair term: T_l + D_l + T_{l+1} <= 2 II.
+    With `ii`, neighbours must also keep the cycle model's pair term: T_l + D_l + T_{l+1} <= 2 II, where
+    pairs[l] says it applies between layers l and l + 1 (two dense layers; a conv front's streams have none).
     Returns (luts, ffs, bram, option indices), or None if nothing fits. Exact: a DP over the
     layers in pipeline order keeps, per block RAM count, the Pareto front of (LUTs, FFs, T + D
     of the last layer); the resources are sums over layers, block RAM counts small integers.
@@ -64,7 +100,9 @@ def _cheapest(options: list[list[tuple[Folding, LayerCost]]], budget: Budget, fi
         # T + D of this layer only matters against the next layer's T: round it up to the next level
         # 2 II - T_next that decides anything (the last layer's to 0), so equivalent states merge.
         levels: list[int] = []
-        if ii is not None and layer + 1 < len(options):
+        pair_next = pairs is None or (layer + 1 < len(options) and pairs[layer])
+        pair_prev = pairs is None or (layer > 0 and pairs[layer - 1])
+        if ii is not None and layer + 1 < len(options) and pair_next:
             levels = sorted({2 * ii - c.cycles for _, c in options[layer + 1]})
 
         def level(td: int, levels: list[int] = levels) -> int:
@@ -77,7 +115,7 @@ def _cheapest(options: list[list[tuple[Folding, LayerCost]]], budget: Budget, fi
         for bram, front in states.items():
             for lu0, ff0, td0, picks in front:
                 for k, (_, c) in enumerate(opts):
-                    if ii is not None and picks and td0 + c.cycles > 2 * ii:
+                    if ii is not None and picks and pair_prev and td0 + c.cycles > 2 * ii:
                         continue
                     b, lu, ff = bram + c.bram, lu0 + c.luts, ff0 + c.ffs
                     if budget.fits(lu, ff, b):
@@ -117,6 +155,7 @@ class _Search:
     store: tuple[int, ...] = ()  # layers whose weights go to SPRAM
 
     def __post_init__(self) -> None:
+        self.pairs = tuple(a.kind == b.kind == "dense" for a, b in zip(self.specs[:-1], self.specs[1:]))
         self.options = [_options(s, self.device, self.model, i == 0, i in self.store) for i, s in enumerate(self.specs)]
 
     @property
@@ -130,7 +169,7 @@ class _Search:
         allowed = self.allowed(ii)
         if any(not a for a in allowed):
             return None
-        return _cheapest(allowed, self.budget, self.fixed, ii=ii)
+        return _cheapest(allowed, self.budget, self.fixed, ii=ii, pairs=self.pairs)
 
     def plan(self, ii: int) -> Plan | None:
         res = self.at(ii)
@@ -154,11 +193,13 @@ def solve(export_or_specs: Any, device: str | Device, *, max_lut_share: float = 
 
     With target_cycles, the fewest-LUT plan whose II is at most target_cycles. With spram, on a device
     with SPRAM (UP5K), a network whose weights do not fit in block RAM may put layer 0's in SPRAM
-    (Plan.weight_store); one that fits in block RAM gets the same plan as without.
+    (Plan.weight_store); one that fits in block RAM gets the same plan as without. maps: conv and max-pool layers
+    too (plan.specs_of); a max-pool's folding is None.
     """
     dev = get_device(device)
     model = model or MODELS[dev.family]
-    specs = specs_of(export_or_specs)
+    specs = specs_of(export_or_specs, maps=maps)
+    dev = as_built(dev, specs)
     search = _Search(specs, dev, model, budget_for(dev, max_lut_share, max_lc_share))
     note = ""  # why layer 0 in SPRAM does not help either
     if spram and dev.spram and search.at(search.slowest()) is None and specs[0].kind != "dense":
@@ -192,7 +233,9 @@ def solve(export_or_specs: Any, device: str | Device, *, max_lut_share: float = 
         else:
             lo = mid + 1
     plan = search.plan(lo)
-    assert plan is not None and plan.cycles_per_inference == lo, (plan, lo)
+    # a conv network's II is the event model's over the whole front (>= every layer's own): the per-layer terms
+    # bound it from below, the plan reports the exact one
+    assert plan is not None and (plan.cycles_per_inference == lo or not all(search.pairs)), (plan, lo)
     return plan
 
 
