@@ -34,7 +34,7 @@ from fedxnor.contract.structure import CREDIT_FIXED, DRAIN_FIXED, RESULT_FIXED, 
 MAP_KINDS = ("conv", "maxpool")
 COLLECTOR_TURN = 2  # collector bank full -> free again: consumed and sent flags set, then the bank cleared
 OUT_REG = 1  # a pooled pixel is offered the cycle after its window's last tap is taken
-IMAGE_TURN = 2  # line buffer: last tap issued and last pixel taken -> next image's first pixel may be taken
+IMAGE_TURN = 2  # line buffer: last tap issued and last pixel taken -> the next image is the tap image
 
 
 class Stream:
@@ -82,8 +82,29 @@ class _Taps:
         self.ilast: list[int] = []
         self.clast: list[int] = []
 
+    def _switch(self, m: int) -> int | None:
+        """The first cycle image m is the tap image (its rows count from 0): the cycle after its predecessor's last
+        tap is issued and last pixel taken, plus one (IMAGE_TURN); None while unknown."""
+        if m == 0:
+            return 0
+        w, px = m * self.win - 1, m * self.px - 1
+        if len(self.ilast) <= w or len(self.take) <= px:
+            return None
+        return max(self.ilast[w], self.take[px]) + IMAGE_TURN
+
+    def _row_out(self, m: int, q: int) -> int | None:
+        """The cycle output row q of image m is the line buffer's current row (row q - 1's taps all issued)."""
+        if q <= 0:
+            return self._switch(m)
+        w = m * self.win + min(q, self.OH) * self.OW - 1
+        return self.ilast[w] + 1 if len(self.ilast) > w else None
+
     def _take_ready(self) -> int | None:
-        """The cycle the line buffer takes its next pixel, or None while it depends on unknown events."""
+        """The cycle the line buffer takes its next pixel, or None while it depends on unknown events.
+        Row r of image m lands on slot row (r + m·H) mod R, over the row R before it; it is taken once no output
+        row still to go reads that row (hw/linebuffer.py): while image m − 1 is the tap image, its rows r < R − p
+        once image m − 1's output row q1 = (H + r − R + p) // s + 1 is current (or image m is the tap image if
+        q1 > OH); the others once image m's output row q = (r − R + p) // s + 1 is current."""
         n = len(self.take)
         if n >= self.px * self.images or n >= len(self.inp.offer):
             return None
@@ -92,18 +113,15 @@ class _Taps:
         t = self.inp.offer[n]
         if n:
             t = max(t, self.take[n - 1] + 1)
-        if j == 0 and m:  # the line buffer restarts once the previous image's taps are all issued
-            last = m * self.win - 1
-            if len(self.ilast) <= last:
-                return None
-            t = max(t, max(self.ilast[last], self.take[n - 1]) + IMAGE_TURN)
-        q = min((row - self.R + self.p) // self.s + 1, self.OH)  # row lands on no row output row q - 1 reads
-        if q > 0:
-            w = m * self.win + q * self.OW - 1
-            if len(self.ilast) <= w:
-                return None
-            t = max(t, self.ilast[w] + 1)
-        return t
+        R, p, s = self.R, self.p, self.s
+        if m and row < R - p:
+            q1 = (self.H + row - R + p) // s + 1
+            ready = self._switch(m - 1) if q1 <= 0 else self._row_out(m - 1, q1) if q1 <= self.OH else self._switch(m)
+        else:
+            ready = self._row_out(m, (row - R + p) // s + 1)
+        if ready is None:
+            return None
+        return max(t, ready)
 
     def _window_start(self) -> int | None:
         """Earliest cycle the next window's first tap issues (rows present, previous tap consumed)."""
@@ -117,6 +135,11 @@ class _Taps:
         if len(self.take) <= last_px or (n and len(self.clast) < n):
             return None
         t = self.take[last_px] + 1
+        if j == 0:
+            sw = self._switch(m)
+            if sw is None:
+                return None
+            t = max(t, sw)
         return max(t, self.clast[n - 1]) if n else t
 
 

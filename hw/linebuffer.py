@@ -7,7 +7,9 @@
 What consumes the taps decides what a window is: hw/window.py keeps them as a conv layer's window vector,
 hw/pool.py ORs them into a max-pooled pixel. R = k + stride rows, so the rows output row oy reads
 (oy·stride − pad .. + k − 1) are never overwritten while its windows go out, and the next output row's rows
-stream in meanwhile. One image at a time: the next image's pixels are taken once this one's taps are out.
+stream in meanwhile. The ring runs on across images: the next image's first rows are taken into the slots this
+image's last output rows no longer read (at most R − pad of them) while its taps go out, so a unit upstream is
+not held at the image boundary (contract/mapcycles.py models exactly when each pixel is taken).
 """
 
 from __future__ import annotations
@@ -43,19 +45,24 @@ class WindowTaps(wiring.Component):
         m.submodules.lines = mem
         wr, rdp = mem.write_port(), mem.read_port()
 
-        # intake: pixel (iy, ix) into slot (iy mod R)·W + ix, while it lands on no row the current output row reads
-        iy, ix = Signal(range(H + 1)), Signal(range(W))
-        slot_row = Signal(range(R))  # iy mod R
+        # intake: row g (counted from the tap image's row 0, so g >= H is the next image's row g - H) goes to slot
+        # (base + g) mod R, the ring running on across images; it overwrites row g - R, so it is taken once no output
+        # row still to go reads that row: g < oy·s + R − p, and g < H + R − p (the next image's rows, while this one's
+        # taps run, overwrite only this image's rows) and g < 2H (one image ahead at most)
+        iy, ix = Signal(range(2 * H + 1)), Signal(range(W))
+        slot_row = Signal(range(R))  # (base + iy) mod R: the slot row being written
+        base = Signal(range(R))  # the slot of the tap image's row 0
         oy = Signal(range(OH + 1))  # output row whose taps go out (OH: all of this image's are out)
         limit = Signal(range(OH * s + R + 1))
         m.d.comb += limit.eq(oy * s + R - p)
-        take = self.pixels.valid & (iy < H) & ((iy < limit) | (oy == OH))
+        take = self.pixels.valid & (iy < limit) & (iy < min(H + R - p, 2 * H))
         m.d.comb += [self.pixels.ready.eq(take), wr.addr.eq(slot_row * W + ix), wr.data.eq(self.pixels.payload),
                      wr.en.eq(take)]
+        row_done = take & (ix == W - 1)
         with m.If(take):
             m.d.sync += ix.eq(ix + 1)
-            with m.If(ix == W - 1):
-                m.d.sync += [ix.eq(0), iy.eq(iy + 1), slot_row.eq(Mux(slot_row == R - 1, 0, slot_row + 1))]
+            with m.If(row_done):
+                m.d.sync += [ix.eq(0), slot_row.eq(Mux(slot_row == R - 1, 0, slot_row + 1))]
 
         # taps: a read per cycle while the output register is free or taken (the read port holds its data else)
         ox, ky, kx = Signal(range(OW)), Signal(range(k)), Signal(range(k))
@@ -69,7 +76,8 @@ class WindowTaps(wiring.Component):
         x = Signal(range(-p - 1, OW * s + k + 1))
         m.d.comb += [y.eq(oy * s + ky - p), x.eq(ox * s + kx - p)]
         inside = (y >= 0) & (y < H) & (x >= 0) & (x < W)
-        m.d.comb += [rdp.en.eq(advance), rdp.addr.eq(Mux(inside, (y.as_unsigned() % R) * W + x.as_unsigned(), 0))]
+        m.d.comb += [rdp.en.eq(advance),
+                     rdp.addr.eq(Mux(inside, ((base + y.as_unsigned()) % R) * W + x.as_unsigned(), 0))]
         last_tap = (ky == k - 1) & (kx == k - 1)
         inside_q, last_q = Signal(), Signal()
         with m.If(advance):
@@ -84,8 +92,11 @@ class WindowTaps(wiring.Component):
                     with m.If(ox == OW - 1):
                         m.d.sync += [ox.eq(0), oy.eq(oy + 1)]
 
-        # the next image: once every tap of this one is issued and every pixel taken
-        with m.If((oy == OH) & (iy == H)):
-            m.d.sync += [oy.eq(0), iy.eq(0), slot_row.eq(0)]
+        # the next image becomes the tap image once every tap of this one is issued and its last row is in: its rows
+        # taken so far count from 0, its row 0 is at slot base + H
+        switch = (oy == OH) & (iy >= H)
+        with m.If(switch):
+            m.d.sync += [oy.eq(0), base.eq((base + H) % R)]
+        m.d.sync += iy.eq(iy + row_done - Mux(switch, H, 0))
         m.d.comb += self.busy.eq((iy != 0) | (ix != 0) | (oy != 0) | out.valid)
         return m
