@@ -19,6 +19,7 @@ from fedxnor.contract.dense import Dense
 from fedxnor.contract.folding import Folding
 from fedxnor.contract.pool import MaxPool
 from fedxnor.export.manifest import load_export, write_export
+from fedxnor.export.reference import Reference
 from fedxnor.hw.convlayer import ConvLayer
 from fedxnor.hw.pool import MaxPoolUnit
 from fedxnor.hw.top import NetworkTop
@@ -32,9 +33,12 @@ def conv_export(specs, folds, directory, rng):
 
 
 def simulated_results(ex, images: int, rng) -> list[int]:
+    """Result cycles of `images` random images back to back (their classes checked against the reference: the
+    line buffer's ring runs on across images)."""
     first = ex.layers[0].spec
     x = rng.integers(0, 1 << first.input_bits, (images, first.in_size))
     log = run_images(NetworkTop(ex, maps=True), x)
+    assert log.classes == Reference(ex).run(x).classes.tolist()
     return [c - log.first_offer for c in log.result_cycles]
 
 
