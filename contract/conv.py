@@ -12,6 +12,7 @@ A hidden conv outputs the bit (acc >= T[c]), one threshold per output channel; a
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -21,7 +22,6 @@ from fedxnor.contract.cost import MODELS, LayerCost, array_cost, collector_cost,
 from fedxnor.contract.cycles import layer_timing
 from fedxnor.contract.folding import Folding
 from fedxnor.contract.matrix import CHUNK_VALUES, MatrixKind, check_encoding, matrix_accumulate
-from fedxnor.contract.structure import READ_STAGE_CONTROL_FFS
 from fedxnor.errors import FedxnorError
 
 PAD_VALUE = 0  # the stored input value of a padded position: bit 0 (= −1) or pixel 0
@@ -159,7 +159,8 @@ class Conv(MatrixKind):
         """Cycles the array is busy per image: out_h·out_w·(M / P)·ceil(K / L)·planes."""
         return self.out_h * self.out_w * self.neurons_per_pe(fold) * self.words_per_row(fold) * self.planes
 
-    def cost(self, fold: Folding, device, model=None, *, first: bool = False, spram: bool = False):
+    def cost(self, fold: Folding, device, model=None, *, first: bool = False, spram: bool = False,
+             after_map: bool = False):
         """Cycles, LUTs, FFs and block RAM of hw/convlayer.py's ConvLayer folded onto P rows x L lanes: the sliding
         window (line buffer of k + stride rows in block RAM, a two-bank window buffer in FFs), the dense layer's
         sequencer, rows, lane groups and ROMs (contract/cost.py array_cost), the collector of each output pixel.
@@ -170,14 +171,14 @@ class Conv(MatrixKind):
                                "keep its weights in block RAM")
         self.check_folding(fold)
         model = model or MODELS[device.family]
-        arr = array_cost(self, fold, device, model)
+        # hw/convlayer.py builds its array with Yosys choosing each ROM's place and no read registers (issue 21)
+        arr = array_cost(self, fold, dataclasses.replace(device, weight_roms="auto", read_regs=False), model)
         bits = self.planes
         l_tiles, l_luts, l_ffs = line_buffer_cost(self.k + self.stride, self.in_w, self.in_c * bits, device, model)
         _, w_luts, w_ffs = vector_buffer_cost(self.k * self.k, self.in_c, fold.simd, bits, model)
         _, c_luts, c_ffs = collector_cost(self.out_c, model)
-        luts = (arr.luts + l_luts + w_luts + c_luts + model.conv_glue) * model.flatten
+        luts = (model.conv_array * arr.luts + l_luts + w_luts + c_luts + model.conv_glue) * model.flatten
         ffs = arr.ffs + l_ffs + w_ffs + c_ffs + 2
-        if device.read_regs:  # the array's registers; the window's read stage is not built yet (issue 21)
-            ffs += arr.read_regs_ffs + READ_STAGE_CONTROL_FFS
-        drain, own = layer_timing(self, fold, first=first, read_regs=device.read_regs)
+        # NetworkTop refuses read_regs with a conv front so far: timed without them on every device
+        drain, own = layer_timing(self, fold, first=first, read_regs=False)
         return LayerCost(self.tokens(fold), luts, ffs, arr.bram + l_tiles, arr.rom_bits, drain, own, 0)

@@ -58,7 +58,10 @@ class ResourceModel:
     line_bit: float = 2.0  # ... per bit of a line-buffer word (C·B): the padding mux and the output register
     ff_line: float = 30.0
     ff_line_bit: float = 2.0
-    vec_fixed: float = 10.0  # VectorBuffer (a conv layer's window): LUTs beside act_bit per stored bit
+    conv_array: float = 0.75  # a conv layer's array (array_cost) synthesizes to 0.48..0.84 (median 0.75) of the LUTs
+    # the dense fit gives it (its ROMs are shallow: M/P x k·k·C/L words)
+    vec_bit: float = 1.05  # VectorBuffer (a window, the flattened map): LUTs per stored bit (0.8..1.5 measured)
+    vec_fixed: float = 10.0  # ... and beside them
     ff_vec_fixed: float = 8.0  # FFs beside the stored bits and the L-bit read register
     collect: float = 25.0  # the ActivationBuffer that collects one output pixel's M bits: LUTs + collect_bit per bit
     collect_bit: float = 1.5
@@ -167,7 +170,7 @@ def vector_buffer_cost(pieces: int, width: int, lanes: int, bits: int, model: Re
     """(block RAM tiles, LUTs, FFs) of hw/vectorbuffer.py's VectorBuffer: 2 banks of B planes of ceil(T·C / L)
     L-bit words in FFs, written a piece at a time, read through one word mux into an L-bit register."""
     stored = 2 * bits * -(-(pieces * width) // lanes) * lanes
-    return 0, model.act_bit * stored + model.vec_fixed, stored + lanes + model.ff_vec_fixed
+    return 0, model.vec_bit * stored + model.vec_fixed, stored + lanes + model.ff_vec_fixed
 
 
 def collector_cost(bits: int, model: ResourceModel) -> tuple[int, float, float]:

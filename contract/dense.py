@@ -25,7 +25,15 @@ from typing import ClassVar
 import numpy as np
 
 from fedxnor.contract import structure as hwc
-from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel, activation_buffer_cost, array_cost, image_buffer_cost
+from fedxnor.contract.cost import (
+    MODELS,
+    LayerCost,
+    ResourceModel,
+    activation_buffer_cost,
+    array_cost,
+    image_buffer_cost,
+    vector_buffer_cost,
+)
 from fedxnor.contract.cycles import layer_timing
 from fedxnor.contract.devices import Device
 from fedxnor.contract.folding import Folding
@@ -103,15 +111,19 @@ class Dense(MatrixKind):
         return fold.pe * hwc.spram_cells(fold.simd, self.weight_depth(fold))
 
     def cost(self, fold: Folding, device: Device, model: ResourceModel | None = None, *, first: bool = False,
-             spram: bool = False) -> LayerCost:
+             spram: bool = False, after_map: bool = False) -> LayerCost:
         """Cycles, LUTs, FFs and block RAM of this layer folded onto P rows x L lanes, its input buffer included.
 
-        spram: the weights are in SPRAM (no block RAM or ROM logic; a 14-bit address mux per row)."""
+        spram: the weights are in SPRAM (no block RAM or ROM logic; a 14-bit address mux per row).
+        after_map: the layer reads the flattened map of a conv front (hw/convfront.py's VectorBuffer), not an
+        activation buffer."""
         model = model or MODELS[device.family]
         arr = array_cost(self, fold, device, model, spram=spram)
         lanes, words = fold.simd, self.words_per_row(fold)
         if first:
             b_tiles, b_luts, b_ffs = image_buffer_cost(lanes, words, self.input_bits, device, model)
+        elif after_map:
+            b_tiles, b_luts, b_ffs = vector_buffer_cost(self.fan_in, 1, lanes, 1, model)
         else:
             b_tiles, b_luts, b_ffs = activation_buffer_cost(self.fan_in, model)
         luts = (arr.luts + b_luts) * model.flatten

@@ -89,7 +89,7 @@ class MaxPool(Sized):
                     out.append(bit)
         return np.array(out, np.uint8)
 
-    def cost(self, fold, device, model=None, *, first: bool = False, spram: bool = False):
+    def cost(self, fold, device, model=None, *, first: bool = False, spram: bool = False, after_map: bool = False):
         """Cycles, LUTs, FFs and block RAM of hw/pool.py's MaxPoolUnit: a line buffer of k + stride rows (block RAM)
         sending k·k taps per pooled pixel, one per cycle, and the OR register. No folding (fold None), no weights.
         cycles = own: the unit's own per-image cycles (contract/cycles.py layer_timing)."""
@@ -101,5 +101,5 @@ class MaxPool(Sized):
         tiles, luts, ffs = line_buffer_cost(self.k + self.stride, self.in_w, self.c, device, model)
         luts = (luts + model.pool_bit * self.c) * model.flatten
         ffs += 2 * self.c + 1
-        drain, own = layer_timing(self, None, first=first, read_regs=device.read_regs)
+        drain, own = layer_timing(self, None, first=first, read_regs=False)  # no read registers in a conv front yet
         return LayerCost(own, luts, ffs, tiles, 0, drain, own, 0)

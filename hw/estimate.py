@@ -31,9 +31,11 @@ from fedxnor.export.manifest import Export, load_export
 from fedxnor.hw.plan.plan import plan_for, specs_of, weight_bit_ops
 from fedxnor.tools import tool
 
-# The modules whose source shapes the generated netlist (hw/ files, and the contract's structural numbers).
+# The modules whose source shapes the generated netlist (hw/ files, the conv units among them, and the contract's
+# structural numbers).
 GENERATOR_SOURCES = ("top.py", "array.py", "lanes.py", "buffers.py", "sequencer.py", "argmax.py", "ports.py",
-                     "weightstore.py", "fanout.py", "memread.py", "../contract/structure.py", "../contract/bits.py")
+                     "weightstore.py", "fanout.py", "memread.py", "convfront.py", "convlayer.py", "window.py",
+                     "linebuffer.py", "vectorbuffer.py", "pool.py", "../contract/structure.py", "../contract/bits.py")
 ESTIMATE_VERSION = 1  # bump when the parsing or the result layout changes
 
 # Yosys cell types, per family, summed into the figures the estimate reports.
@@ -109,24 +111,40 @@ def summarize_cells(cells: dict[str, int], family: str) -> dict[str, int]:
     return out
 
 
-def model_figures(export: Export, device: str, clock_hz: float | None = None) -> dict[str, Any]:
+def has_maps(export: Export) -> bool:
+    """Whether the export has conv or max-pool layers (built with NetworkTop(maps=True))."""
+    return any(info.spec.kind != "dense" for info in export.layers)
+
+
+def netlist(export: Export, name: str = "fedxnor_top") -> str:
+    """The Verilog Yosys synthesizes: hw/top.py's accelerator without debug stream (a conv front with maps=True)."""
+    from amaranth.back import verilog
+
+    from fedxnor.hw.top import NetworkTop, generate_verilog
+
+    if has_maps(export):
+        return verilog.convert(NetworkTop(export, maps=True), name=name, emit_src=False)
+    return generate_verilog(export, debug=False, name=name)[0]
+
+
+def model_figures(export: Export, device: str, clock_hz: float | None = None, *, maps: bool = False) -> dict[str, Any]:
     """The analytical side of an estimate: cycles, bandwidth share and throughput at a clock."""
     dev = get_device(device)
     clock = float(clock_hz or dev.default_clock_hz)
-    specs = specs_of(export)
+    specs = specs_of(export, maps=maps)
     cpi = cycles.cycles_per_inference(export.layers)
     ops = weight_bit_ops(specs)
-    unique = sum(s.weight_bits for s in specs)
-    plan = plan_for(specs, [i.fold for i in export.layers], dev, max_lut_share=1.0)
-    lanes = sum(i.pe * i.simd for i in export.layers)
+    unique = sum(s.weight_bits for s in specs if s.has_weights)
+    plan = plan_for(specs, [i.fold for i in export.layers], dev, max_lut_share=1.0, maps=maps)
+    lanes = sum(i.pe * i.simd for i in export.layers if i.fold)
     return {
         "cycles_per_inference": cpi,
         "latency_cycles": cycles.latency_cycles(export.layers),
-        "layer_tokens": [i.spec.tokens(i.fold) for i in export.layers],
+        "layer_tokens": [c.cycles for c in plan.layer_costs],
         "clock_hz": clock,
         "inferences_per_s": clock / cpi,
         "lanes": lanes,
-        "foldings": [[i.pe, i.simd] for i in export.layers],
+        "foldings": [[i.pe, i.simd] if i.fold else None for i in export.layers],
         "weight_bits": unique,
         "weight_bit_ops_per_inference": ops,  # a first-layer weight bit is used once per input bit plane
         "weight_bits_per_cycle": ops / cpi,
@@ -139,12 +157,12 @@ def model_figures(export: Export, device: str, clock_hz: float | None = None) ->
 
 
 def estimate(export_dir: Path | str | Export, device: str, *, clock_hz: float | None = None,
-             use_cache: bool = True) -> dict[str, Any]:
-    """Synthesized LUT/FF/block-RAM counts plus the cycle model, as a JSON-ready dict."""
-    from fedxnor.hw.top import generate_verilog
-
+             use_cache: bool = True, maps: bool = False) -> dict[str, Any]:
+    """Synthesized LUT/FF/block-RAM counts plus the cycle model, as a JSON-ready dict. maps: conv and max-pool
+    layers too (NetworkTop(maps=True); the CLI refuses them until issue 21 enables them), else refused first."""
     dev = get_device(device)
     export = export_dir if isinstance(export_dir, Export) else load_export(Path(export_dir))
+    specs_of(export, maps=maps)  # a network the accelerator cannot build yet: one line, before any work
     gen = generator_version()
     yver = yosys_version()
     key_src = json.dumps([ESTIMATE_VERSION, export.sha256, dev.name, gen, yver, synth_script(dev.name, "fedxnor_top")])
@@ -159,8 +177,7 @@ def estimate(export_dir: Path | str | Export, device: str, *, clock_hz: float | 
     cached = synth is not None
     if synth is None:
         t0 = time.monotonic()
-        verilog, _ = generate_verilog(export, debug=False, name="fedxnor_top")
-        stat = run_yosys(verilog, dev.name, "fedxnor_top")
+        stat = run_yosys(netlist(export), dev.name, "fedxnor_top")
         cells = cell_counts(stat)
         synth = {"cells": cells, **summarize_cells(cells, dev.family), "synth_seconds": round(time.monotonic() - t0, 1)}
         if use_cache:
@@ -185,7 +202,7 @@ def estimate(export_dir: Path | str | Export, device: str, *, clock_hz: float | 
     }
     if "lutram" in synth:
         out["lutram"] = synth["lutram"]
-    out.update(model_figures(export, dev.name, clock_hz))
+    out.update(model_figures(export, dev.name, clock_hz, maps=maps))
     out["luts_per_lane"] = out["luts"] / out["lanes"]
     return out
 
@@ -196,6 +213,13 @@ def module_kind(name: str) -> str:
     if not parts:
         return "top"
     head = parts[0].rstrip("0123456789")
+    if head == "map":  # a conv or max-pool unit: map3.window.line, map3.array.row0.lanes, map3.collect, ...
+        sub = parts[1] if len(parts) > 1 else ""
+        return {"window": "conv windows (line buffer + window buffer)", "line": "max-pool line buffers",
+                "array": "conv arrays (rows, lanes, ROMs)", "seq": "conv arrays (rows, lanes, ROMs)",
+                "collect": "conv pixel collectors"}.get(sub, "conv / pool glue")
+    if head == "map_buffer":
+        return "flattened map buffer"
     if head == "array":
         if len(parts) == 1:
             return "array (late-field delay line)"
@@ -214,11 +238,9 @@ def module_breakdown(export_dir: Path | str | Export, device: str) -> dict[str, 
     Without flattening Yosys cannot optimise across module boundaries, so the total is
     somewhat above the flattened estimate; the split is what matters.
     """
-    from fedxnor.hw.top import generate_verilog
-
     dev = get_device(device)
     export = export_dir if isinstance(export_dir, Export) else load_export(Path(export_dir))
-    verilog, _ = generate_verilog(export, debug=False, name="fedxnor_top")
+    verilog = netlist(export)
     t0 = time.monotonic()
     stat = run_yosys(verilog, dev.name, "fedxnor_top", noflatten=True)
     kinds: dict[str, dict[str, int]] = {}
@@ -227,5 +249,5 @@ def module_breakdown(export_dir: Path | str | Export, device: str) -> dict[str, 
         acc = kinds.setdefault(module_kind(name), {})
         for k, v in summary.items():
             acc[k] = acc.get(k, 0) + v
-    lanes = {"lanes": sum(i.pe * i.simd for i in export.layers)}
+    lanes = {"lanes": sum(i.pe * i.simd for i in export.layers if i.fold)}
     return {"device": dev.name, "parts": kinds, **lanes, "synth_seconds": round(time.monotonic() - t0, 1)}

