@@ -5,13 +5,15 @@
 Trains with docs/tutorial/brevitas_mlp.py (bnn_pynq's SFC layout: 2x-1 and a bipolar input quantizer, BatchNorm, TensorNorm),
 exports with Brevitas' export_qonnx (dynamo), runs `fedxnor import` on all 10,000 test images (the integer network must
 equal qonnx's executor on every one), and writes bench/results/qonnx.json with the timings, the accuracies and the
-agreement with qonnx and with torch eval. The board build of this export is a separate step (bench/bench_boards.py).
+agreement with qonnx and with torch eval. The board build of this export is a separate step, bench/bench_qonnx_board.py,
+which adds the ULX3S-85F figures to the same row.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import RESULTS, provenance, write_results  # noqa: E402
 
 from fedxnor.datasets import load_split  # noqa: E402
 from fedxnor.export.qonnx_import import import_qonnx  # noqa: E402
@@ -35,14 +37,21 @@ def tutorial():
     return module
 
 
+def sha256_of(out: Path) -> str:
+    from fedxnor.export.manifest import load_export
+
+    return load_export(out / "export").sha256
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Brevitas SFC 1W1A -> QONNX -> fedxnor import, on Fashion-MNIST")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--train-images", type=int, default=None, help="first N training images (default all 60,000)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared: 1)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_qonnx")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     tut = tutorial()
     hidden = (256, 256, 256)
     t0 = time.time()
@@ -63,8 +72,12 @@ def main() -> None:
            "agreement_with_qonnx": summary["agreement"], "agreement_with_torch": float((torch_pred == qonnx_pred).mean()),
            "input": summary["input"], "exact_accumulators": summary["exact_accumulators"],
            "thresholds_differing_from_float32_fold": summary["thresholds_differing_from_float32_fold"],
-           "export_dir": str(args.out / "export")}
-    path = write_results("qonnx", {"rows": [row]})
+           "export_dir": str(args.out / "export"), "manifest_sha256": sha256_of(args.out),
+           "recipe": "Adam lr 0.01, batch 100, cosine decay to 0, latent weights clipped to [-1, 1]", "threads": args.threads,
+           "measured": provenance()}
+    old = RESULTS / "qonnx.json"
+    kept = {k: v for k, v in json.loads(old.read_text()).items() if k == "tutorial"} if old.is_file() else {}
+    path = write_results("qonnx", {"rows": [row], **kept})  # a new export: board figures of the old one no longer apply
     print(f"{row['shape']}: trained {row['train_seconds']} s, imported {row['import_seconds']} s; accuracy torch "
           f"{row['torch_accuracy']:.4f} / qonnx {row['qonnx_accuracy']:.4f} / reference {row['reference_accuracy']:.4f}; "
           f"agreement with qonnx {row['agreement_with_qonnx']} on {row['test_images']} images -> {path}")

@@ -199,9 +199,42 @@ def qonnx(d: dict) -> str:
     rows = [[r["model"], r["shape"], r["epochs"], r["train_seconds"], r["test_images"], r["torch_accuracy"],
              r["qonnx_accuracy"], r["reference_accuracy"], r["agreement_with_qonnx"], r["exact_accumulators"]]
             for r in d["rows"]]
-    return ("## QONNX import (Brevitas-trained, `python bench/bench_qonnx.py`)\n\n"
-            + table(["model", "shape", "epochs", "train s", "test images", "torch acc", "qonnx acc", "reference acc",
-                     "agreement with qonnx", "exact accumulators"], rows) + "\n" + prov(d))
+    out = ("## QONNX import (Brevitas-trained, `python bench/bench_qonnx.py`)\n\n"
+           + table(["model", "shape", "epochs", "train s", "test images", "torch acc", "qonnx acc", "reference acc",
+                    "agreement with qonnx", "exact accumulators"], rows))
+    imported = [r["measured"] for r in d["rows"] if r.get("measured")]
+    if imported:
+        out += "\n\n_import: " + "; ".join(f"{m.get('date', '')}, commit {m.get('commit', '')}" for m in imported) + "_"
+
+    def used(u: dict, key: str) -> str:
+        return f"{u[key]['used']}/{u[key]['available']}"
+
+    def board_row(name: str, b: dict) -> list:  # the columns of the boards section's rows
+        u = b["utilisation"]
+        return [name, b["board"], ", ".join(f"{p}x{q}" for p, q in b["foldings"]), used(u, "lut"), used(u, "ff"),
+                used(u, "bram"), b["fmax_mhz"], b["clock_mhz"], b["timing_met"], b["cycles_per_inference"],
+                b["inferences_per_s"], b["bram_bound_share"], b.get("weight_roms"), ", ".join(map(str, b.get("seeds", [])))]
+
+    builds = [board_row(r["model"], b) for r in d["rows"] for b in r.get("boards", {}).values()]
+    tut = d.get("tutorial")
+    if tut:
+        builds.append(board_row("tutorial " + "-".join([tut["build"]["layers"][0].split("->")[0]]
+                                                       + [x.split("->")[1] for x in tut["build"]["layers"]]), tut["build"]))
+    if builds:
+        cmds = "; ".join(f"`{c}`" for r in d["rows"] for b in r.get("boards", {}).values() for c in b.get("commands", []))
+        out += ("\n\nThe imported exports built for the boards (`python bench/bench_qonnx_board.py`" + (f": {cmds}" if cmds else "")
+                + "; the tutorial's row: `python bench/bench_qonnx_board.py --tutorial`, docs/tutorial.md section 4 as "
+                "written). LUT and FF: nextpnr's TRELLIS_COMB/TRELLIS_FF on ECP5, Yosys' SB_LUT4/SB_DFF on iCE40; block "
+                "RAM: DP16KD on ECP5, EBR on iCE40; the clock is the PLL output the bitstream runs at (at or below the "
+                "post-route Fmax); inferences/s = clock / cycles per inference.\n\n"
+                + table(["model", "board", "folding", "LUT", "FF", "block RAM", "Fmax MHz", "clock MHz", "timing met",
+                         "cycles/inference", "inferences/s", "share of BRAM bound", "weight ROMs", "nextpnr seeds"], builds))
+    if tut:
+        out += ("\n\nThe tutorial's commands (docs/tutorial.md section 4, /tmp/brevitas under the bench's work directory) "
+                "and the last line each printed:\n\n"
+                + table(["command", "s", "printed"], [[f"`{s['command']}`", f"{s['seconds']:.0f}", (s["printed"] or [""])[-1]
+                                                       .replace("|", "/")] for s in tut["steps"]]))
+    return out + "\n" + prov(d)
 
 
 def conv_central(d: dict) -> str:

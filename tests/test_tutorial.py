@@ -54,3 +54,41 @@ def test_part3_export_commands_as_written(small_checkpoint, tmp_path):
                            text=True, timeout=300)
         assert r.returncode == 0, r.stderr
         assert (tmp_path / f"f{i}" / "manifest.json").is_file()
+
+
+def brevitas_commands() -> list[str]:
+    """The shell lines of section 4 ("Bring a Brevitas model to the iCEBreaker"), in order, as written."""
+    text = TUTORIAL.read_text()
+    section = text[text.index("## 4. Bring a Brevitas model"):]
+    section = section.split("\n## ")[0]  # up to the next section
+    return [ln.strip() for ln in section.splitlines() if ln.startswith("    .venv/bin/")]
+
+
+def test_part4_lists_the_whole_flow():
+    """The bench (bench/bench_qonnx_board.py --tutorial) and the slow test below run these lines: keep them the flow."""
+    steps = [shlex.split(line)[1] for line in brevitas_commands()]
+    assert steps == ["docs/tutorial/brevitas_mlp.py", "import", "fold", "verify", "build"]
+
+
+@pytest.mark.slow
+def test_part4_brevitas_commands_as_written(tmp_path):
+    """Section 4 as written, with /tmp/brevitas moved to tmp_path and a tiny budget: a Brevitas MLP trained on 500
+    images, imported (qonnx's executor on all 10,000 test images), folded for the UP5K and verified on Verilator.
+    The build is left to bench/bench_qonnx_board.py --tutorial (minutes)."""
+    pytest.importorskip("brevitas")
+    pytest.importorskip("qonnx")
+    budget = {"brevitas_mlp.py": ["--epochs", "1", "--train-images", "500", "--hidden", "32", "32"],
+              "verify": [], "import": [], "fold": []}
+    printed = {}
+    for line in brevitas_commands()[:-1]:  # every line but the build
+        argv = shlex.split(line.replace("/tmp/brevitas", str(tmp_path)))
+        step = Path(argv[1]).name
+        if step == "verify":
+            argv[argv.index("--images") + 1] = "20"
+        exe = [sys.executable] if argv[0].endswith("/python") else [sys.executable, "-m", "fedxnor"]
+        r = subprocess.run([*exe, *argv[1:], *budget[step]], capture_output=True, text=True, timeout=900, cwd=ROOT)
+        assert r.returncode == 0, f"{line}\n{r.stderr[-3000:]}"
+        printed[step] = r.stdout
+    assert "equals qonnx's executor on 10000 images" in printed["import"]
+    assert (tmp_path / "up5k" / "manifest.json").is_file()
+    assert re.search(r"20 images on verilator: 0 mismatches", printed["verify"]), printed["verify"]

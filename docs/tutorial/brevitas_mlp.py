@@ -8,8 +8,9 @@
 
 The network is bnn_pynq's TFC/SFC/LFC shape (Brevitas' own example networks): the input pixel/255 becomes 2x - 1 and is
 binarized by a 1-bit QuantIdentity (sign(0) = +1), then per layer a 1-bit QuantLinear (no bias), BatchNorm1d and a 1-bit
-QuantIdentity; the last QuantLinear is followed by a TensorNorm (one scalar affine) before the argmax. The QONNX file is
-written by Brevitas' own export_qonnx (torch's dynamo exporter by default, --style torchscript for dynamo=False).
+QuantIdentity; the last QuantLinear is followed by a TensorNorm (one scalar affine) before the argmax. Training: Adam with
+a cosine decay of the learning rate to 0, and bnn_pynq's weight clipping (latent weights kept in [-1, 1] after each step).
+The QONNX file is written by Brevitas' own export_qonnx (torch's dynamo exporter by default, --style torchscript for dynamo=False).
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ def train(hidden=(64, 64, 64), epochs: int = 2, train_images: int | None = None,
     x, y = pixels_to_input(data.images), torch.from_numpy(data.labels.astype(np.int64))
     model = BinaryMLP(tuple(hidden))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * -(-len(x) // batch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))  # decays to 0 by the last step
+    latent = [m.weight for m in model.modules() if isinstance(m, QuantLinear)]
     gen = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
         model.train()
@@ -95,6 +99,10 @@ def train(hidden=(64, 64, 64), epochs: int = 2, train_images: int | None = None,
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
             loss.backward()
             opt.step()
+            sched.step()
+            with torch.no_grad():  # bnn_pynq's clip_weights: latent weights stay in [-1, 1], where a step can still flip a sign
+                for w in latent:
+                    w.clamp_(-1.0, 1.0)
         log(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}")
     return model.eval()
 
