@@ -13,6 +13,7 @@ from amaranth.lib import wiring
 
 from fedxnor.errors import FedxnorError
 from fedxnor.hw.convlayer import ConvLayer
+from fedxnor.hw.fork import StreamFork
 from fedxnor.hw.pool import MaxPoolUnit
 from fedxnor.hw.vectorbuffer import VectorBuffer
 
@@ -28,9 +29,11 @@ def front_layers(export) -> list:
     return infos[:n]
 
 
-def build_front(m: Module, export, front: list, lanes: int, stages: int | None):
-    """Add the front's components to `m`; returns (its pixel stream input, the map buffer, busy terms)."""
-    stream_in, prev, busy = None, None, []
+def build_front(m: Module, export, front: list, lanes: int, stages: int | None, *, debug: bool = False):
+    """Add the front's components to `m`; returns (its pixel stream input, the map buffer, busy terms, debug
+    streams). With debug, every layer's output pixels are forked (hw/fork.py) to a stream of their own, one per
+    front layer in order, for the debug port's merge (hw/debugmerge.py)."""
+    stream_in, prev, busy, taps = None, None, [], []
     for info in front:
         spec, i = info.spec, info.index
         if info.kind == "conv":
@@ -45,6 +48,12 @@ def build_front(m: Module, export, front: list, lanes: int, stages: int | None):
             stream_in = unit.pixels
         else:
             wiring.connect(m, prev, unit.pixels)
+        if debug:  # the pixels go on to the next unit and to the debug port
+            fork = StreamFork(spec.out_c if info.kind == "conv" else spec.c)
+            m.submodules[f"map{i}_fork"] = fork
+            wiring.connect(m, out, fork.i)
+            out = fork.a
+            taps.append(fork.b)
         prev = out
     last = front[-1].spec
     out_h, out_w, out_c = last.out_shape
@@ -52,4 +61,4 @@ def build_front(m: Module, export, front: list, lanes: int, stages: int | None):
     m.submodules.map_buffer = mapbuf
     wiring.connect(m, prev, mapbuf.pieces)
     busy.append(mapbuf.busy)
-    return stream_in, mapbuf, busy
+    return stream_in, mapbuf, busy, taps

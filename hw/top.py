@@ -27,6 +27,7 @@ from fedxnor.hw.argmax import ArgmaxMerge
 from fedxnor.hw.array import SystolicArray
 from fedxnor.hw.buffers import ActivationBuffer, ImageBuffer
 from fedxnor.hw.convfront import build_front, front_layers
+from fedxnor.hw.debugmerge import DebugMerge
 from fedxnor.hw.ports import bits_for
 from fedxnor.hw.sequencer import LayerSequencer
 from fedxnor.hw.weightstore import normalize_weight_store, writable_images, write_layout
@@ -89,9 +90,8 @@ class NetworkTop(wiring.Component):
         check_buildable(export, maps=maps)
         self.export = export
         self.front = front_layers(export) if maps else []  # conv / max-pool layers (hw/convfront.py)
-        if self.front and (debug or read_regs or weight_store):
-            raise FedxnorError("a conv network builds without debug stream, read registers or run-time weights so far "
-                               "(issue 21)")
+        if self.front and (read_regs or weight_store):
+            raise FedxnorError("a conv network builds without read registers or run-time weights so far (issue 21)")
         self.stages = stages
         # registers after every memory read (ECP5): two between a weight RAM and its lanes (hw/array.py) and a
         # second stage in each layer's input-buffer read (hw/buffers.py); contract/cycles.py counts them
@@ -129,7 +129,8 @@ class NetworkTop(wiring.Component):
         infos = ex.layers[len(self.front):]  # the fully connected layers
         first = infos[0]
         if self.front:  # pixels through the conv front into the flattened map the first dense layer reads
-            pixels, img, busy_terms = build_front(m, ex, self.front, first.simd, self.stages)
+            pixels, img, busy_terms, map_taps = build_front(m, ex, self.front, first.simd, self.stages,
+                                                            debug=self.debug_port and self.has_debug)
             wiring.connect(m, wiring.flipped(self.image), pixels)
         else:
             img = ImageBuffer(first.fan_in, first.input_bits, first.simd, read_reg=self.read_regs,
@@ -179,8 +180,8 @@ class NetworkTop(wiring.Component):
                 wiring.connect(m, seq.claim, acts[j].claim)
                 wiring.connect(m, arr.rows, acts[j].rows)
 
-        if self.debug_port:
-            self._debug_emitter(m, acts)
+        if self.debug_port and self.has_debug:
+            self._debug_port(m, acts, map_taps if self.front else [])
 
         busy = Signal()
         m.d.comb += busy.eq(_any(busy_terms))
@@ -193,16 +194,38 @@ class NetworkTop(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         return m
 
-    def _debug_emitter(self, m: Module, acts: list[ActivationBuffer]) -> None:
-        """Per image, one beat per hidden layer, in image order; a bank is freed only once sent."""
+    def _debug_port(self, m: Module, acts: list[ActivationBuffer], map_taps: list) -> None:
+        """The debug stream (contract/beats.py): the dense layers' beats in image order, untagged; with feature-map
+        layers, their pixel streams and the dense beats merged round-robin, each beat tagged with its layer."""
+        if not map_taps:
+            self._dense_debug(m, acts, self.debug)
+            return
+        g = self.ports.beats
+        widths, tags, sources = [t.payload.shape().width for t in map_taps], list(range(len(map_taps))), list(map_taps)
+        if acts:  # the dense layers' beats, each tagged with its layer's index (after the map layers')
+            dense = stream.Signature(g.dbg_width).create()
+            self._dense_debug(m, acts, dense, first_tag=len(map_taps), data_width=g.dbg_data_width)
+            widths, tags, sources = widths + [g.dbg_width], tags + [None], sources + [dense]
+        merge = DebugMerge(widths, tags, g.dbg_data_width, g.dbg_tag_width)
+        m.submodules.debug_merge = merge
+        for source, port in zip(sources, merge.inputs()):
+            wiring.connect(m, source, port)
+        wiring.connect(m, merge.out, wiring.flipped(self.debug))
+
+    def _dense_debug(self, m: Module, acts: list[ActivationBuffer], port, first_tag: int | None = None,
+                     data_width: int = 0) -> None:
+        """Per image, one beat per hidden dense layer, in image order; a bank is freed only once sent. With
+        first_tag, beat j carries the tag first_tag + j above its data_width data bits."""
         if not acts:
             return
         layer = Signal(bits_for(len(acts)))
         bank = Signal()
         avail = Array([a.dbg.avail.bit_select(bank, 1) for a in acts])[layer]
         payload = Array([a.dbg.bits for a in acts])[layer]
-        m.d.comb += [self.debug.valid.eq(avail), self.debug.payload.eq(payload)]
-        sent = self.debug.valid & self.debug.ready
+        if first_tag is not None:
+            payload = payload | ((layer + first_tag) << data_width)
+        m.d.comb += [port.valid.eq(avail), port.payload.eq(payload)]
+        sent = port.valid & port.ready
         for i, a in enumerate(acts):
             m.d.comb += [a.dbg.bank.eq(bank), a.dbg.ack.eq(sent & (layer == i))]
         with m.If(sent):

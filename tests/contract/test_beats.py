@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,3 +33,16 @@ def test_debug_fields_one_beat_per_hidden_layer():
     assert acts[0].tolist() == [0, 1, 1, 0, 1] and acts[1].tolist() == [1, 1, 0]
     assert BeatGeometry(8, 1, 4, 3, hidden_sizes=(5, 3)).dbg_beats == 0
     assert BeatGeometry(8, 1, 4, 3, debug=True).dbg_beats == 0  # no hidden layer: no debug beats
+
+
+def test_tagged_debug_beats_split_by_layer_whatever_their_order():
+    """A conv network's debug beats: one per pixel of a map layer, tag above the data; layers interleave."""
+    g = BeatGeometry(8, 1, 4, 3, hidden_sizes=(8, 3), debug=True, hidden_pieces=(4, 1))
+    assert g.tagged and g.dbg_data_width == 3 and g.dbg_tag_width == 1 and g.dbg_width == 4 and g.dbg_beats == 5
+    # two images; layer 0's pixels (2 bits each), layer 1's beat (tag 1) interleaved anywhere
+    beats = [0b01, 0b10, 1 << 3 | 0b101, 0b11, 0b00, 0b11, 1 << 3 | 0b010, 0b11, 0b01, 0b10]
+    maps, dense = g.split_debug(beats, 2)
+    assert maps.tolist() == [[1, 0, 0, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 0, 0, 1]]
+    assert dense.tolist() == [[1, 0, 1], [0, 1, 0]]
+    with pytest.raises(ValueError, match="hidden layer 0: 7 debug beats for 2 images"):
+        g.split_debug(beats[1:], 2)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from fxconvnets import random_conv_network
-from hw_helpers import run_images
+from hw_helpers import decode_debug, run_images
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -48,10 +48,15 @@ def test_classes_equal_the_reference(tmp_path_factory, case):
     d = write_export(net, tmp_path_factory.mktemp("cnv") / "e", folds,
                      input_spec={"shape": list(first.in_shape), "encoding": "pixels" if first.input_bits > 1 else "bits"})
     ex = load_export(d)
-    top = NetworkTop(ex, maps=True)
+    debug = bool(seed % 2)  # half the cases with the debug stream: every feature-map and hidden bit
+    top = NetworkTop(ex, maps=True, debug=debug)
     x = rng.integers(0, 1 << first.input_bits, (10, first.in_size))
     log = run_images(top, x, in_stall=lambda c: (c * 7 + seed) % 5 == 0, out_stall=lambda c: (c * 3 + seed) % 4 == 0)
-    assert log.classes == Reference(ex).run(x).classes.tolist()
+    ref = Reference(ex).run(x)
+    assert log.classes == ref.classes.tolist()
+    if debug:
+        for got, want in zip(decode_debug(top, log.debug, len(x)), ref.activations):
+            assert np.array_equal(got, want)
 
 
 def test_cnv_shaped_pixels_conv_pool_conv_dense(tmp_path):
@@ -65,5 +70,11 @@ def test_cnv_shaped_pixels_conv_pool_conv_dense(tmp_path):
     ex = load_export(write_export(net, tmp_path / "e", [Folding(2, 5), None, Folding(3, 12), Folding(4, 9), Folding(1, 8)],
                                   input_spec={"shape": [6, 6, 1], "encoding": "pixels"}))
     x = rng.integers(0, 256, (12, 36))
-    log = run_images(NetworkTop(ex, maps=True), x, in_stall=lambda c: c % 3 == 0, out_stall=lambda c: c % 5 == 0)
-    assert log.classes == Reference(ex).run(x).classes.tolist()
+    top = NetworkTop(ex, maps=True, debug=True)
+    log = run_images(top, x, in_stall=lambda c: c % 3 == 0, out_stall=lambda c: c % 5 == 0, dbg_stall=lambda c: c % 7 < 2)
+    ref = Reference(ex).run(x)
+    assert log.classes == ref.classes.tolist()
+    maps = decode_debug(top, log.debug, len(x))  # conv0, pool0, conv1 maps and the hidden dense layer, every bit
+    assert [a.shape[1] for a in maps] == [144, 36, 54, 8]
+    for got, want in zip(maps, ref.activations):
+        assert np.array_equal(got, want)
