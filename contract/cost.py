@@ -149,9 +149,14 @@ def activation_buffer_cost(bits: int, model: ResourceModel) -> tuple[int, float,
 def ram_cost(width: int, depth: int, device: Device, model: ResourceModel) -> tuple[int, float, float]:
     """(block RAM tiles, LUTs, FFs) of a RAM with one write and one read port (a line buffer): memory_libmap keeps
     it in flip-flops when bits * logic_cost_ram is at most the tiles' cost (then a depth:1 read mux per bit and a
-    write decode, about a LUT per bit), else it takes block RAM tiles of the best shape."""
+    write decode, about a LUT per bit), on ECP5 in distributed RAM when its cells cost less (seen: every line
+    buffer below ~1.5 Kbit), else it takes block RAM tiles of the best shape."""
     bits = width * depth
     tiles = rom_tiles(width, depth, device)
+    if device.family == "ecp5":  # distributed RAM (TRELLIS_DPR16X4, 16 x 4 bits, cost 4 each) when cheaper
+        cells = -(-width // 4) * -(-depth // 16)
+        if 4 * cells <= model.tile_cost * tiles:
+            return 0, 2.0 * cells + width * (-(-depth // 16) - 1), 0.0  # a slice's two LUTs each, a depth mux
     if bits * model.logic_cost_ram <= model.tile_cost * tiles:
         return 0, float(bits), float(bits)
     return tiles, 0.0, 0.0

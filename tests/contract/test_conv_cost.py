@@ -23,12 +23,14 @@ UP5K, ECP5 = DEVICES["up5k"], DEVICES["ecp5-85"]
 
 
 def test_line_buffer_takes_block_ram_unless_tiny():
-    # cnv-small's second conv: 4 rows x 26 pixels x 16 channels = 1,664 bits, one 16 x 256 EBR; on ECP5 one DP16KD
+    # cnv-small's second conv: 4 rows x 26 pixels x 16 channels = 1,664 bits, one 16 x 256 EBR; on ECP5 distributed
+    # RAM (4 x 7 TRELLIS_DPR16X4 cost less than a DP16KD in memory_libmap's terms)
     assert line_buffer_cost(4, 26, 16, UP5K, MODELS["ice40"])[0] == 1
-    assert line_buffer_cost(4, 26, 16, ECP5, MODELS["ecp5"])[0] == 1
-    # 64 channels: four 16-bit EBRs side by side on iCE40, two 36-bit DP16KD on ECP5
+    assert line_buffer_cost(4, 26, 16, ECP5, MODELS["ecp5"])[0] == 0
+    # 64 channels: four 16-bit EBRs side by side on iCE40; 16 x 3 DPR16X4 on ECP5; 32 x 104 bits: one DP16KD
     assert line_buffer_cost(4, 10, 64, UP5K, MODELS["ice40"])[0] == 4
-    assert line_buffer_cost(4, 10, 64, ECP5, MODELS["ecp5"])[0] == 2
+    assert line_buffer_cost(4, 10, 64, ECP5, MODELS["ecp5"])[0] == 0
+    assert line_buffer_cost(4, 26, 32, ECP5, MODELS["ecp5"])[0] == 1
     # 3 rows x 3 pixels x 2 bits = 18 bits: memory_libmap keeps it in flip-flops
     tiles, luts, ffs = ram_cost(2, 9, UP5K, MODELS["ice40"])
     assert tiles == 0 and ffs == 18 and luts > 0
@@ -134,4 +136,9 @@ def test_model_within_band_of_yosys(tmp_path, monkeypatch, name, device):
     if device == "ecp5-85":  # the netlist is built with Yosys choosing every ROM's place ("auto"), no read registers
         monkeypatch.setitem(DEVICES, "ecp5-85", dataclasses.replace(ECP5, weight_roms="auto"))
     res, model = synthesized_vs_model(tmp_path, *LARGER[name], device)
-    check_band(res, model, 0.2 if device == "ecp5-85" else BAND)
+    if device == "ecp5-85":  # the ECP5 LUT scale is fitted to routed TRELLIS_COMB (contract/cost.py), which exceed
+        # Yosys' LUT4 + 2 x CCU2C by about a quarter here; FFs and block RAM (line buffers in TRELLIS_DPR16X4) as iCE40
+        assert model["bram"] == res["bram"] and model["ffs"] == pytest.approx(res["ffs"], rel=BAND)
+        assert res["luts"] <= model["luts"] <= 1.35 * res["luts"]
+        return
+    check_band(res, model)
