@@ -9,6 +9,9 @@ Accumulator of one row, by the encoding of the input (docs/datapath.md):
 * ``bipolar`` (1-bit activations): acc = popcount(XNOR(a, w)) in [0, K]; the ±1 dot product is 2·acc − K.
 * ``unsigned`` (B-bit unsigned inputs, first layer only): acc = Σ_b 2^b (2·popcount(x_b AND w) − popcount(x_b))
   = Σ_i w_i x_i, w_i ∈ {−1, +1}, in [−K(2^B − 1), K(2^B − 1)].
+* ``signed`` (B-bit two's complement inputs, first layer only, B >= 2): the same planes, but the MSB plane weighs
+  −2^(B−1): acc = Σ_b s_b 2^b (2·popcount(x_b AND w) − popcount(x_b)), s_(B−1) = −1, else +1; acc = Σ_i w_i x_i
+  in [−K·2^(B−1), K·2^(B−1)].
 
 Folding onto P rows of L lanes (docs/accelerator.md): P divides M, 1 <= L <= K; matrix row m lives in PE row
 m % P at local index m // P; its weights are cut into W = ceil(K / L) words, word c holding inputs
@@ -27,18 +30,28 @@ from fedxnor.contract.bits import ceil_div, signed_width
 from fedxnor.contract.folding import Folding
 from fedxnor.errors import FedxnorError
 
-ENCODINGS = ("bipolar", "unsigned")
+ENCODINGS = ("bipolar", "unsigned", "signed")
+MULTIBIT = ("unsigned", "signed")  # B-bit values read by bit plane, MSB first
 CHUNK_VALUES = 1 << 22  # float64 values of one product operand at a time (32 MiB): bounds the reference's memory
 
 
 def check_encoding(input_bits: int, encoding: str) -> None:
     """One-line errors for an input encoding a matrix kind cannot read."""
     if encoding not in ENCODINGS:
-        raise FedxnorError(f"unknown input encoding {encoding!r}: use 'bipolar' or 'unsigned'")
+        raise FedxnorError(f"unknown input encoding {encoding!r}: use 'bipolar', 'unsigned' or 'signed'")
     if not 1 <= input_bits <= 16:
         raise FedxnorError(f"input_bits must be in 1..16, got {input_bits}")
     if encoding == "bipolar" and input_bits != 1:
         raise FedxnorError("a bipolar layer takes 1-bit inputs")
+    if encoding == "signed" and input_bits < 2:
+        raise FedxnorError("a signed layer takes 2..16-bit two's complement inputs (a 1-bit input is 'bipolar' or 'unsigned')")
+
+
+def input_range(input_bits: int, encoding: str) -> tuple[int, int]:
+    """Smallest and largest input value of an encoding: bits 0..1, unsigned 0..2^B − 1, signed −2^(B−1)..2^(B−1) − 1."""
+    if encoding == "signed":
+        return -(1 << (input_bits - 1)), (1 << (input_bits - 1)) - 1
+    return 0, (1 << input_bits) - 1
 
 
 def matrix_accumulate(weights: np.ndarray, x: np.ndarray, encoding: str) -> np.ndarray:
@@ -91,8 +104,8 @@ class MatrixKind(Sized):
 
     @property
     def planes(self) -> int:
-        """Bit planes the array walks per input word: B for unsigned inputs, 1 for bipolar ones."""
-        return self.input_bits if self.encoding == "unsigned" else 1
+        """Bit planes the array walks per input word: B for unsigned and signed inputs, 1 for bipolar ones."""
+        return self.input_bits if self.encoding in MULTIBIT else 1
 
     @property
     def weight_bits(self) -> int:
@@ -103,7 +116,8 @@ class MatrixKind(Sized):
         """Smallest and largest accumulator value this layer can produce."""
         if self.encoding == "bipolar":
             return 0, self.fan_in
-        m = self.fan_in * ((1 << self.input_bits) - 1)
+        lo, hi = input_range(self.input_bits, self.encoding)
+        m = self.fan_in * max(-lo, hi)  # |Σ ±x_i| <= K·max|x|; both ends reached (all weights ±1 alike)
         return -m, m
 
     @property
@@ -186,8 +200,9 @@ class MatrixKind(Sized):
 
     def literal_matvec(self, per_pe: list[list[int]], fold: Folding, x: np.ndarray) -> np.ndarray:
         """Accumulators (M,) of ONE input vector (K,) as the hardware computes them: each row's ROM words, L input
-        bits per word, XNOR-popcount (bipolar) or AND-popcount per bit plane, shifted (unsigned). Slow; it pins
-        down the contract, and tests check the fast path against it."""
+        bits per word, XNOR-popcount (bipolar) or AND-popcount per bit plane, shifted (unsigned; signed: the MSB
+        plane's term negated, the bits being the B-bit two's complement of x). Slow; it pins down the contract, and
+        tests check the fast path against it."""
         lanes, w = fold.simd, self.words_per_row(fold)
         x = [int(v) for v in np.asarray(x).reshape(-1)] + [0] * (w * lanes - self.fan_in)  # inputs padded with 0
         mask = (1 << lanes) - 1
@@ -203,7 +218,8 @@ class MatrixKind(Sized):
                         total += (~(a ^ word) & mask).bit_count()
                     else:
                         for b in range(self.input_bits):
-                            plane = sum(((v >> b) & 1) << j for j, v in enumerate(chunk))
-                            total += (2 * (plane & word).bit_count() - plane.bit_count()) << b
+                            plane = sum(((v >> b) & 1) << j for j, v in enumerate(chunk))  # Python's >> is two's complement
+                            d = (2 * (plane & word).bit_count() - plane.bit_count()) << b
+                            total += -d if self.encoding == "signed" and b == self.input_bits - 1 else d
                 acc[local * fold.pe + p] = total
         return acc

@@ -21,6 +21,7 @@ import numpy as np
 from fedxnor.atomic import atomic_directory
 from fedxnor.contract.bits import to_signed
 from fedxnor.contract.folding import Folding
+from fedxnor.contract.matrix import input_range
 from fedxnor.contract.network import IntLayer, IntNetwork
 from fedxnor.errors import FedxnorError
 from fedxnor.export import images
@@ -202,7 +203,7 @@ def write_export(
     return out_dir
 
 
-INPUT_ENCODINGS = ("raw", "pixels", "pixels-binarized", "bits")
+INPUT_ENCODINGS = ("raw", "pixels", "pixels-binarized", "bits", "pixels-mapped")  # pixels-mapped: input.map[pixel]
 INPUTS_FILE, LABELS_FILE, PREDICTIONS_FILE = "test_inputs.u8", "test_labels.u8", "torch_predictions.u8"
 MAX_EXTRA_FILE_BYTES = 1 << 30
 
@@ -264,6 +265,8 @@ def _check_chain(manifest: dict, fields: list[LayerInfo], mpath: Path) -> None:
         need(bits == 1, f"{where}: encoding {enc!r} gives 1-bit inputs but layer 0 takes {bits}; {F.FIX}")
     if enc == "pixels-binarized":
         F.integer(inp, "threshold", where, 0, 256)
+    if enc == "pixels-mapped":
+        F.input_map(inp, where, *input_range(first.input_bits, first.encoding))
     if "source" in manifest:
         F.obj(manifest, "source", str(mpath))
 
@@ -343,7 +346,7 @@ def _check_files(directory: Path, manifest: dict, first: LayerInfo, classes: int
         need(len(x) > 0 and len(x) % n == 0, f"{directory / INPUTS_FILE}: {len(x)} bytes is not a whole number of "
                                              f"{n}-value inputs; {F.FIX}")
         enc = manifest["input"]["encoding"]
-        top = 255 if enc == "pixels-binarized" else min(255, (1 << first.input_bits) - 1)
+        top = 255 if enc in ("pixels-binarized", "pixels-mapped") else min(255, (1 << first.input_bits) - 1)
         need(max(x) <= top, f"{directory / INPUTS_FILE}: values must lie in 0..{top} for this layer 0; {F.FIX}")
         need(LABELS_FILE not in data or len(data[LABELS_FILE]) == len(x) // n,
              f"{directory / LABELS_FILE}: must hold one label per test input ({len(x) // n}); {F.FIX}")

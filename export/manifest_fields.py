@@ -155,3 +155,15 @@ def file_ref(directory: Path, ref: Any, where: str) -> tuple[Path, str]:
     need(isinstance(digest, str) and SHA256_RE.fullmatch(digest) is not None,
          f"{where}: 'sha256' must be 64 lowercase hex digits, got {show(digest)}; {FIX}")
     return confined(directory, ref["file"], where), digest
+
+
+MAP_ENTRIES = 256  # an input map gives the first layer's value of every 8-bit pixel
+
+
+def input_map(parent: dict, where: str, lo: int, hi: int) -> list[int]:
+    """The input section's "map" (encoding "pixels-mapped"): 256 integers, entry p the first layer's input value of
+    pixel p, each in the layer's input range [lo, hi] (e.g. -128..127 for 8-bit signed inputs)."""
+    values = ints(lst(parent, "map", where, length=MAP_ENTRIES), where, "map")
+    bad = next((v for v in values if not lo <= v <= hi), None)
+    need(bad is None, f"{where}: field 'map' holds {show(bad)}, outside layer 0's input range {lo}..{hi}; {FIX}")
+    return values

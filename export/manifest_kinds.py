@@ -7,6 +7,7 @@ from typing import Any
 
 from fedxnor.contract.conv import Conv
 from fedxnor.contract.dense import Dense
+from fedxnor.contract.matrix import ENCODINGS
 from fedxnor.contract.network import IntLayer
 from fedxnor.contract.pool import MaxPool
 from fedxnor.errors import FedxnorError
@@ -33,9 +34,9 @@ def layer_spec(e: dict, i: int, where: str, version: int) -> Any:
     kind = "dense" if version == 1 and "kind" not in e else F.choice(e, "kind", where, tuple(KINDS) if version > 1 else ("dense",))
     name = F.name(e, "name", where, f"{DEFAULT_NAMES[kind]}{i}")
     shape = F.shape_fields(e, kind, SHAPE_FIELDS[kind], where)
-    enc = F.choice(e, "input_encoding", where, ("bipolar", "unsigned") if kind != "maxpool" else ("bipolar",))
-    need(i == 0 or enc == "bipolar", f"{where}: only the first layer may take 'unsigned' inputs; {F.FIX}")
-    bits = F.integer(e, "input_bits", where, 1, 1 if enc == "bipolar" else F.MAX_INPUT_BITS)
+    enc = F.choice(e, "input_encoding", where, ENCODINGS if kind != "maxpool" else ("bipolar",))
+    need(i == 0 or enc == "bipolar", f"{where}: only the first layer may take {enc!r} inputs; {F.FIX}")
+    bits = F.integer(e, "input_bits", where, 2 if enc == "signed" else 1, 1 if enc == "bipolar" else F.MAX_INPUT_BITS)
     extra = {"input_bits": bits, "encoding": enc} if kind != "maxpool" else {}
     if kind == "dense":
         extra["is_output"] = F.flag(e, "output", where)

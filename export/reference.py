@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fedxnor.contract.bits import to_signed
+from fedxnor.contract.matrix import input_range
 from fedxnor.contract.network import argmax_lowest
 from fedxnor.errors import FedxnorError
 from fedxnor.export.manifest import Export, load_export
@@ -48,7 +49,8 @@ def prepare_inputs(export: Export, images: np.ndarray) -> np.ndarray:
     NHWC-flattened for (H, W, C) images (index (y·W + x)·C + c, docs/datapath.md).
 
     encodings: "pixels" (unsigned B-bit values, B = input bits, used as they are),
-    "pixels-binarized" (bit = pixel >= input.threshold), "bits" (already 0/1).
+    "pixels-binarized" (bit = pixel >= input.threshold), "bits" (already 0/1),
+    "pixels-mapped" (value = input.map[pixel], e.g. Brevitas' signed 8-bit quantization of 2·pixel/255 − 1).
     """
     spec = export.manifest["input"]
     enc = spec.get("encoding", "raw")
@@ -63,10 +65,15 @@ def prepare_inputs(export: Export, images: np.ndarray) -> np.ndarray:
         raise FedxnorError(f"inputs have {x.shape[1]} values, the model's first layer takes {n}")
     if enc == "pixels-binarized":
         return (x >= int(spec["threshold"])).astype(np.int64)
-    maxv = (1 << export.input_bits) - 1
     x = x.astype(np.int64)
-    if (x < 0).any() or (x > maxv).any():
-        raise FedxnorError(f"inputs must be unsigned {export.input_bits}-bit values (0..{maxv})")
+    if enc == "pixels-mapped":
+        if (x < 0).any() or (x > 255).any():
+            raise FedxnorError("inputs must be 8-bit pixels (0..255): the model's input map takes pixels")
+        return np.asarray(spec["map"], np.int64)[x]
+    first = export.layers[0].spec
+    lo, hi = input_range(first.input_bits, first.encoding)
+    if (x < lo).any() or (x > hi).any():
+        raise FedxnorError(f"inputs must be {first.encoding} {first.input_bits}-bit values ({lo}..{hi})")
     return x
 
 

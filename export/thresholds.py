@@ -66,7 +66,7 @@ def fold_thresholds(
     first = hi_a  # increasing: first firing acc; decreasing: first non-firing acc
     t = first.copy()
     # Decreasing: fires for acc <= first - 1. The inverted row has acc' = mirror(acc).
-    # bipolar: acc' = N - acc (lo=0, hi=N); unsigned: acc' = -acc. Both are lo + hi - acc.
+    # bipolar: acc' = N - acc (lo=0, hi=N); unsigned and signed (symmetric ranges): acc' = -acc. All are lo + hi - acc.
     last_firing = first - 1
     t_inv = lo + hi - last_firing  # fires iff acc' >= lo + hi - last_firing
     t = np.where(inverted, t_inv, t)

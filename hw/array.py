@@ -18,7 +18,11 @@ Accumulator (Horner over bit planes, MSB plane first, docs/datapath.md):
     otherwise:                 acc = acc + d
 with d = popcount(XNOR(a, w)) for bipolar layers and d = 2·popcount(x_b AND w)
 − popcount(x_b) for unsigned ones; popcount(x_b) is computed once at the array
-input (`pcx`) and travels with the token.
+input (`pcx`) and travels with the token. Signed (two's complement) inputs: the
+MSB plane weighs −2^(B−1), so its tokens add −d instead of d; one flag (`neg`,
+set by a neuron's first token, cleared by the next plane's start) is kept once
+at the array input and travels with the token, and each row subtracts instead
+of adding: a few gates, no multiplier.
 
 Hidden rows compare acc >= T (T from the per-row threshold ROM) on the last
 token of a neuron and hand (bit, bank) to the activation buffer. Output rows
@@ -51,8 +55,9 @@ class ArrayShape:
         self.P, self.L = info.pe, info.simd
         self.W = info.words_per_row
         self.NP = info.neurons_per_pe
-        self.B = info.input_bits if info.encoding == "unsigned" else 1
-        self.unsigned = info.encoding == "unsigned"
+        self.B = info.input_bits if info.encoding != "bipolar" else 1
+        self.unsigned = info.encoding != "bipolar"  # B-bit planes, AND lanes (unsigned or signed)
+        self.signed = info.encoding == "signed"  # the MSB plane's term is subtracted
         self.is_output = info.is_output
         self.depth = info.weight_depth
         self.aw = bits_for(self.depth)
@@ -72,8 +77,8 @@ class ArrayShape:
         return data.StructLayout({"chunk": self.L, "waddr": self.aw})
 
     def late(self) -> data.StructLayout:
-        return data.StructLayout({"valid": 1, "first": 1, "pstart": 1, "last": 1, "imglast": 1,
-                                  "k": self.kw, "bank": 1, "pcx": self.cw})
+        fields = {"valid": 1, "first": 1, "pstart": 1, "last": 1, "imglast": 1, "k": self.kw, "bank": 1, "pcx": self.cw}
+        return data.StructLayout({**fields, "neg": 1} if self.signed else fields)
 
     def token(self) -> data.StructLayout:
         return data.StructLayout({"valid": 1, "chunk": self.L, "waddr": self.aw, "first": 1, "pstart": 1,
@@ -166,7 +171,10 @@ class ProcessingRow(wiring.Component):
         else:  # one plane: no doubling
             m.d.comb += base.eq(Mux(late.first, 0, acc))
         with m.If(late.valid):
-            m.d.sync += acc.eq(base + d)
+            if s.signed:  # a token of the MSB plane (weight −2^(B−1)): subtract its term
+                m.d.sync += acc.eq(Mux(late.neg, base - d, base + d))
+            else:
+                m.d.sync += acc.eq(base + d)
         # l2: the late fields one cycle on, aligned with the finished accumulator.
         fin = Signal()  # last token of a neuron has been accumulated
         imglast = Signal()
@@ -271,6 +279,13 @@ class SystolicArray(wiring.Component):
             cur = nxt
         late_in = Signal(s.late())
         m.d.comb += late_in.eq(cur)
+        if s.signed:  # in the MSB plane: from a neuron's first token until the next plane starts
+            in_msb = Signal()
+            neg = Signal()
+            m.d.comb += neg.eq(cur.first | (in_msb & ~cur.pstart))
+            with m.If(cur.valid):
+                m.d.sync += in_msb.eq(neg)
+            m.d.comb += late_in.neg.eq(neg)
         if s.unsigned:
             pop = LaneGroup(s.L, mode="pop", stages=s.stages, in_reg=s.in_reg)
             m.submodules.pcx = pop

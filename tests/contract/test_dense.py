@@ -85,7 +85,7 @@ def test_tokens_count_rows_words_and_planes():
     (dict(fan_in=0, fan_out=3), "fan-in and fan-out"),
     (dict(fan_in=3, fan_out=3, input_bits=2), "bipolar layer takes 1-bit"),
     (dict(fan_in=3, fan_out=3, input_bits=17, encoding="unsigned"), "input_bits must be in 1..16"),
-    (dict(fan_in=3, fan_out=3, encoding="signed"), "unknown input encoding"),
+    (dict(fan_in=3, fan_out=3, encoding="twos"), "unknown input encoding"),  # "signed" is known (issue 22)
 ])
 def test_bad_shapes_are_one_line_errors(kwargs, match):
     with pytest.raises(FedxnorError, match=match):
