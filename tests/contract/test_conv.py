@@ -115,7 +115,7 @@ def test_window_order_is_ky_kx_c_with_padding():
     (dict(in_h=4, in_w=4, in_c=0, out_c=2, k=3), "in_c must be an integer >= 1"),
     (dict(in_h=4, in_w=4, in_c=1, out_c=2, k=3, stride=True), "stride must be an integer >= 1"),
     (dict(in_h=4, in_w=4, in_c=1, out_c=2, k=3, input_bits=8), "bipolar layer takes 1-bit"),
-    (dict(in_h=4, in_w=4, in_c=1, out_c=2, k=3, encoding="signed"), "unknown input encoding"),
+    (dict(in_h=4, in_w=4, in_c=1, out_c=2, k=3, encoding="twos"), "unknown input encoding"),  # "signed" is known (issue 22)
 ])
 def test_bad_convs_are_one_line_errors(kwargs, match):
     with pytest.raises(FedxnorError, match=match):
