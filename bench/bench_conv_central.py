@@ -12,6 +12,8 @@ measured. Same recipe as `fedxnor train` (train/central.py): Adam, cosine over -
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import io
 import sys
 import tempfile
 import time
@@ -23,11 +25,21 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
+from fedxnor.atomic import write_bytes_atomic  # noqa: E402
 from fedxnor.datasets import load_pair  # noqa: E402
-from fedxnor.train.central import CentralConfig, central_model_config, evaluate, seed_everything, train_epoch  # noqa: E402
+from fedxnor.train.central import (  # noqa: E402
+    CentralConfig,
+    central_model_config,
+    evaluate,
+    reestimate_batchnorm,
+    seed_everything,
+    train_epoch,
+)
 from fedxnor.train.checkpoint import save_checkpoint  # noqa: E402
+from fedxnor.train.conv_shapes import conv_sizes  # noqa: E402
 from fedxnor.train.models import build_model  # noqa: E402
 
+STATE = "bench_state.pt"
 GOALS = {"cnv-fmnist": 0.92, "cnv-small": 0.89}
 
 
@@ -36,7 +48,36 @@ def seconds_left(deadline: str | None) -> float:
         return float("inf")
     h, m = (int(v) for v in deadline.split(":"))
     now = time.gmtime()
-    return (h * 60 + m) * 60 - (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)
+    left = (h * 60 + m) * 60 - (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)
+    return left + 86400 if left < -12 * 3600 else left  # 01:40 given at 23:10 is tomorrow's
+
+
+def parse_convs(text: str) -> tuple:
+    """'32:3:1:1:0,64:3:1:1:2' -> conv blocks (out_c, k, stride, pad, pool)."""
+    return tuple(tuple(int(v) for v in block.split(":")) for block in text.split(","))
+
+
+def bit_ops(specs) -> int:
+    """Binary multiply-accumulates per image: out_h·out_w·M·K over conv layers plus M·K over dense ones."""
+    total = 0
+    for s in specs:
+        if type(s).__name__ == "Conv":
+            total += s.out_h * s.out_w * s.fan_out * s.fan_in
+        elif getattr(s, "has_weights", True):
+            total += s.fan_out * s.fan_in
+    return total
+
+
+def load_state(directory: Path | None) -> dict | None:
+    path = directory / STATE if directory else None
+    return torch.load(path, weights_only=False) if path and path.exists() else None
+
+
+def save_state(directory: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(directory / STATE, buf.getvalue())
 
 
 def agreement(model, ckpt: Path, test) -> dict:
@@ -68,17 +109,35 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--augment", type=int, default=0, help="random shifts of up to N pixels and mirroring (0 = none)")
+    ap.add_argument("--convs", default="", help="other conv blocks, out_c:k:stride:pad:pool,... (a probe of a shape)")
+    ap.add_argument("--hidden", default="", help="other hidden fc widths, comma-separated")
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--no-bn-reestimate", action="store_true", help="keep the running BatchNorm statistics of training")
     ap.add_argument("--deadline", default=None, help="UTC HH:MM: start no epoch that would end after it")
     ap.add_argument("--train-limit", type=int, default=None, help="first N training images (a smoke test)")
     ap.add_argument("--test-limit", type=int, default=None)
     ap.add_argument("--results-name", default="", help="results file name (default: conv_central_<model>_<epochs>ep)")
     ap.add_argument("--out", type=Path, default=None, help="keep the checkpoint here (default: a temporary directory)")
+    ap.add_argument("--state", type=Path, default=None,
+                    help="directory of the training state, saved after every epoch; if it holds one, the run continues it "
+                         "(its settings win over the command line's): a long run in pieces across --deadline stops")
     args = ap.parse_args()
+    saved = load_state(args.state)
+    if saved:  # continue with the saved run's settings, on this run's threads, deadline, names
+        keep = {k: getattr(args, k) for k in ("threads", "deadline", "state", "out")}
+        args = argparse.Namespace(**{**saved["args"], **keep})
+        print(f"continuing {args.state} after epoch {len(saved['result']['curve'])}", flush=True)
     torch.set_num_threads(args.threads)
     train, test = load_pair(None)
     train, test = train.take(args.train_limit), test.take(args.test_limit)
-    cfg = CentralConfig(model=args.model, epochs=args.epochs, seed=args.seed, lr=args.lr, augment=args.augment)
+    cfg = CentralConfig(model=args.model, epochs=args.epochs, seed=args.seed, lr=args.lr, augment=args.augment,
+                        label_smoothing=args.label_smoothing)
     model_cfg = central_model_config(cfg.model, train.image_shape)
+    if args.convs or args.hidden:
+        convs = parse_convs(args.convs) if args.convs else model_cfg.convs
+        hidden = tuple(int(v) for v in args.hidden.split(",")) if args.hidden else model_cfg.sizes[1:-1]
+        model_cfg = dataclasses.replace(model_cfg, convs=convs, sizes=conv_sizes(model_cfg.input_shape, convs, hidden),
+                                        description=f"probe: convs {args.convs or 'as named'}, hidden {hidden}")
     gen = seed_everything(cfg.seed)
     model = build_model(model_cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -88,16 +147,27 @@ def main() -> int:
     result = {"model": args.model, "config": model_cfg.to_dict(), "epochs_planned": args.epochs, "lr": args.lr,
               "augment_shift_pixels": args.augment,
               "batch": cfg.batch, "seed": args.seed, "threads": args.threads, "train_images": len(train),
+              "label_smoothing": args.label_smoothing, "bn_reestimate": not args.no_bn_reestimate,
               "weight_bits": int(sum(s.fan_in * s.fan_out for s in specs if getattr(s, "has_weights", True))),
+              "bit_ops_per_image": bit_ops(specs),
               "goal_accuracy": GOALS.get(args.model), "curve": [], "stopped_by_deadline": False}
+    start = 0
+    if saved:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        gen.set_state(saved["generator"])
+        result, start = saved["result"], len(saved["result"]["curve"])
+        result["stopped_by_deadline"] = False
     name = args.results_name or f"conv_central_{args.model}_{args.epochs}ep" + (f"_aug{args.augment}" if args.augment else "")
     last = 0.0
-    for epoch in range(cfg.epochs):
+    for epoch in range(start, cfg.epochs):
         if seconds_left(args.deadline) < 1.1 * last:
             result["stopped_by_deadline"] = True
             break
         t0 = time.monotonic()
-        loss = train_epoch(model, opt, images, labels, cfg.batch, gen, f"epoch {epoch + 1}", progress=False, augment=cfg.augment)
+        loss = train_epoch(model, opt, images, labels, cfg.batch, gen, f"epoch {epoch + 1}", progress=False, augment=cfg.augment,
+                           label_smoothing=cfg.label_smoothing)
         sched.step()
         train_s = time.monotonic() - t0
         acc = evaluate(model, test)
@@ -106,9 +176,23 @@ def main() -> int:
                                 "train_seconds": round(train_s, 1), "epoch_seconds": round(last, 1)})
         print(result["curve"][-1], flush=True)
         write_results(name, result)
+        if args.state:
+            save_state(args.state, {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                                    "scheduler": sched.state_dict(), "generator": gen.get_state(), "result": result})
+    if result["stopped_by_deadline"] and args.state:
+        print(f"stopped by the deadline after epoch {len(result['curve'])}; continue with --state {args.state}", flush=True)
+        return 0
     accs = [r["test_accuracy"] for r in result["curve"]]
     goal = GOALS.get(args.model)
+    if accs and not args.no_bn_reestimate:  # the recipe's last step (train/central.py): population BN statistics
+        t0 = time.monotonic()
+        reestimate_batchnorm(model, images)
+        result["bn_reestimate_seconds"] = round(time.monotonic() - t0, 1)
+        result["accuracy_before_bn_reestimate"] = accs[-1]
+        accs.append(evaluate(model, test))  # the final network's: the curve keeps the running statistics' accuracies
     result["final_accuracy"] = accs[-1] if accs else None
+    result["best_accuracy"] = max(accs) if accs else None
     result["first_epoch_at_goal"] = next((r["epoch"] for r in result["curve"] if goal and r["test_accuracy"] >= goal), None)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)

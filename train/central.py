@@ -30,6 +30,7 @@ class CentralConfig:
     test_limit: int | None = None
     hidden: tuple[int, ...] = ()  # hidden widths (() = the named model's)
     augment: int = 0  # > 0: each training image shifted by up to this many pixels (zero fill) and mirrored at random
+    label_smoothing: float = 0.0  # cross-entropy toward (1 - e) on the label and e / classes on every class
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -58,7 +59,8 @@ def augment_batch(images: torch.Tensor, shift: int, gen: torch.Generator) -> tor
 
 
 def train_epoch(model: BNN, opt: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
-                batch: int, gen: torch.Generator, desc: str = "epoch", progress: bool = True, augment: int = 0) -> float:
+                batch: int, gen: torch.Generator, desc: str = "epoch", progress: bool = True, augment: int = 0,
+                label_smoothing: float = 0.0) -> float:
     model.train()
     order = torch.randperm(len(labels), generator=gen)
     total = 0.0
@@ -68,13 +70,39 @@ def train_epoch(model: BNN, opt: torch.optim.Optimizer, images: torch.Tensor, la
         if len(idx) < 2:  # BatchNorm needs two samples
             continue
         x = augment_batch(images[idx], augment, gen) if augment else images[idx]
-        loss = F.cross_entropy(model(x), labels[idx])
+        loss = F.cross_entropy(model(x), labels[idx], label_smoothing=label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         model.clip_latent()
         total += loss.item() * len(idx)
     return total / len(order)
+
+
+@torch.no_grad()
+def reestimate_batchnorm(model: torch.nn.Module, images: torch.Tensor, batch: int = 1000) -> None:
+    """Replace every BatchNorm's running mean and variance by their average over one pass of `images` in train
+    mode (momentum None = cumulative average), weights untouched. The running averages of training trail
+    weights that kept moving (and sign flips make each layer's input drift); eval and the export fold these
+    statistics, so this only changes which thresholds get folded, never the exactness of the export.
+    Large batches: each layer then sees inputs close to what the earlier layers give in eval."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if len(images) < 2:
+        return
+    momenta = [bn.momentum for bn in norms]
+    was = model.training
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None
+    model.train()
+    try:
+        for s in range(0, len(images), batch):
+            if len(images) - s >= 2:  # BatchNorm needs two samples
+                model(images[s : s + batch])
+    finally:
+        for bn, m in zip(norms, momenta):
+            bn.momentum = m
+        model.train(was)
 
 
 def central_model_config(name: str, image_shape: tuple[int, ...], hidden: tuple[int, ...] = ()):
