@@ -57,7 +57,7 @@ def run_estimate(args: argparse.Namespace) -> int:
 def run_fold(args: argparse.Namespace) -> int:
     from fedxnor.export.manifest import load_export
     from fedxnor.export.out_paths import check_out_export_dir
-    from fedxnor.hw.plan.plan import specs_of
+    from fedxnor.hw.plan.plan import fold_text, specs_of
     from fedxnor.hw.plan.refold import refold_export
     from fedxnor.hw.plan.solver import solve
 
@@ -78,7 +78,7 @@ def run_fold(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        folds = ", ".join(f"{f.pe}x{f.simd}" for f in plan.foldings)
+        folds = ", ".join(fold_text(f) for f in plan.foldings)
         cells = f", ~{round(plan.lcs)} logic cells with the board top" if plan.lcs else ""
         print(f"wrote {args.out}: folding {folds} (P x L per layer) for {args.device}, "
               f"{plan.cycles_per_inference} cycles per inference, ~{round(plan.luts)} LUTs{cells} and {plan.bram} "

@@ -92,5 +92,8 @@ def test_conv_exports_plan_with_maps_and_are_refused_without(tmp_path):
     with pytest.raises(FedxnorError, match=r"fc0 .*needs|needs about \d+ LUTs"):
         check_fit(ex, Device("mini", "ice40", luts=500, ffs=500, bram=30, bram_bits=4096,
                              bram_configs=DEVICES["up5k"].bram_configs), maps=True)
-    with pytest.raises(FedxnorError, match=r"not in the hardware yet \(issue 21\)"):
-        specs_of(ex)
+    if Conv.in_hardware:  # issue 21 enabled: maps=True is no longer needed
+        assert specs_of(ex) == specs_of(ex, maps=True)
+    else:
+        with pytest.raises(FedxnorError, match=r"not in the hardware yet \(issue 21\)"):
+            specs_of(ex)
