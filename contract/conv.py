@@ -25,7 +25,6 @@ from fedxnor.contract.matrix import CHUNK_VALUES, MatrixKind, check_encoding, ma
 from fedxnor.errors import FedxnorError
 
 PAD_VALUE = 0  # the stored input value of a padded position: bit 0 (= −1) or pixel 0
-NOT_IN_HARDWARE = "convolution is not in the hardware yet (issue 21)"
 
 
 def check_sizes(kind: str, **sizes: int) -> None:
@@ -69,7 +68,7 @@ class Conv(MatrixKind):
     name: str = ""
     kind: ClassVar[str] = "conv"
     is_output: ClassVar[bool] = False  # the output layer is dense: scores, then argmax
-    in_hardware: ClassVar[bool] = False  # issue 21
+    in_hardware: ClassVar[bool] = True  # hw/convfront.py
 
     def __post_init__(self) -> None:
         check_sizes("conv", in_h=self.in_h, in_w=self.in_w, in_c=self.in_c, out_c=self.out_c, k=self.k,

@@ -129,12 +129,21 @@ def check_chain(specs: list[Any]) -> str | None:
 
 
 def hardware_error(specs: list[Any]) -> str | None:
-    """Why the accelerator (hw/, sim/, boards/) cannot run these layers yet, or None."""
+    """Why the accelerator (hw/, sim/, boards/) cannot run these layers, or None: every kind must be one it
+    builds (`in_hardware`), and feature-map layers (conv, max-pool) form its front, before every dense layer,
+    starting with a conv (hw/convfront.py)."""
     for i, spec in enumerate(specs):
         if not getattr(spec, "in_hardware", False):
-            return (f"{'convolution' if spec.kind == 'conv' else 'max-pooling'} is not in the hardware yet (issue 21): "
-                    f"layer {i} is a {spec.kind} layer; the hardware flow (verilog, plan, verify, board) runs networks "
-                    "of dense layers only, use 'fedxnor reference' for this one")
+            return (f"layer {i} is a {spec.kind} layer, which the accelerator does not build; the hardware flow (verilog, "
+                    "plan, verify, board) cannot run this network, use 'fedxnor reference' for it")
+    kinds = [spec.kind for spec in specs]
+    front = next((i for i, k in enumerate(kinds) if k == "dense"), len(kinds))
+    if any(k != "dense" for k in kinds[front:]):
+        late = next(i for i in range(front, len(kinds)) if kinds[i] != "dense")
+        return (f"layer {late} is a {kinds[late]} layer after a dense one: the accelerator runs conv and max-pool layers "
+                "before the fully connected ones only")
+    if front and kinds[0] != "conv":
+        return "the network's first layer is a max-pool: the accelerator's first map layer must be a convolution"
     return None
 
 

@@ -19,8 +19,6 @@ from fedxnor.contract.cycles import layer_timing
 from fedxnor.contract.matrix import Sized
 from fedxnor.errors import FedxnorError
 
-NOT_IN_HARDWARE = "max-pooling is not in the hardware yet (issue 21)"
-
 
 @dataclass(frozen=True)
 class MaxPool(Sized):
@@ -37,7 +35,7 @@ class MaxPool(Sized):
     has_weights: ClassVar[bool] = False
     encoding: ClassVar[str] = "bipolar"  # it reads bits
     input_bits: ClassVar[int] = 1
-    in_hardware: ClassVar[bool] = False  # issue 21
+    in_hardware: ClassVar[bool] = True  # hw/convfront.py
 
     def __post_init__(self) -> None:
         check_sizes("maxpool", in_h=self.in_h, in_w=self.in_w, c=self.c, k=self.k, stride=self.stride)

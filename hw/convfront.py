@@ -1,7 +1,6 @@
 """The conv front of a network: its conv and max-pool layers as a chain of pixel streams, ending in the
-flattened map the first fully connected layer reads (issue 21, in progress: NetworkTop builds it when asked
-for a conv network with `maps=True`; the CLI paths still refuse conv exports until the debug stream, the cycle
-model and the solver cover them).
+flattened map the first fully connected layer reads; NetworkTop builds it for every export that starts with
+map layers. With the debug stream, each unit's output pixels are forked to it (hw/fork.py, hw/debugmerge.py).
 
     image (one pixel per beat: C·B bits) -> ConvLayer | MaxPoolUnit -> ... -> VectorBuffer (the map, NHWC)
 """

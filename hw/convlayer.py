@@ -1,5 +1,5 @@
 """A hidden conv layer, on a binary feature map or a first layer's B-bit pixels: pixel stream in, pixel stream
-out (issue 21; not yet wired into NetworkTop, which still refuses conv exports).
+out: a unit of the conv front (hw/convfront.py).
 
     pixels (C_in bits) -> SlidingWindow -> LayerSequencer -> SystolicArray (P rows x L lanes)
                        -> ActivationBuffer (one output pixel's M bits, two banks) -> pixels (M bits)

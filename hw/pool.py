@@ -1,4 +1,4 @@
-"""Streaming max-pool on a binary feature map (issue 21; not yet wired into NetworkTop).
+"""Streaming max-pool on a binary feature map (a unit of the conv front, hw/convfront.py).
 
     pixels -> WindowTaps (hw/linebuffer.py) -> OR over each window's k·k taps -> pooled pixels (raster order)
 

@@ -52,13 +52,14 @@ class TopPorts:
         return self.beats.class_width
 
 
-def check_buildable(export: Export, *, maps: bool = False) -> None:
+def check_buildable(export: Export, *, maps: bool = True) -> None:
     """One-line FedxnorError for anything the generator cannot build (load_export checked the rest).
 
-    maps: build conv and max-pool layers too (hw/convfront.py; issue 21 in progress: without the debug stream
-    for feature maps, the cycle model and the solver's costs, every CLI path still refuses them)."""
-    if not maps:
-        check_hardware([info.spec for info in export.layers])  # conv and max-pool: issue 21
+    maps: conv and max-pool layers may be built (hw/convfront.py); False refuses them, as a kind not in the
+    hardware is refused (contract/network.py check_hardware)."""
+    check_hardware([info.spec for info in export.layers])
+    if not maps and any(info.kind != "dense" for info in export.layers):
+        raise FedxnorError("this build takes fully connected layers only; the export has conv or max-pool layers")
     err = check_chain([info.spec for info in export.layers])
     if err:
         raise FedxnorError(err)
@@ -86,10 +87,10 @@ class NetworkTop(wiring.Component):
 
     def __init__(self, export: Export, *, debug: bool = False, stages: int | None = None,
                  weight_store: dict[int, str] | None = None, read_regs: bool = False, weight_roms: str = "auto",
-                 maps: bool = False):
+                 maps: bool = True):
         check_buildable(export, maps=maps)
         self.export = export
-        self.front = front_layers(export) if maps else []  # conv / max-pool layers (hw/convfront.py)
+        self.front = front_layers(export)  # conv / max-pool layers (hw/convfront.py)
         if self.front and (read_regs or weight_store):
             raise FedxnorError("a conv network builds without read registers or run-time weights so far (issue 21)")
         self.stages = stages

@@ -6,7 +6,7 @@ piece in bits [j·B, j·B + B), the image beats' layout); the last word is padde
 B-bit elements (a first layer's pixels) are kept as B bit planes and read plane by plane, MSB plane first,
 at rd.lin = q·W + c (plane B − 1 − q, word c), the order the sequencer walks an unsigned layer in.
 
-Two users (issue 21; not yet wired into NetworkTop): a conv layer's window (the k·k taps of hw/linebuffer.py,
+Two users: a conv layer's window (the k·k taps of hw/linebuffer.py,
 C channel bits each: the (ky, kx, c) order of contract.conv) and the feature map a fully connected layer
 reads after a conv network (its pixels in raster order: the NHWC flatten of docs/datapath.md).
 """

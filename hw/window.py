@@ -1,5 +1,5 @@
 """Sliding-window unit: a binary feature map streamed pixel by pixel in, one k x k window at a time out,
-for a conv layer's sequencer to read word by word (issue 21; not yet wired into NetworkTop).
+for a conv layer's sequencer to read word by word (hw/convlayer.py).
 
     pixels -> WindowTaps (hw/linebuffer.py: line buffer, k·k taps per window)
            -> VectorBuffer (hw/vectorbuffer.py: 2 banks of K = k·k·C bits in flip-flops) -> rd (InputReadSignature)

@@ -56,6 +56,7 @@ class SimPorts:
         d = dict(d)
         g = dict(d["beats"])
         g["hidden_sizes"] = tuple(g["hidden_sizes"])
+        g["hidden_pieces"] = tuple(g.get("hidden_pieces", ()))
         d["beats"] = BeatGeometry(**g)
         d["extra_inputs"] = tuple(tuple(e) for e in d.get("extra_inputs", ()))
         d["extra_outputs"] = tuple(tuple(e) for e in d.get("extra_outputs", ()))

@@ -27,6 +27,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
+from fedxnor.contract.beats import int_bits
 from fedxnor.sim.ports import SimPorts
 from fedxnor.sim.streams import StreamDriver, StreamMonitor
 
@@ -102,7 +103,10 @@ async def _run_batches(dut, job, ports: SimPorts, x, classes, acts) -> None:
     per_image = int(job["max_cycles_per_image"])
     period = job["clock_period_ns"]
     img_mem, res_cls = dut.img_mem, dut.res_cls
-    res_dbg = dut.res_dbg if acts is not None else None  # Icarus drops the unused memory of a DUT without debug port
+    # Icarus drops the unused memory of a DUT without debug port; a conv network's is one memory per hidden layer
+    res_dbg = dut.res_dbg if acts is not None and not ports.tagged else None
+    res_maps = [getattr(dut, f"res_dbg{layer}") for layer in range(len(ports.hidden_sizes))] \
+        if acts is not None and ports.tagged else None
     io_s = 0.0
     for start in range(0, len(images), depth):
         batch = images[start : start + depth]
@@ -125,7 +129,9 @@ async def _run_batches(dut, job, ports: SimPorts, x, classes, acts) -> None:
         t_io = time.perf_counter()
         for i in range(len(batch)):
             classes.append(ports.decode_class(int(res_cls[i].value)))
-            if acts is not None:
+            if res_maps is not None:
+                acts.append([int_bits([int(mem[i].value)], m)[0] for mem, m in zip(res_maps, ports.hidden_sizes)])
+            elif acts is not None:
                 acts.append(ports.decode_debug_word(int(res_dbg[i].value)))
         io_s += time.perf_counter() - t_io
         _progress(job, start + len(batch))
@@ -173,6 +179,6 @@ async def _run_cycles(dut, job, ports: SimPorts, x, classes, acts) -> None:
         if len(dbg_mon.beats) != n * ports.dbg_beats:
             raise JobError(f"the DUT produced {len(dbg_mon.beats)} debug beats for {n} images "
                            f"({ports.dbg_beats} per image expected)")
-        for i in range(n):
-            acts.append(ports.decode_debug(dbg_mon.beats[i * ports.dbg_beats : (i + 1) * ports.dbg_beats]))
+        per_layer = ports.split_debug(dbg_mon.beats, n)  # by tag for a conv network, image by image otherwise
+        acts.extend([layer[i] for layer in per_layer] for i in range(n))
     _progress(job, n)

@@ -51,7 +51,9 @@ def wrapper_verilog(p: SimPorts, depth: int) -> str:
     conns += [f".{name}({width}'d{value})" for name, width, value in p.extra_inputs]
     conns += [f".{name}()" for name, _ in p.extra_outputs]
     conn_text = ",\n    ".join(conns)
-    if p.has_debug:
+    if p.tagged:
+        dbg_capture, dbg_done = _tagged_capture(p, cw)
+    elif p.has_debug:
         dbg_capture = (
             f"            if (dbg_fire) begin\n"
             f"                if (db == {db - 1}) begin\n"
@@ -94,8 +96,7 @@ module {TOP} (
 );
     reg [{imgw - 1}:0] img_mem [0:{depth - 1}];
     reg [{ow - 1}:0] res_cls [0:{depth - 1}];
-    reg [{dbgw - 1}:0] res_dbg [0:{depth - 1}];
-    reg [{dbgw - 1}:0] dbg_acc;
+{_debug_memories(p, depth, cw, dbgw)}
     reg running;
     reg [{cw - 1}:0] fi, oi, di;
     reg [{ibw - 1}:0] fb;
@@ -143,14 +144,14 @@ module {TOP} (
             running <= 1'b0;
             done <= 1'b0;
             cycles <= 64'd0;
-            fi <= 0; fb <= 0; oi <= 0; di <= 0; db <= 0;
+            fi <= 0; fb <= 0; oi <= 0; di <= 0; db <= 0;{_tagged_reset(p)}
             lfsr <= 32'h2545f491;
         end else begin
             cycles <= cycles + 64'd1;
             if (start) begin
                 running <= 1'b1;
                 done <= 1'b0;
-                fi <= 0; fb <= 0; oi <= 0; di <= 0; db <= 0;
+                fi <= 0; fb <= 0; oi <= 0; di <= 0; db <= 0;{_tagged_reset(p)}
                 lfsr <= seed | 32'd1;
             end else if (running) begin
                 if (feed_fire) begin
@@ -165,7 +166,8 @@ module {TOP} (
                     res_cls[oi[{cw - 2}:0]] <= dut_out_payload;
                     oi <= oi + 1;
                 end
-{dbg_capture.replace("res_dbg[di]", f"res_dbg[di[{cw - 2}:0]]")}                if ((oi == count) && {dbg_done} && (fi == count)) begin
+{dbg_capture if p.tagged else dbg_capture.replace("res_dbg[di]", f"res_dbg[di[{cw - 2}:0]]")}\
+                if ((oi == count) && {dbg_done} && (fi == count)) begin
                     running <= 1'b0;
                     done <= 1'b1;
                 end
@@ -175,3 +177,41 @@ module {TOP} (
 endmodule
 `default_nettype wire
 """
+
+
+def _debug_memories(p: SimPorts, depth: int, cw: int, dbgw: int) -> str:
+    """Capture memories: one word per image of all its debug beats; tagged (a conv network): one memory per
+    hidden layer, res_dbg<l>[image] = its pieces (pixel p in bits [p·w, p·w + w)), and that layer's counters."""
+    if not p.tagged:
+        return f"    reg [{dbgw - 1}:0] res_dbg [0:{depth - 1}];\n    reg [{dbgw - 1}:0] dbg_acc;"
+    lines = []
+    for layer, (m, pieces) in enumerate(zip(p.hidden_sizes, p.pieces)):
+        lines += [f"    reg [{m - 1}:0] res_dbg{layer} [0:{depth - 1}];", f"    reg [{m - 1}:0] dbg_acc{layer};",
+                  f"    reg [{cw - 1}:0] di{layer};", f"    reg [{_clog2(pieces) + 1 - 1}:0] db{layer};"]
+    return "\n".join(lines)
+
+
+def _tagged_reset(p: SimPorts) -> str:
+    return "".join(f" di{layer} <= 0; db{layer} <= 0;" for layer in range(len(p.hidden_sizes))) if p.tagged else ""
+
+
+def _tagged_capture(p: SimPorts, cw: int) -> tuple[str, str]:
+    """Verilog that files each tagged debug beat under its layer, pieces shifted in from the top."""
+    dw, tw = p.dbg_data_width, p.dbg_tag_width
+    out = []
+    for layer, (m, pieces) in enumerate(zip(p.hidden_sizes, p.pieces)):
+        w = m // pieces
+        shifted = f"{{dut_dbg_payload[{w - 1}:0], dbg_acc{layer}[{m - 1}:{w}]}}" if pieces > 1 else f"dut_dbg_payload[{w - 1}:0]"
+        out.append(
+            f"                if (dbg_fire && dut_dbg_payload[{dw + tw - 1}:{dw}] == {tw}'d{layer}) begin\n"
+            f"                    if (db{layer} == {pieces - 1}) begin\n"
+            f"                        res_dbg{layer}[di{layer}[{cw - 2}:0]] <= {shifted};\n"
+            f"                        db{layer} <= 0;\n"
+            f"                        di{layer} <= di{layer} + 1;\n"
+            f"                    end else begin\n"
+            f"                        dbg_acc{layer} <= {shifted};\n"
+            f"                        db{layer} <= db{layer} + 1;\n"
+            f"                    end\n"
+            f"                end\n")
+    done = " && ".join(f"(di{layer} == count)" for layer in range(len(p.hidden_sizes)))
+    return "".join(out), f"({done})"

@@ -92,28 +92,18 @@ def test_dense_after_a_map_takes_its_nhwc_flatten():
     assert check_chain([Dense(4, 16), Conv(4, 4, 1, 2, 3), Dense(8, 2, is_output=True)]) is None
 
 
-def test_hardware_refuses_conv_and_pool_in_one_line_naming_issue_21():
+def test_hardware_runs_map_layers_first_and_refuses_them_after_a_dense_one():
     assert hardware_error([Dense(4, 5), Dense(5, 2, is_output=True)]) is None
-    msg = hardware_error([Conv(4, 4, 1, 2, 3), Dense(8, 2, is_output=True)])
-    assert msg.startswith("convolution is not in the hardware yet (issue 21): layer 0 is a conv layer")
-    with pytest.raises(FedxnorError, match=r"max-pooling is not in the hardware yet \(issue 21\): layer 1 is a maxpool"):
-        check_hardware([Dense(4, 32), MaxPool(4, 4, 2, 2, 2), Dense(8, 2, is_output=True)])
+    assert hardware_error([Conv(4, 4, 1, 2, 3), MaxPool(2, 2, 2, 2, 1), Dense(2, 2, is_output=True)]) is None
+    msg = hardware_error([Dense(4, 32), MaxPool(4, 4, 2, 2, 2), Dense(8, 2, is_output=True)])
+    assert msg.startswith("layer 1 is a maxpool layer after a dense one") and "\n" not in msg
+    with pytest.raises(FedxnorError, match="first layer is a max-pool"):
+        check_hardware([MaxPool(4, 4, 2, 2, 2), Dense(8, 2, is_output=True)])
 
 
-def test_generic_intlayer_refusals():
-    pool = MaxPool(4, 4, 2, 2, 2)
-    with pytest.raises(FedxnorError, match="maxpool layer has no weights"):
-        IntLayer(np.ones((2, 2), np.uint8), None, spec=pool)
-    conv = Conv(4, 4, 1, 2, 3, input_bits=8, encoding="unsigned")
-    with pytest.raises(FedxnorError, match="spec"):
-        IntLayer(np.ones((2, 9), np.uint8), np.zeros(2), input_bits=4, encoding="unsigned", spec=conv)
-    with pytest.raises(FedxnorError, match="do not fit the conv layer's 2 x 9 matrix"):
-        IntLayer(np.ones((2, 8), np.uint8), np.zeros(2), spec=conv)
-    with pytest.raises(FedxnorError, match="do not fit"):
-        IntLayer(np.ones((2, 9), np.uint8), None, spec=conv)  # a conv is never the output layer
-    with pytest.raises(FedxnorError, match="need 2 thresholds"):
-        IntLayer(np.ones((2, 9), np.uint8), np.zeros(3), spec=conv)
-    with pytest.raises(FedxnorError, match="one inverted flag per weight row"):
-        IntLayer(np.ones((2, 9), np.uint8), np.zeros(2), inverted=[True], spec=conv)
-    layer = IntLayer(np.ones((2, 9), np.uint8), np.zeros(2), spec=conv)
-    assert (layer.input_bits, layer.encoding, layer.max_input) == (8, "unsigned", 255)
+def test_a_kind_the_accelerator_does_not_build_is_refused_in_one_line():
+    class Unbuilt(Dense):
+        in_hardware = False
+
+    msg = hardware_error([Unbuilt(4, 5), Dense(5, 2, is_output=True)])
+    assert msg.startswith("layer 0 is a dense layer, which the accelerator does not build") and "\n" not in msg

@@ -1,7 +1,6 @@
-"""NetworkTop(maps=True) on conv networks (issue 21, in progress): conv (8-bit pixels or binary maps), max-pool
-and dense layers in one pipeline, the image as one pixel per beat; every class equals the reference's, for
-random networks and foldings, with stalls on the image and result streams. (The debug stream for feature maps,
-the cycle model and the CLI paths come next; the CLI refuses conv exports until then.)"""
+"""NetworkTop on conv networks: conv (8-bit pixels or binary maps), max-pool and dense layers in one pipeline,
+the image as one pixel per beat; every class, and with the debug stream every feature-map and hidden bit, equals
+the reference's, for random networks and foldings, with stalls on the image, result and debug streams."""
 
 from __future__ import annotations
 
