@@ -224,7 +224,7 @@ def check_fit_export(export, board: Board, weight_roms: str | None = None) -> di
     except FedxnorError as e:
         try:
             fold = solve_foldings(export, device, spram=True)
-            hint = "a folding that fits: " + " ".join(f"{f.pe}x{f.simd}" for f in fold) + " (P x L per layer)"
+            hint = "a folding that fits: " + " ".join("-" if f is None else f"{f.pe}x{f.simd}" for f in fold) + " (P x L per layer)"
         except FedxnorError:
             hint = "no folding of this network fits; pick a smaller model or a bigger board"
         raise FedxnorError(f"{board.name}: {e}; {hint}") from None
