@@ -14,12 +14,12 @@ import numpy as np
 from fedxnor.errors import FedxnorError
 
 # The ops a binarized MLP of bnn_pynq's kind uses, raw or after qonnx's cleanup / FINN's streamlining.
-STANDARD_OPS = {"MatMul", "Gemm", "BatchNormalization", "Mul", "Div", "Add", "Sub", "Reshape", "Flatten", "Identity",
-                "Transpose", "Pow", "Sqrt", "Constant"}
+STANDARD_OPS = {"MatMul", "Gemm", "Conv", "MaxPool", "BatchNormalization", "Mul", "Div", "Add", "Sub", "Reshape", "Flatten",
+                "Identity", "Transpose", "Pow", "Sqrt", "Constant"}
 QONNX_OPS = {"BipolarQuant", "MultiThreshold"}
 QONNX_DOMAINS = {"qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas", "finn"}
-SUPPORTED = "MatMul/Gemm with 1-bit weights, BatchNormalization, BipolarQuant, MultiThreshold, Mul/Div/Add/Sub by constants, " \
-            "Reshape/Flatten"
+SUPPORTED = "MatMul/Gemm/Conv with 1-bit weights, MaxPool, BatchNormalization, BipolarQuant, MultiThreshold, " \
+            "Mul/Div/Add/Sub by constants, Reshape/Flatten, a Quant on the input"
 ELEMENTWISE = {"BatchNormalization", "Mul", "Div", "Add", "Sub", "BipolarQuant", "MultiThreshold", "Identity"}
 SHAPE_OPS = {"Reshape", "Flatten"}
 
@@ -48,16 +48,42 @@ def _describe_quant(model, node) -> str:
     return "a multi-bit Quant"
 
 
+def input_chain(model) -> set[int]:
+    """Indices of the nodes between the data input and the first MatMul/Gemm/Conv, following single consumers: the
+    input mapping, the one place a multi-bit Quant may be (bnn_pynq CNV's 8-bit input quantizer)."""
+    g = model.graph
+    inits = {i.name for i in g.initializer}
+    data = [i.name for i in g.input if i.name not in inits]
+    readers: dict[str, list[int]] = {}
+    for k, n in enumerate(g.node):
+        for t in n.input:
+            readers.setdefault(t, []).append(k)
+    found: set[int] = set()
+    cur = data[0] if data else None
+    while cur is not None and len(readers.get(cur, [])) == 1:
+        k = readers[cur][0]
+        node = g.node[k]
+        if node.op_type in ("MatMul", "Gemm", "Conv") or k in found or not node.input or node.input[0] != cur:
+            break
+        found.add(k)
+        cur = node.output[0] if node.output else None
+    return found
+
+
 def check_ops(model) -> None:
     """Refuse, before any transformation runs, a node whose op or domain is outside the supported set."""
-    for node in model.graph.node:
+    inputs = input_chain(model)
+    for k, node in enumerate(model.graph.node):
         if node.op_type in QONNX_OPS and node.domain in QONNX_DOMAINS:
             continue
         if node.op_type in STANDARD_OPS and node.domain in ("", "ai.onnx"):
             continue
+        if node.op_type == "Quant" and node.domain in QONNX_DOMAINS and k in inputs:
+            continue  # the input quantizer: evaluated on all 256 pixels (docs/qonnx.md)
         if node.op_type == "Quant":
-            raise refuse(node, f"{_describe_quant(model, node)} is not supported: fedxnor imports 1-bit weights and "
-                               "activations only (BipolarQuant, or MultiThreshold with one threshold per channel)")
+            raise refuse(node, f"{_describe_quant(model, node)} is not supported here: fedxnor imports 1-bit weights and "
+                               "activations (BipolarQuant, or MultiThreshold with one threshold per channel) and a multi-bit "
+                               "Quant only on the input, before the first layer")
         where = f" in domain '{node.domain}'" if node.domain else ""
         raise refuse(node, f"op {node.op_type}{where} is not supported; supported: {SUPPORTED}")
 

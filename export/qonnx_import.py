@@ -1,10 +1,7 @@
-"""QONNX binarized MLP -> fedxnor integer network, folded exactly against qonnx's own executor.
+"""QONNX binarized network (MLP or CNV-shaped) -> fedxnor integer network, folded exactly against qonnx's own executor.
 
-Torch-free (onnx, qonnx, numpy). The graph must be one chain (see docs/qonnx.md):
-
-    input -> [Reshape/Flatten, elementwise by constants, BipolarQuant]          the input mapping
-          -> MatMul/Gemm (1-bit weights) -> [BatchNorm, BipolarQuant | MultiThreshold, ...]   hidden layers
-          -> MatMul/Gemm (1-bit weights) -> [TensorNorm / BatchNorm / nothing] -> output scores
+Torch-free (onnx, qonnx, numpy). The graph is one chain (export/qonnx_layers.py, docs/qonnx.md): an input mapping,
+conv blocks (Conv, BatchNorm, 1-bit activation, MaxPool), the flatten, fully connected layers, the output map.
 
 Every elementwise chain is evaluated with qonnx's executor on EVERY value its input can take (all 256
 pixels; every accumulator value of a layer), so the integer thresholds are those of the model as qonnx
@@ -15,23 +12,18 @@ runs it, including its float rounding. BatchNorm chains are also folded with exp
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from fedxnor.contract.dense import Dense
 from fedxnor.contract.network import IntLayer, IntNetwork
 from fedxnor.errors import FedxnorError
-from fedxnor.export.qonnx_graph import ELEMENTWISE, SHAPE_OPS, constant_value, execute_span, refuse, run_chain, with_batch
+from fedxnor.export.qonnx_graph import execute_span, refuse, run_chain, with_batch
+from fedxnor.export.qonnx_layers import MatLayer, conv_layer, dense_weights, nchw_shape, pool_layer, walk
 from fedxnor.export.thresholds import fold_thresholds
 
 TABLE_CELLS = 4_000_000  # table rows x neurons per executor call
-
-
-@dataclass
-class MatLayer:
-    node: object  # the MatMul / Gemm
-    weight: str
-    chain: list = field(default_factory=list)  # elementwise nodes after it
+MAX_MAPPED_BITS = 16  # the contract's widest first-layer input
 
 
 def parse_input_scale(text: str) -> int:
@@ -40,68 +32,6 @@ def parse_input_scale(text: str) -> int:
     if not m or (m.group(1) is not None and int(m.group(1)) < 1):
         raise FedxnorError(f"--input-scale {text!r}: use 'pixel/D' with a positive integer D (bnn_pynq: pixel/255) or 'pixel'")
     return int(m.group(1) or 1)
-
-
-def walk(model) -> tuple[list, list[MatLayer]]:
-    """Split the graph into the input chain and the layers; refuse anything that is not a single chain."""
-    g = model.graph
-    cur, out = g.input[0].name, g.output[0].name
-    pre: list = []
-    layers: list[MatLayer] = []
-    while cur != out:
-        users = model.find_consumers(cur)
-        if len(users) != 1:
-            where = refuse(users[0], "") if users else None
-            raise FedxnorError(f"tensor '{cur}' feeds {len(users)} nodes{' (first: ' + str(where)[:-2] + ')' if where else ''}; "
-                               "fedxnor imports a single chain of layers (an MLP)")
-        node = users[0]
-        if node.input[0] != cur:
-            raise refuse(node, f"takes the data tensor '{cur}' as a later operand; supported: data first, constants after")
-        consts = [t for t in node.input[1:] if t]
-        op = node.op_type
-        if op in ("MatMul", "Gemm"):
-            if op == "Gemm":
-                attrs = {a.name: a for a in node.attribute}
-                alpha = attrs["alpha"].f if "alpha" in attrs else 1.0
-                if alpha != 1.0 or ("transA" in attrs and attrs["transA"].i != 0):
-                    raise refuse(node, "Gemm with alpha != 1 or transA is not supported (Brevitas' QuantLinear exports alpha=1)")
-                if len(node.input) > 2 and node.input[2]:
-                    c = model.get_initializer(node.input[2])
-                    if c is None or np.any(np.asarray(c) != 0):
-                        raise refuse(node, "a linear bias is not supported (use QuantLinear(bias=False), as bnn_pynq does)")
-            layers.append(MatLayer(node, node.input[1]))
-        elif op in SHAPE_OPS and not layers:
-            pre.append(node)
-        elif op in ELEMENTWISE:
-            for t in consts:
-                if model.get_initializer(t) is None:
-                    raise refuse(node, f"operand '{t}' is not a constant; supported: elementwise ops by constants")
-            (layers[-1].chain if layers else pre).append(node)
-        else:
-            raise refuse(node, "is not supported at this place of the chain; supported: Reshape/Flatten before the first layer, "
-                               "MatMul/Gemm, BatchNormalization, BipolarQuant, MultiThreshold, Mul/Div/Add/Sub by constants")
-        cur = node.output[0]
-    if not layers:
-        raise FedxnorError("the graph has no MatMul/Gemm layer; fedxnor imports binarized MLPs")
-    return pre, layers
-
-
-def weight_bits(model, layer: MatLayer, fan_in: int) -> tuple[np.ndarray, np.ndarray]:
-    """(M, N) sign bits and (M,) positive magnitudes of a layer's 1-bit weights; refuse anything else."""
-    node = layer.node
-    b = np.asarray(constant_value(model, layer.weight, node), np.float64)
-    trans_b = any(a.name == "transB" and a.i for a in node.attribute)
-    if b.ndim != 2:
-        raise refuse(node, f"weight operand has shape {b.shape}; a fully connected layer needs a 2-D matrix")
-    w = b if trans_b else b.T
-    if w.shape[1] != fan_in:
-        raise refuse(node, f"weight matrix {w.shape} does not take the {fan_in} inputs it receives")
-    mag = np.abs(w)
-    if (mag == 0).any() or not np.isfinite(mag).all():
-        raise refuse(node, "weights contain 0 or non-finite values; supported: 1-bit weights ±s (BipolarQuant, scale != 0)")
-    if (mag != mag[:, :1]).any():
-        raise refuse(node, "weights are not 1-bit (more than one magnitude per output neuron); supported: BipolarQuant weights")
-    return (w > 0).astype(np.uint8), mag[:, 0]
 
 
 def input_mapping(model, pre: list, first: MatLayer, divisor: int) -> dict:
@@ -129,8 +59,7 @@ def input_mapping(model, pre: list, first: MatLayer, divisor: int) -> dict:
     elif v[1] > 0 and np.array_equal(v, np.arange(256) * v[1]):
         return {"encoding": "unsigned", "input_bits": 8, "spec": {"encoding": "pixels"}, "value_scale": float(v[1]), "flip": False}
     else:
-        raise refuse(where, "does not binarize the input (bipolar or 0/1) nor pass the 8-bit pixel through; "
-                            "supported: 2x-1 then BipolarQuant (bnn_pynq TFC/SFC/LFC), or pixel values scaled by one constant")
+        return integer_mapping(model, pre, vals[:, 0], where)
     up, down = (np.diff(bits.astype(int)) >= 0).all(), (np.diff(bits.astype(int)) <= 0).all()
     flip = bool(down and not up)
     if not (up or down) or (flip and enc == "unsigned"):
@@ -141,13 +70,44 @@ def input_mapping(model, pre: list, first: MatLayer, divisor: int) -> dict:
             "value_scale": u, "flip": flip}
 
 
+def integer_mapping(model, pre: list, v32: np.ndarray, where) -> dict:
+    """A multi-level input (e.g. bnn_pynq CNV's 8-bit signed Quant of 2x - 1): v = q·u exactly in float32 for integers q
+    and one step u (the Quant's scale, else the largest power of two that divides every value) -> the manifest's input
+    map, pixel -> q, with the narrowest unsigned or two's complement width that holds it."""
+    steps = []
+    if pre and pre[-1].op_type == "Quant":
+        sc = model.get_initializer(pre[-1].input[1])
+        if sc is not None and np.asarray(sc).size == 1 and float(np.asarray(sc).reshape(-1)[0]) > 0:
+            steps.append(float(np.asarray(sc, np.float32).reshape(-1)[0]))
+    steps += [2.0 ** -e for e in range(0, 40)]
+    v32 = np.asarray(v32, np.float32)
+    for u in steps:
+        q = np.rint(v32.astype(np.float64) / u)
+        if np.abs(q).max() < 1 << MAX_MAPPED_BITS and np.array_equal((q * np.float32(u)).astype(np.float32), v32):
+            break
+    else:
+        raise refuse(where, "does not map pixels to a binarized input (bipolar or 0/1) nor to multiples of one step; "
+                            "supported: 2x-1 then BipolarQuant (TFC/SFC/LFC), an 8-bit Quant (CNV), pixel values times a constant")
+    q = q.astype(np.int64)
+    lo, hi = int(q.min()), int(q.max())
+    if lo >= 0:
+        enc, bits = "unsigned", max(1, hi.bit_length())
+    else:
+        enc, bits = "signed", max(2, max((-lo - 1).bit_length(), hi.bit_length()) + 1)
+    if bits > MAX_MAPPED_BITS:
+        raise refuse(where, f"maps pixels to {bits}-bit values; supported: first-layer inputs of at most {MAX_MAPPED_BITS} bits")
+    return {"encoding": enc, "input_bits": bits, "spec": {"encoding": "pixels-mapped", "map": q.tolist()}, "value_scale": u,
+            "flip": False}
+
+
 def _pow2(x: np.ndarray) -> bool:
     x = np.abs(np.asarray(x, np.float64))
     return bool((x > 0).all() and (np.frexp(x)[0] == 0.5).all())
 
 
-def fold_layer(model, layer: MatLayer, probe: IntLayer, c: np.ndarray, is_output: bool) -> dict:
-    """Run the layer's chain on every accumulator value; return thresholds, inverted rows and the value scale."""
+def fold_layer(model, layer: MatLayer, probe, c: np.ndarray, is_output: bool) -> dict:
+    """Run the layer's chain on every accumulator value; return thresholds, inverted rows and the value scale. probe: the
+    layer's specification (Dense or Conv); a conv's chain sees (rows, M, 1, 1) NCHW tensors."""
     lo, hi = probe.acc_range
     n, m = probe.fan_in, probe.fan_out
     k, off = (2, -n) if probe.encoding == "bipolar" else (1, 0)
@@ -161,6 +121,8 @@ def fold_layer(model, layer: MatLayer, probe: IntLayer, c: np.ndarray, is_output
     for s in range(lo, hi + 1, step):
         acc = np.arange(s, min(hi + 1, s + step), dtype=np.int64)
         x = ((k * acc + off)[:, None] * c[None, :]).astype(np.float32)
+        if layer.is_conv:
+            x = x.reshape(len(acc), m, 1, 1)
         y = run_chain(model, layer.chain, data, x).reshape(len(acc), m).astype(np.float64)
         if not np.isfinite(y).all():
             raise refuse(where, "produces NaN or Inf for some accumulator value")
@@ -199,7 +161,7 @@ def fold_layer(model, layer: MatLayer, probe: IntLayer, c: np.ndarray, is_output
     return {"thresholds": thresholds, "inverted": inverted, "value": float(next(iter(mags)))}
 
 
-def contract_fold(model, layer: MatLayer, probe: IntLayer, c: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def contract_fold(model, layer: MatLayer, probe, c: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """BatchNorm + BipolarQuant folded by the contract's float32 rule (fold_thresholds), when the chain is exactly that."""
     ops = [n.op_type for n in layer.chain if n.op_type != "Identity"]
     if ops != ["BatchNormalization", "BipolarQuant"] or not _pow2(c):
@@ -214,40 +176,78 @@ def contract_fold(model, layer: MatLayer, probe: IntLayer, c: np.ndarray) -> tup
     return fold_thresholds(mean / c32, scale * c32, beta, acc_to_x, probe.acc_range)
 
 
+def layer_text(spec) -> str:
+    if spec.kind == "dense":
+        return f"{spec.fan_in}x{spec.fan_out}"
+    shape = "x".join(map(str, spec.in_shape))
+    if spec.kind == "conv":
+        return f"conv{spec.k}x{spec.k}/{spec.stride}p{spec.pad}:{shape}->{spec.out_c}"
+    return f"pool{spec.k}x{spec.k}/{spec.stride}:{shape}"
+
+
 def to_network(model, divisor: int) -> tuple[IntNetwork, dict, dict]:
     """The integer network, the manifest's input section and a report of how the graph was folded."""
-    pre, mls = walk(model)
-    inp = input_mapping(model, pre, mls[0], divisor)
+    pre, steps = walk(model)
+    inp = input_mapping(model, pre, steps[0], divisor)
     ishape = model.get_tensor_shape(model.graph.input[0].name)
     spec = {"shape": [int(d) for d in ishape[1:]], **inp["spec"], "qonnx_input": f"pixel/{divisor}"}
-    u, fan_in = inp["value_scale"], int(np.prod(ishape[1:]))
-    layers, exact, adjusted = [], _pow2(u), 0
-    for i, ml in enumerate(mls):
-        is_output = i == len(mls) - 1
-        bits, s = weight_bits(model, ml, fan_in)
+    u = inp["value_scale"]
+    # what the first layer reads: a map (H, W, C) for a conv; a 4-D image flattened NCHW for a dense layer
+    shape = nchw_shape(model, steps[0].node.input[0], steps[0].node) if steps[0].is_conv else None
+    image = tuple(int(d) for d in ishape[1:])
+    flat_from = (image[1], image[2], image[0]) if len(image) == 3 and image[0] > 1 else None
+    layers, exact, adjusted, folded = [], _pow2(u), 0, {}
+    for i, st in enumerate(steps):
+        enc, b = (inp["encoding"], inp["input_bits"]) if i == 0 else ("bipolar", 1)
+        if not isinstance(st, MatLayer):
+            pool = pool_layer(st, shape)
+            layers.append(IntLayer(None, None, spec=pool))
+            shape = pool.out_shape
+            continue
+        is_output = i == len(steps) - 1
+        if st.is_conv:
+            probe, bits, s = conv_layer(model, st, shape, b, enc)
+            shape = probe.out_shape
+        else:
+            if shape is not None:
+                flat_from = shape
+                n = model.get_tensor_shape(st.node.input[0])
+                if n is None or list(n) != [1, int(np.prod(shape))]:
+                    raise refuse(st.node, f"reads '{st.node.input[0]}' of shape {n}; supported after a conv block: the flatten "
+                                          f"(1, {int(np.prod(shape))})")
+            fan_in = int(np.prod(shape)) if shape is not None else (layers[-1].fan_out if layers else int(np.prod(image)))
+            bits, s = dense_weights(model, st, fan_in, flat_from)
+            probe = Dense(fan_in, len(bits), b, enc, is_output=is_output)
+            shape, flat_from = None, None
         if i == 0 and inp["flip"]:
             bits ^= 1  # XNOR(~b, w) = XNOR(b, ~w): an input mapping that falls with the pixel folds into the weights
-        enc, b = (inp["encoding"], inp["input_bits"]) if i == 0 else ("bipolar", 1)
-        probe = IntLayer(bits, None, input_bits=b, encoding=enc)
         c = (np.float64(np.float32(u)) * s.astype(np.float32).astype(np.float64))
         exact &= _pow2(c) and probe.acc_range[1] * (2 if enc == "bipolar" else 1) < 2**24
-        folded = fold_layer(model, ml, probe, c, is_output)
+        folded = fold_layer(model, st, probe, c, is_output)
         if is_output:
             if folded["invert_all"]:
                 bits ^= 1  # a decreasing output map (negative TensorNorm scale): inverting every row reverses the order
-            layers.append(IntLayer(bits, None, input_bits=b, encoding=enc))
+            layers.append(IntLayer(bits, None, spec=probe))
             break
         t, inv = folded["thresholds"], folded["inverted"]
-        ref = contract_fold(model, ml, probe, c)
+        ref = contract_fold(model, st, probe, c)
         if ref is not None:
             adjusted += int(((ref[0] != t) | (ref[1] != inv)).sum())
         bits[inv] ^= 1
-        layers.append(IntLayer(bits, t, input_bits=b, encoding=enc, inverted=inv))
-        u, fan_in = folded["value"], bits.shape[0]
-    report = {"layers": [f"{la.fan_in}x{la.fan_out}" for la in layers], "input": inp["spec"],
+        layers.append(IntLayer(bits, t, inverted=inv, spec=probe))
+        u = folded["value"]
+    shown = {k: v for k, v in inp["spec"].items() if k != "map"}
+    if "map" in inp["spec"]:
+        q = inp["spec"]["map"]
+        shown.update(values=f"{inp['input_bits']}-bit {inp['encoding']} {min(q)}..{max(q)}", step=inp["value_scale"])
+    report = {"layers": [layer_text(la.spec) for la in layers], "input": shown,
               "exact_accumulators": bool(exact), "thresholds_differing_from_float32_fold": adjusted,
               "output_order_inverted": bool(folded.get("invert_all", False))}
-    return IntNetwork(tuple(layers)), spec, report
+    try:
+        network = IntNetwork(tuple(layers))
+    except FedxnorError as err:
+        raise FedxnorError(f"the imported layers do not chain: {err}") from None
+    return network, spec, report
 
 
 class DisagreementError(FedxnorError):
@@ -261,8 +261,19 @@ def source_predictions(model, images: np.ndarray, divisor: int) -> np.ndarray:
     from fedxnor.contract.network import argmax_lowest
     from fedxnor.export.qonnx_graph import run_graph
 
+    if images.ndim == 4:  # channels-last (N, H, W, C) -> the graph's NCHW
+        images = images.transpose(0, 3, 1, 2)
     x = images.reshape(len(images), -1).astype(np.float32) / np.float32(divisor)
     return argmax_lowest(run_graph(model, x))
+
+
+def first_inputs(spec: dict, pix: np.ndarray) -> np.ndarray:
+    """The first layer's integer inputs of NHWC-flattened pixels, as the manifest's input section says (prepare_inputs)."""
+    if spec["encoding"] == "pixels-binarized":
+        return (pix >= spec["threshold"]).astype(np.int64)
+    if spec["encoding"] == "pixels-mapped":
+        return np.asarray(spec["map"], np.int64)[pix]
+    return pix.astype(np.int64)
 
 
 def import_qonnx(path, out_dir, input_scale: str = "pixel/255", images: int | None = None, data_dir=None) -> dict:
@@ -272,6 +283,7 @@ def import_qonnx(path, out_dir, input_scale: str = "pixel/255", images: int | No
     from fedxnor.datasets import load_split
     from fedxnor.export.manifest import PREDICTIONS_FILE, sha256_file, write_export
     from fedxnor.export.qonnx_graph import load_model
+    from fedxnor.export.reference import image_shape_error
 
     divisor = parse_input_scale(input_scale)
     if images is not None and images < 1:
@@ -286,14 +298,17 @@ def import_qonnx(path, out_dir, input_scale: str = "pixel/255", images: int | No
         raise FedxnorError(f"{path}: qonnx could not evaluate this graph ({type(e).__name__}: {' '.join(str(e).split())[:160]}); "
                            "check it with onnx.checker and qonnx's cleanup") from None
     pix = test.images.reshape(len(test), -1)
-    if pix.shape[1] != network.layers[0].fan_in:
+    first = network.layers[0].spec
+    if pix.shape[1] != first.in_size:
         raise FedxnorError(f"the dataset's images have {pix.shape[1]} values, the model's first layer takes "
-                           f"{network.layers[0].fan_in}; give --data with images of the model's input size")
+                           f"{first.in_size}; give --data with images of the model's input size")
+    err = image_shape_error(tuple(test.images.shape[1:]), first.in_shape) if first.kind == "conv" else None
+    if err:
+        raise FedxnorError(f"{err}; give --data with images of the model's input shape")
     spec = {**spec, "shape": [int(d) for d in test.images.shape[1:]], "qonnx_shape": spec["shape"]}  # the dataset's own layout
-    x = (pix >= spec["threshold"]).astype(np.int64) if spec["encoding"] == "pixels-binarized" else pix.astype(np.int64)
-    _, _, ours = network.run(x)
+    _, _, ours = network.run(first_inputs(spec, pix))
     try:
-        theirs = source_predictions(model, pix, divisor)
+        theirs = source_predictions(model, test.images, divisor)
     except Exception as e:
         raise FedxnorError(f"{path}: qonnx's executor failed on this graph ({type(e).__name__}: "
                            f"{' '.join(str(e).split())[:160]}); check it with onnx.checker and qonnx's cleanup") from None
