@@ -86,6 +86,7 @@ def walk(model) -> tuple[list, list]:
                 _check_gemm(model, node)
             if op == "Conv":
                 _check_no_bias(model, node, "QuantConv2d")
+                conv_attrs(node)  # every attribute checked before anything is evaluated
             steps.append(MatLayer(node, node.input[1]))
         elif op == "MaxPool":
             if not (isinstance(last, MatLayer) and last.is_conv or isinstance(last, PoolStep)):
@@ -93,6 +94,7 @@ def walk(model) -> tuple[list, list]:
             if isinstance(last, MatLayer) and not any(n.op_type in BINARIZERS for n in last.chain):
                 raise refuse(node, "pools before the 1-bit activation; supported: Conv -> BatchNorm -> BipolarQuant -> MaxPool "
                                    "(max-pool commutes with BatchNorm + sign only for positive scales, so fedxnor pools the bits)")
+            pool_attrs(node)
             steps.append(PoolStep(node))
         elif op in SHAPE_OPS and (not steps or isinstance(last, PoolStep) or last.is_conv):
             flat = model.get_tensor_shape(node.output[0])
@@ -149,21 +151,15 @@ def dense_weights(model, layer: MatLayer, fan_in: int, map_shape: tuple[int, int
     return sign_bits(node, w)
 
 
-def conv_layer(model, layer: MatLayer, in_shape: tuple[int, int, int], bits: int, enc: str):
-    """(Conv specification, (M, K) sign bits, (M,) magnitudes) of a QONNX Conv on an (H, W, C) map."""
-    node = layer.node
+def conv_attrs(node) -> tuple[int, int]:
+    """(stride, pad) of a Conv node, or a refusal naming the first attribute outside the contract."""
     a = attrs_of(node)
-    h, w, c = in_shape
-    wt = np.asarray(constant_value(model, layer.weight, node), np.float64)
-    if wt.ndim != 4 or wt.shape[2] != wt.shape[3] or wt.shape[1] != c:
-        raise refuse(node, f"weights of shape {wt.shape}; supported: square (out_c, {c}, k, k) kernels on {c} channels")
-    k = int(wt.shape[2])
-    pads, strides = list(a.get("pads", [0, 0, 0, 0])), list(a.get("strides", [1, 1]))
+    pads, strides, kernel = list(a.get("pads", [0, 0, 0, 0])), list(a.get("strides", [1, 1])), list(a.get("kernel_shape", []))
     problems = [
         (a.get("group", 1) != 1, f"group {a.get('group')}"),
         (any(d != 1 for d in a.get("dilations", [1, 1])), f"dilations {a.get('dilations')}"),
         (a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"), f"auto_pad {a.get('auto_pad')}"),
-        (list(a.get("kernel_shape", [k, k])) != [k, k], f"kernel_shape {a.get('kernel_shape')}"),
+        (len(kernel) not in (0, 2) or len(set(kernel)) > 1, f"kernel_shape {kernel}"),
         (len(set(pads)) != 1 or len(pads) != 4, f"pads {pads}"),
         (len(set(strides)) != 1 or len(strides) != 2, f"strides {strides}"),
     ]
@@ -171,7 +167,21 @@ def conv_layer(model, layer: MatLayer, in_shape: tuple[int, int, int], bits: int
     if bad:
         raise refuse(node, f"{bad[0]} is not supported; supported: 2-D convolution, group 1, dilation 1, square kernel, "
                            "equal strides, the same padding on every side")
-    pad, stride = int(pads[0]), int(strides[0])
+    return int(strides[0]), int(pads[0])
+
+
+def conv_layer(model, layer: MatLayer, in_shape: tuple[int, int, int], bits: int, enc: str):
+    """(Conv specification, (M, K) sign bits, (M,) magnitudes) of a QONNX Conv on an (H, W, C) map."""
+    node = layer.node
+    h, w, c = in_shape
+    stride, pad = conv_attrs(node)
+    wt = np.asarray(constant_value(model, layer.weight, node), np.float64)
+    if wt.ndim != 4 or wt.shape[2] != wt.shape[3] or wt.shape[1] != c:
+        raise refuse(node, f"weights of shape {wt.shape}; supported: square (out_c, {c}, k, k) kernels on {c} channels")
+    k = int(wt.shape[2])
+    kernel = list(attrs_of(node).get("kernel_shape", [k, k]))
+    if kernel != [k, k]:
+        raise refuse(node, f"kernel_shape {kernel} does not match the {k}x{k} weights")
     if pad and enc == "bipolar":
         raise refuse(node, f"pads a ±1 map with {pad} zeros: a ±1 network has no zero (the contract pads bits with -1); "
                            "supported: pad 0 (bnn_pynq's CNV), or padding of a multi-bit or 0/1 first layer")
@@ -184,8 +194,8 @@ def conv_layer(model, layer: MatLayer, in_shape: tuple[int, int, int], bits: int
     return spec, wbits, mag
 
 
-def pool_layer(step: PoolStep, in_shape: tuple[int, int, int]) -> MaxPool:
-    node = step.node
+def pool_attrs(node) -> tuple[int, int]:
+    """(k, stride) of a MaxPool node, or a refusal naming the first attribute outside the contract."""
     a = attrs_of(node)
     kernel, strides = list(a.get("kernel_shape", [])), list(a.get("strides", [1, 1]))
     problems = [
@@ -200,11 +210,16 @@ def pool_layer(step: PoolStep, in_shape: tuple[int, int, int]) -> MaxPool:
     bad = [text for cond, text in problems if cond]
     if bad:
         raise refuse(node, f"{bad[0]} is not supported; supported: square k x k max-pool, equal strides, no padding, floor mode")
+    return int(kernel[0]), int(strides[0])
+
+
+def pool_layer(step: PoolStep, in_shape: tuple[int, int, int]) -> MaxPool:
+    k, stride = pool_attrs(step.node)
     h, w, c = in_shape
     try:
-        return MaxPool(h, w, c, int(kernel[0]), int(strides[0]))
+        return MaxPool(h, w, c, k, stride)
     except FedxnorError as err:
-        raise refuse(node, str(err)) from None
+        raise refuse(step.node, str(err)) from None
 
 
 def nchw_shape(model, tensor: str, user) -> tuple[int, int, int]:
