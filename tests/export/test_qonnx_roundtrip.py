@@ -99,3 +99,41 @@ def test_hybnn_latent_input_is_refused(tmp_path):
     net = IntNetwork((IntLayer(net.layers[0].weights, np.full(8, 10), encoding="bipolar"), net.layers[1]))
     write_export(net, tmp_path / "src", input_spec={"shape": [20], "encoding": "bits"})
     assert_refused(run_cli(["export-qonnx", tmp_path / "src", "--out", tmp_path / "m.onnx"]), nothing_in=tmp_path / "m.onnx")
+
+
+BREVITAS_Q17 = [max(-128, min(127, int(np.round((2 * np.float32(p) / np.float32(255) - 1) * 128)))) for p in range(256)]
+
+
+@pytest.mark.parametrize("first", ["signed-mapped", "pixels", "binarized-01"])
+def test_conv_round_trip_gives_byte_identical_roms(tmp_path, first):
+    """conv (signed 8-bit Q1.7 map, 8-bit pixels with pad 1, or 0/1 pixels) -> max-pool -> conv -> dense -> dense on 9x9x3
+    images: export-qonnx (NCHW Conv, MaxPool, Flatten with the columns permuted to CHW), then import: the same ROMs."""
+    from fxconvnets import random_conv_network
+    from idx_files import learnable_set
+
+    from fedxnor.contract.conv import Conv
+    from fedxnor.contract.dense import Dense
+    from fedxnor.contract.pool import MaxPool
+
+    enc, bits, pad = {"signed-mapped": ("signed", 8, 0), "pixels": ("unsigned", 8, 1), "binarized-01": ("unsigned", 1, 0)}[first]
+    c0 = Conv(9, 9, 3, 6, 3, 1, pad, bits, enc)
+    pool = MaxPool(*c0.out_shape, 2, 2)
+    c1 = Conv(*pool.out_shape, 5, 2, 1, 0)
+    specs = [c0, pool, c1, Dense(c1.out_size, 7), Dense(7, 10, is_output=True)]
+    rng = np.random.default_rng(11)
+    net = random_conv_network(specs, rng)
+    spec = {"shape": [9, 9, 3], "encoding": {"signed-mapped": "pixels-mapped", "pixels": "pixels",
+                                              "binarized-01": "pixels-binarized"}[first]}
+    spec.update({"map": BREVITAS_Q17} if first == "signed-mapped" else {"threshold": 100} if first == "binarized-01" else {})
+    data = learnable_set(tmp_path / "data", (9, 9, 3), n_train=10, n_test=IMAGES)
+    src, onnx_file, back = tmp_path / "src", tmp_path / "model.onnx", tmp_path / "back"
+    write_export(net, src, input_spec=spec)
+    r = run_cli(["export-qonnx", src, "--out", onnx_file, "--data", data, "--json"])
+    assert r.code == 0, r.err
+    r = run_cli(["import", onnx_file, "--out", back, "--data", data, "--json"])
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["agreement"] == 1.0
+    a, b = load_export(src), load_export(back)
+    assert a.manifest["input"].get("map") == b.manifest["input"].get("map")
+    assert [la.get("thresholds") for la in a.manifest["layers"]] == [lb.get("thresholds") for lb in b.manifest["layers"]]
+    assert hex_files(src) == hex_files(back) and hex_files(src)
