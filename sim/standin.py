@@ -74,9 +74,10 @@ def standin_verilog(export: Export) -> str:
         body.append(f"        integer i; reg signed [{aw - 1}:0] s;")
         body.append("        begin")
         body.append("            s = 0;")
-        if layer.encoding == "unsigned":
+        if layer.encoding != "bipolar":  # unsigned: zero-extended; signed (issue 22): the B bits are two's complement
+            x = f"$signed(a[i*{b} +: {b}])" if layer.encoding == "signed" else f"$signed({{1'b0, a[i*{b} +: {b}]}})"
             body.append(f"            for (i = 0; i < {n}; i = i + 1)")
-            body.append(f"                s = w[i] ? s + $signed({{1'b0, a[i*{b} +: {b}]}}) : s - $signed({{1'b0, a[i*{b} +: {b}]}});")
+            body.append(f"                s = w[i] ? s + {x} : s - {x};")
         else:
             body.append(f"            for (i = 0; i < {n}; i = i + 1) if (a[i] == w[i]) s = s + 1;")
         body.append(f"            acc{li} = s;")
