@@ -22,6 +22,7 @@ from fedxnor.contract.cost import MODELS, LayerCost, array_cost, collector_cost,
 from fedxnor.contract.cycles import layer_timing
 from fedxnor.contract.folding import Folding
 from fedxnor.contract.matrix import CHUNK_VALUES, MatrixKind, check_encoding, matrix_accumulate
+from fedxnor.contract.structure import DRAIN_FIXED, tree_levels
 from fedxnor.errors import FedxnorError
 
 PAD_VALUE = 0  # the stored input value of a padded position: bit 0 (= −1) or pixel 0
@@ -157,6 +158,29 @@ class Conv(MatrixKind):
     def tokens(self, fold: Folding) -> int:
         """Cycles the array is busy per image: out_h·out_w·(M / P)·ceil(K / L)·planes."""
         return self.out_h * self.out_w * self.neurons_per_pe(fold) * self.words_per_row(fold) * self.planes
+
+    def window_tokens(self, fold: Folding) -> int:
+        """T_w: the array's cycles per window (output pixel): (M / P)·ceil(K / L)·planes."""
+        return self.neurons_per_pe(fold) * self.words_per_row(fold) * self.planes
+
+    def window_drain(self, fold: Folding) -> int:
+        """D of the default build (one register per adder-tree level): last token of a window -> its pixel done."""
+        return tree_levels(fold.simd) + fold.pe + DRAIN_FIXED
+
+    def column_window(self, fold: Folding) -> bool:
+        """Which sliding-window generator hw/convlayer.py builds for this folding (a structural choice the cost
+        model prices and the cycle model times): the column-parallel one (hw/colwindow.py, a window per output
+        pixel, the pixel ring collector of hw/collector.py) when the serial one would hold the array up, i.e. the
+        array needs fewer cycles per window than the serial generator's k·k taps or the two-bank collector's
+        drain turn (T_w < max(k·k, D + 1)); else the one-memory serial generator (hw/window.py), which costs
+        fewer flip-flops (no window register, no slots): what small devices, with slow foldings, keep."""
+        return self.window_tokens(fold) < max(self.k * self.k, self.window_drain(fold) + 1)
+
+    def collector_slots(self, fold: Folding) -> int:
+        """S of the column build's collector (hw/collector.py): a window holds a slot from its first token to its
+        pixel sent, T_w + D cycles with the output always ready, so 1 + ceil(D / T_w) slots keep windows a T_w
+        apart; one more absorbs a consumer's pause of up to T_w cycles."""
+        return 2 + -(-self.window_drain(fold) // self.window_tokens(fold))
 
     def cost(self, fold: Folding, device, model=None, *, first: bool = False, spram: bool = False,
              after_map: bool = False):

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from fedxnor.contract.colcycles import ColumnConvUnit
 from fedxnor.contract.structure import CREDIT_FIXED, DRAIN_FIXED, RESULT_FIXED, tree_levels
 
 MAP_KINDS = ("conv", "maxpool")
@@ -191,6 +192,14 @@ class ConvUnit(_Taps):
             moved = True
 
 
+def conv_unit(spec: Any, fold: Any, inp: Stream, out: Stream, images: int, stages: int | None = None) -> Any:
+    """The unit hw/convlayer.py builds for this folding: the serial generator's ConvUnit, or contract/colcycles.py's
+    ColumnConvUnit when Conv.column_window picks the column-parallel generator."""
+    if spec.column_window(fold):
+        return ColumnConvUnit(spec, fold, inp, out, images, stages)
+    return ConvUnit(spec, fold, inp, out, images, stages)
+
+
 class PoolUnit(_Taps):
     """hw/pool.py: taps -> an OR register; a window's last tap waits until the previous pixel is sent."""
 
@@ -323,7 +332,7 @@ def result_cycles(layers: Sequence[Any], images: int, stages: int | None = None)
     units: list[Any] = [Source(streams[0], images * layers[0].spec.in_h * layers[0].spec.in_w)]
     for i, x in enumerate(layers[:n_front]):
         if x.spec.kind == "conv":
-            units.append(ConvUnit(x.spec, x.fold, streams[i], streams[i + 1], images, stages))
+            units.append(conv_unit(x.spec, x.fold, streams[i], streams[i + 1], images, stages))
         else:
             units.append(PoolUnit(x.spec, streams[i], streams[i + 1], images))
     oh, ow, _ = layers[n_front - 1].spec.out_shape
@@ -369,7 +378,7 @@ def unit_output_cycles(spec: Any, fold: Any, images: int, stages: int | None = N
     pixel's cycle."""
     inp, out = Stream(), Stream()
     src = Source(inp, images * spec.in_h * spec.in_w)
-    unit = (ConvUnit(spec, fold, inp, out, images, stages) if spec.kind == "conv"
+    unit = (conv_unit(spec, fold, inp, out, images, stages) if spec.kind == "conv"
             else PoolUnit(spec, inp, out, images))
     _run([src, unit, Sink(out)])
     per = spec.out_h * spec.out_w

@@ -55,8 +55,8 @@ def test_steady_interval_reads_the_periodic_tail(times, ii):
 @given(st.integers(3, 9), st.integers(3, 9), st.integers(1, 3), st.integers(1, 3), st.integers(1, 2), st.integers(0, 1),
        st.data())
 def test_conv_and_pool_layer_timing_bounds(h, w, c, k, stride, pad, data):
-    """own is at least the slower of the taps (k·k a window) and the tokens (T_w a window) over the image, and the
-    unit alone settles to it; a conv's drain is one window's tokens through the array and collector."""
+    """own is at least the slower of the taps (k·k a window; the column generator: a position of the padded map) and
+    the tokens (T_w a window) over the image, and the unit alone settles to it; a conv's drain is one window's tokens through the array and collector."""
     pad = min(pad, k - 1)
     if h + 2 * pad < k or w + 2 * pad < k:
         return
@@ -65,7 +65,10 @@ def test_conv_and_pool_layer_timing_bounds(h, w, c, k, stride, pad, data):
     drain, own = cycles.layer_timing(conv, fold)
     win = conv.out_h * conv.out_w
     tw = conv.tokens(fold) // win
-    assert own >= win * max(k * k, tw) and own >= conv.tokens(fold)
+    if conv.column_window(fold):  # the column generator: a padded map position a cycle at most
+        assert own >= max((h + 2 * pad) * (w + 2 * pad), conv.tokens(fold))
+    else:  # the serial one: k·k taps a window
+        assert own >= win * max(k * k, tw) and own >= conv.tokens(fold)
     assert drain == tw - 1 + tree_levels(fold.simd) + fold.pe + DRAIN_FIXED
     last = mapcycles.unit_output_cycles(conv, fold, 6)
     assert -(-(last[-1] - last[-3]) // 2) == own  # period 1 or 2 (collector pairs): the mean, rounded up

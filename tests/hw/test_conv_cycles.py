@@ -105,7 +105,7 @@ def unit_cycles(spec, fold, images: int, directory, rng):
 def model_unit(spec, fold, images: int):
     inp, out = mapcycles.Stream(), mapcycles.Stream()
     units = [mapcycles.Source(inp, images * spec.in_h * spec.in_w),
-             mapcycles.ConvUnit(spec, fold, inp, out, images) if spec.kind == "conv" else mapcycles.PoolUnit(spec, inp, out, images),
+             mapcycles.conv_unit(spec, fold, inp, out, images) if spec.kind == "conv" else mapcycles.PoolUnit(spec, inp, out, images),
              mapcycles.Sink(out)]
     mapcycles._run(units)
     return inp.hand, out.hand

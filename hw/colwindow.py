@@ -1,0 +1,110 @@
+"""ColumnWindow: the column-parallel sliding-window generator, a whole k x k window per output pixel, for a conv
+layer whose sequencer reads a window in fewer cycles than the serial generator (hw/window.py) needs to emit one
+(contract.conv.Conv.column_window decides; FINN's ConvolutionInputGenerator keeps the same k x k register).
+
+    pixels (raster order, C·B bits) -> walker over the padded map (H + 2·pad) x (W + 2·pad), one position a cycle
+        column memory: W + 2·pad words of k − 1 pixels (the k − 1 rows above, one read and one write a cycle)
+        window register: the k − 1 previous columns; with the new column (memory word + this pixel) it is the
+        window whose bottom-right pixel is this position
+    -> 2 hold banks of K = k·k·C bits x B planes (ping-pong) -> rd (InputReadSignature, one cycle latency)
+
+A position inside the map takes one pixel; a padded position takes none and stands for 0 (the bit −1, or pixel
+0: contract.conv.PAD_VALUE). A position where a window ends (rows and columns k − 1 + i·stride) copies the window
+into the free hold bank, in (ky, kx, c) order (contract.conv.Conv.window), B bit planes read MSB plane first at
+rd.lin = q·words + c, word c = bits [c·L, c·L + L), as hw/vectorbuffer.py lays them out. Images follow each other
+without a gap: the k − 1 rows a window needs are the image's own by the time its first window ends. The walker
+waits only for a pixel (at a position inside the map) or for a free bank (at a window's end), so the model
+(contract/colcycles.py) is one event per position.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from fedxnor.contract.bits import ceil_div
+from fedxnor.hw.ports import InputReadSignature, bits_for
+
+
+def _mask(n: int, bits) -> Const:
+    return Const(sum(1 << i for i in range(n) if bits(i)), n)
+
+
+class ColumnWindow(wiring.Component):
+    def __init__(self, *, in_h: int, in_w: int, in_c: int, k: int, stride: int = 1, pad: int = 0, lanes: int,
+                 bits: int = 1):
+        self.H, self.W, self.C, self.k, self.s, self.p, self.B, self.L = in_h, in_w, in_c, k, stride, pad, bits, lanes
+        self.Hp, self.Wp = in_h + 2 * pad, in_w + 2 * pad
+        self.OH, self.OW = (self.Hp - k) // stride + 1, (self.Wp - k) // stride + 1
+        if self.OH < 1 or self.OW < 1 or pad >= k:
+            raise ValueError(f"a {k}x{k} window with pad {pad} does not fit a {in_h}x{in_w} map")
+        self.K = k * k * in_c
+        self.words = ceil_div(self.K, lanes)
+        super().__init__({
+            "pixels": In(stream.Signature(in_c * bits)),
+            "rd": In(InputReadSignature(words=self.words, planes=bits, lanes=lanes)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        H, W, C, k, s, p, B, L = self.H, self.W, self.C, self.k, self.s, self.p, self.B, self.L
+        Hp, Wp, E = self.Hp, self.Wp, self.C * self.B
+        yp, xp = Signal(range(Hp)), Signal(range(Wp))
+        real = (_mask(Hp, lambda y: p <= y < H + p).bit_select(yp, 1)
+                & _mask(Wp, lambda x: p <= x < W + p).bit_select(xp, 1))
+        ends = (_mask(Hp, lambda y: y >= k - 1 and (y - k + 1) % s == 0).bit_select(yp, 1)
+                & _mask(Wp, lambda x: x >= k - 1 and (x - k + 1) % s == 0).bit_select(xp, 1))
+        pix = Signal(E)
+        m.d.comb += pix.eq(Mux(real, self.pixels.payload, 0))
+
+        full, wb = Signal(2), Signal()  # hold bank b holds a window not yet released; the bank filled next
+        go = Signal()
+        m.d.comb += go.eq((~real | self.pixels.valid) & (~ends | ~full.bit_select(wb, 1)))
+        m.d.comb += self.pixels.ready.eq(go & real)
+        last_x = xp == Wp - 1
+        with m.If(go):
+            m.d.sync += xp.eq(Mux(last_x, 0, xp + 1))
+            with m.If(last_x):
+                m.d.sync += yp.eq(Mux(yp == Hp - 1, 0, yp + 1))
+
+        # the new column: the k − 1 rows above from the column memory (slot 0 the top row), then this pixel
+        if k > 1:
+            mem = Memory(shape=(k - 1) * E, depth=Wp, init=[])
+            m.submodules.columns = mem
+            wr, rdp = mem.write_port(), mem.read_port()
+            # read ahead: the word of the position the walker is at next cycle (never the one written now)
+            m.d.comb += rdp.addr.eq(Mux(go, Mux(last_x, 0, xp + 1), xp))
+            above = [rdp.data[i * E:(i + 1) * E] for i in range(k - 1)]
+            m.d.comb += [wr.addr.eq(xp), wr.en.eq(go), wr.data.eq(Cat(*above[1:], pix))]
+        else:
+            above = []
+        column = [*above, pix]
+        prev = [[Signal(E, name=f"win_x{x}_y{y}", reset_less=True) for y in range(k)] for x in range(k - 1)]
+        window = [*prev, column]  # window[kx][ky]
+        with m.If(go):
+            for x in range(k - 1):
+                m.d.sync += [prev[x][y].eq(window[x + 1][y]) for y in range(k)]
+
+        # hold banks: plane q of the window, element (ky, kx, c) at bit (ky·k + kx)·C + c
+        planes = [Cat(window[kx][ky][c * B + q] for ky in range(k) for kx in range(k) for c in range(C))
+                  for q in range(B)]
+        hold = [[Signal(self.words * L, name=f"hold{b}_plane{q}", reset_less=True) for q in range(B)] for b in range(2)]
+        load = go & ends
+        for b in range(2):
+            with m.If(load & (wb == b)):
+                m.d.sync += [hold[b][q].eq(planes[q]) for q in range(B)]
+        with m.If(load):
+            m.d.sync += [full.bit_select(wb, 1).eq(1), wb.eq(~wb)]
+        rd = self.rd
+        with m.If(rd.release):
+            m.d.sync += full.bit_select(rd.bank, 1).eq(0)
+        per_bank = B * self.words  # plane-major, MSB plane first: word c of plane B − 1 − q at q·words + c
+        words = [hold[b][B - 1 - q][c * L:(c + 1) * L] for b in range(2) for q in range(B) for c in range(self.words)]
+        sel = Signal(bits_for(2 * per_bank) + 1)
+        m.d.comb += sel.eq(rd.bank * per_bank + (rd.lin if B > 1 else rd.word))
+        m.d.sync += rd.data.eq(Array(words)[sel])
+        m.d.comb += [rd.ready.eq(full), self.busy.eq(full.any() | (xp != 0) | (yp != 0))]
+        return m
