@@ -18,7 +18,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from fedxnor.contract.cost import MODELS, LayerCost, array_cost, collector_cost, line_buffer_cost, vector_buffer_cost
+from fedxnor.contract.cost import (
+    MODELS,
+    LayerCost,
+    array_cost,
+    collector_cost,
+    column_window_cost,
+    line_buffer_cost,
+    pixel_collector_cost,
+    vector_buffer_cost,
+)
 from fedxnor.contract.cycles import layer_timing
 from fedxnor.contract.folding import Folding
 from fedxnor.contract.matrix import CHUNK_VALUES, MatrixKind, check_encoding, matrix_accumulate
@@ -185,10 +194,12 @@ class Conv(MatrixKind):
     def cost(self, fold: Folding, device, model=None, *, first: bool = False, spram: bool = False,
              after_map: bool = False):
         """Cycles, LUTs, FFs and block RAM of hw/convlayer.py's ConvLayer folded onto P rows x L lanes: the sliding
-        window (line buffer of k + stride rows in block RAM, a two-bank window buffer in FFs), the dense layer's
-        sequencer, rows, lane groups and ROMs (contract/cost.py array_cost), the collector of each output pixel.
-        Its input buffer is the window (a first conv layer needs no image buffer); what it fills is the next map
-        layer's line buffer, or the flattened map, which the dense layer after it prices as its input buffer."""
+        window (line buffer of k + stride rows in block RAM, a two-bank window buffer in FFs; or, when
+        `column_window(fold)`, hw/colwindow.py's column memory, window register and hold banks), the dense layer's
+        sequencer, rows, lane groups and ROMs (contract/cost.py array_cost), the collector of each output pixel
+        (two banks, or the column build's ring of `collector_slots` pixels). Its input buffer is the window (a first
+        conv layer needs no image buffer); what it fills is the next map layer's line buffer, or the flattened map,
+        which the dense layer after it prices as its input buffer."""
         if spram:
             raise FedxnorError(f"conv layer {self.name or ''}: the run-time weight store (SPRAM) takes dense layers only; "
                                "keep its weights in block RAM")
@@ -197,9 +208,16 @@ class Conv(MatrixKind):
         # hw/convlayer.py builds its array with Yosys choosing each ROM's place and no read registers (issue 21)
         arr = array_cost(self, fold, dataclasses.replace(device, weight_roms="auto", read_regs=False), model)
         bits = self.planes
-        l_tiles, l_luts, l_ffs = line_buffer_cost(self.k + self.stride, self.in_w, self.in_c * bits, device, model)
-        _, w_luts, w_ffs = vector_buffer_cost(self.k * self.k, self.in_c, fold.simd, bits, model)
-        _, c_luts, c_ffs = collector_cost(self.out_c, model)
+        if self.column_window(fold):  # hw/colwindow.py + hw/collector.py (its window buffer is the hold banks)
+            l_tiles, l_luts, l_ffs = column_window_cost(self.k, self.in_w + 2 * self.pad, self.in_c * bits,
+                                                        bits * self.words_per_row(fold) * fold.simd, fold.simd,
+                                                        device, model)
+            w_luts = w_ffs = 0.0
+            _, c_luts, c_ffs = pixel_collector_cost(self.out_c, fold.pe, self.collector_slots(fold), model)
+        else:
+            l_tiles, l_luts, l_ffs = line_buffer_cost(self.k + self.stride, self.in_w, self.in_c * bits, device, model)
+            _, w_luts, w_ffs = vector_buffer_cost(self.k * self.k, self.in_c, fold.simd, bits, model)
+            _, c_luts, c_ffs = collector_cost(self.out_c, model)
         luts = (model.conv_array * arr.luts + l_luts + w_luts + c_luts + model.conv_glue) * model.flatten
         ffs = arr.ffs + l_ffs + w_ffs + c_ffs + 2
         # NetworkTop refuses read_regs with a conv front so far: timed without them on every device

@@ -253,3 +253,26 @@ def logic_cells(device: str | Device, luts: float, ffs: float) -> float:
     if not dev.lcs:
         return 0.0
     return packed_cells(luts, ffs, dev.top_lcs)
+
+
+def column_window_cost(k: int, padded_w: int, word_bits: int, vector_bits: int, lanes: int,
+                       device: Device, model: ResourceModel) -> tuple[int, float, float]:
+    """(block RAM tiles, LUTs, FFs) of hw/colwindow.py's ColumnWindow: a column memory of W + 2·pad words of
+    (k − 1)·C·B bits, the window register's k − 1 columns of k·C·B bits, two hold banks of the window's B planes
+    (`vector_bits` = B·ceil(K / L)·L each) read through one word mux, the walker's counters. Not yet fitted to
+    synthesis: the line buffer's and vector buffer's coefficients, which price the same kinds of parts."""
+    tiles, luts, ffs = ram_cost((k - 1) * word_bits, padded_w, device, model) if k > 1 else (0, 0.0, 0.0)
+    register = (k - 1) * k * word_bits
+    stored = 2 * vector_bits
+    luts += model.line + model.line_bit * word_bits + model.vec_bit * stored + model.vec_fixed
+    ffs += model.ff_line + register + stored + lanes + model.ff_vec_fixed
+    return tiles, luts, ffs
+
+
+def pixel_collector_cost(bits: int, pe: int, slots: int, model: ResourceModel) -> tuple[int, float, float]:
+    """(block RAM tiles, LUTs, FFs) of hw/collector.py's PixelCollector: S slots of M bits in FFs, each row's
+    slot-select enables (P·S), the S:1 output mux (about half a LUT4 per input bit), the row pointers and counts."""
+    ptr = bits_for(slots) + bits_for(max(1, bits // pe))
+    luts = model.collect + 0.5 * bits * slots + pe * slots + 2 * pe
+    ffs = bits * slots + pe * ptr + 3 * bits_for(slots + 1) + model.ff_collect
+    return 0, luts, ffs

@@ -11,7 +11,15 @@ from fxconvnets import conv_net_specs, random_conv_network
 from hypothesis import given, settings
 
 from fedxnor.contract.conv import Conv
-from fedxnor.contract.cost import MODELS, array_cost, line_buffer_cost, ram_cost, vector_buffer_cost
+from fedxnor.contract.cost import (
+    MODELS,
+    array_cost,
+    column_window_cost,
+    line_buffer_cost,
+    pixel_collector_cost,
+    ram_cost,
+    vector_buffer_cost,
+)
 from fedxnor.contract.cycles import layer_timing
 from fedxnor.contract.dense import Dense
 from fedxnor.contract.devices import DEVICES
@@ -38,17 +46,35 @@ def test_line_buffer_takes_block_ram_unless_tiny():
 
 def test_conv_cost_is_array_plus_window_plus_collector():
     spec = Conv(12, 12, 8, 16, 3, 1, 1)
-    fold = Folding(4, 24)
+    fold = Folding(2, 24)  # T_w = 24 windows' tokens: the serial generator (Conv.column_window false)
+    assert not spec.column_window(fold)
     model = MODELS["ice40"]
     c = spec.cost(fold, UP5K)
     arr = array_cost(spec, fold, UP5K, model)
     lb = line_buffer_cost(4, 12, 8, UP5K, model)
     wb = vector_buffer_cost(9, 8, 24, 1, model)
-    assert c.bram == arr.bram + lb[0] == 1  # ROMs of 4 x 3 words stay in logic; the line buffer is one EBR
+    assert c.bram == arr.bram + lb[0] == 1  # ROMs of 8 x 3 words stay in logic; the line buffer is one EBR
     assert c.luts > (model.conv_array * arr.luts + lb[1] + wb[1]) * model.flatten
     assert c.ffs > arr.ffs + lb[2] + wb[2] + 2 * 16  # + the collector's two banks of M bits
     assert c.cycles == spec.tokens(fold) and (c.drain, c.own) == layer_timing(spec, fold)
-    assert c.rom_bits == 4 * 24 * spec.weight_depth(fold) + spec.acc_width * 16
+    assert c.rom_bits == 2 * 24 * spec.weight_depth(fold) + spec.acc_width * 16
+
+
+def test_column_conv_cost_is_array_plus_column_window_plus_ring():
+    """A folding that reads a window in fewer cycles than the serial generator's 9 taps: priced as hw/colwindow.py's
+    column memory (k − 1 pixels a word, W + 2·pad deep), window register and hold banks, and hw/collector.py's ring."""
+    spec = Conv(12, 12, 8, 16, 3, 1, 1)
+    fold = Folding(4, 24)  # T_w = 12 < D + 1 = 13
+    assert spec.column_window(fold) and spec.collector_slots(fold) == 2 + 1
+    model = MODELS["ice40"]
+    c = spec.cost(fold, UP5K)
+    arr = array_cost(spec, fold, UP5K, model)
+    win = column_window_cost(3, 14, 8, 3 * 24, 24, UP5K, model)
+    ring = pixel_collector_cost(16, 4, 3, model)
+    assert c.bram == arr.bram + win[0] and win[0] == 0  # 16 x 14 bits: flip-flops, cheaper than an EBR
+    assert c.ffs == pytest.approx(arr.ffs + win[2] + ring[2] + 2)
+    assert c.ffs > arr.ffs + 2 * 3 * 24 + 3 * 16 + 2 * 3 * 8  # hold banks, slots, window register
+    assert c.luts == pytest.approx((model.conv_array * arr.luts + win[1] + ring[1] + model.conv_glue) * model.flatten)
 
 
 def test_pool_cost_and_refusals():
@@ -74,17 +100,22 @@ def test_dense_after_a_map_reads_the_flattened_map_buffer():
 @given(case=conv_net_specs())
 def test_every_layer_prices_itself_sanely(case):
     """Every conv / pool layer of a random network: positive LUTs and FFs, cycles = tokens (conv) or own (pool),
-    own >= the window's k·k taps per output pixel, more rows never fewer FFs at the same lanes."""
+    own >= the window's k·k taps per output pixel (the column generator's: a position of the padded map a cycle),
+    more rows never fewer FFs at the same lanes and window generator."""
     for i, (spec, fold) in enumerate(zip(case["specs"], case["folds"])):
         if spec.kind == "dense":
             continue
         for dev in (UP5K, ECP5):
             c = spec.cost(fold, dev, first=i == 0)
             assert c.luts > 0 and c.ffs > 0 and c.bram >= 0
-            assert c.own >= spec.out_h * spec.out_w * spec.k * spec.k
+            column = spec.kind == "conv" and spec.column_window(fold)  # a padded map position a cycle at most
+            pad = getattr(spec, "pad", 0)
+            assert c.own >= ((spec.in_h + 2 * pad) * (spec.in_w + 2 * pad) if column
+                             else spec.out_h * spec.out_w * spec.k * spec.k)
             if spec.kind == "conv":
                 assert c.cycles == spec.tokens(fold) and c.rom_bits >= spec.weight_bits
-                wider = [f for f in spec.candidate_foldings() if f.simd == fold.simd and f.pe > fold.pe]
+                wider = [f for f in spec.candidate_foldings() if f.simd == fold.simd and f.pe > fold.pe
+                         and spec.column_window(f) == column]  # the same window generator
                 for f in wider[:1]:
                     assert spec.cost(f, dev, first=i == 0).ffs > c.ffs
 
