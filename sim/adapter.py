@@ -1,8 +1,8 @@
 """The one place that knows hw's API: generate the DUT's Verilog and describe its ports.
 
 write_sources(export, directory) -> (Verilog files, SimPorts). The DUT is the
-accelerator's network top from fedxnor.hw when it is available, else (or with
-FEDXNOR_SIM_DUT=standin) the behavioural stand-in of fedxnor.sim.standin.
+accelerator's network top from fedxnor.hw, or with FEDXNOR_SIM_DUT=standin the
+behavioural stand-in of fedxnor.sim.standin (to test the testbench itself).
 """
 
 from __future__ import annotations
@@ -20,18 +20,12 @@ HW_MODULE = "fedxnor_top"
 
 
 def dut_kind() -> str:
-    """"hw" (the accelerator of fedxnor.hw.top) when it is importable, else "standin";
-    FEDXNOR_SIM_DUT=standin|hw overrides."""
-    kind = os.environ.get("FEDXNOR_SIM_DUT", "")
-    if kind:
-        if kind not in ("hw", "standin"):
-            raise FedxnorError(f"FEDXNOR_SIM_DUT={kind!r}: use 'hw' or 'standin'")
-        return kind
-    try:
-        from fedxnor.hw.top import generate_verilog  # noqa: F401
-    except ImportError:
-        return "standin"
-    return "hw"
+    """"hw" (the accelerator of fedxnor.hw.top), or what FEDXNOR_SIM_DUT=standin|hw says. Never a silent
+    fallback: a broken hw import is an error to see, not a reason to verify a model instead of the RTL."""
+    kind = os.environ.get("FEDXNOR_SIM_DUT", "") or "hw"
+    if kind not in ("hw", "standin"):
+        raise FedxnorError(f"FEDXNOR_SIM_DUT={kind!r}: use 'hw' or 'standin'")
+    return kind
 
 
 def write_sources(export: Export, directory: Path, kind: str | None = None) -> tuple[list[Path], SimPorts]:
@@ -39,6 +33,9 @@ def write_sources(export: Export, directory: Path, kind: str | None = None) -> t
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if kind == "standin":
+        if any(info.kind != "dense" for info in export.layers):
+            raise FedxnorError("the behavioural stand-in (FEDXNOR_SIM_DUT=standin) models dense layers only; "
+                               "unset FEDXNOR_SIM_DUT to verify a conv network's RTL")
         ports = standin.standin_ports(export)
         dut_text = standin.standin_verilog(export)
     else:

@@ -260,7 +260,7 @@ def headline_of(name: str, s: dict[str, Any]) -> str:
     if name == "train":
         return f"test accuracy {s.get('test_accuracy', 0):.4f}"
     if name == "export":
-        return "folding " + ", ".join(f"{la['pe']}x{la['simd']}" for la in s["layers"])
+        return "folding " + ", ".join(f"{la['pe']}x{la['simd']}" if "pe" in la else "-" for la in s["layers"])
     if name == "reference":
         return f"accuracy {s['accuracy']:.4f}, agreement {s['agreement']:.4f} on {s['images']} images"
     if name == "verify":
