@@ -134,6 +134,7 @@ def load_model(path: Path):
         raise FedxnorError(f"{path}: not a readable ONNX model (truncated or corrupt file?): {type(e).__name__}") from None
     if not proto.HasField("graph"):
         raise FedxnorError(f"{path}: the ONNX model has no graph (truncated file?)")
+    load_external(proto, path)
     check_ops(proto)
     check_tensors(proto)
     for node in proto.graph.node:
@@ -146,6 +147,20 @@ def load_model(path: Path):
     if len(model.graph.input) != 1:
         raise FedxnorError(f"{path}: after cleanup the graph has {len(model.graph.input)} data inputs; it needs one")
     return model
+
+
+def load_external(proto, path: Path) -> None:
+    """Initializers kept beside the model (torch's dynamo exporter writes MODEL.onnx.data for larger models): read them
+    from the model's directory, or one line saying which file is missing."""
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    if not any(uses_external_data(t) for t in proto.graph.initializer):
+        return
+    try:
+        load_external_data_for_model(proto, str(path.parent))
+    except Exception as e:  # OSError, or onnx's checker.ValidationError for a missing or escaping data file
+        raise FedxnorError(f"{path}: its weights live in an external data file that cannot be read ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())[:120]}); keep the .onnx.data file Brevitas wrote beside the model") from None
 
 
 def with_batch(model, batch: int):

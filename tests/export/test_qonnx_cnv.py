@@ -200,3 +200,20 @@ def test_hidden_multibit_quant_still_refused(tmp_path, cnv_files):
     r = do_import(edited(cnv_files[0], tmp_path, hidden_quant), tmp_path / "out", cnv_files[1], 50)
     assert_refused(r, nothing_in=tmp_path / "out")
     assert "8-bit Quant is not supported here" in r.err, r.err
+
+
+def test_external_weight_data_is_read_or_refused(tmp_path, cnv_files):
+    """torch's dynamo exporter keeps larger models' initializers in MODEL.onnx.data: read beside the model; if the data
+    file is missing, one line naming it."""
+    import onnx
+
+    files, data, _, _ = cnv_files
+    m = onnx.load(str(files["cleaned"]))
+    onnx.save(m, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="ext.onnx.data", size_threshold=0)
+    assert (tmp_path / "ext.onnx.data").stat().st_size > 0
+    r = do_import(tmp_path / "ext.onnx", tmp_path / "out", data, 50)
+    assert r.code == 0, r.err
+    (tmp_path / "ext.onnx.data").unlink()
+    r = do_import(tmp_path / "ext.onnx", tmp_path / "out2", data, 50)
+    assert_refused(r, nothing_in=tmp_path / "out2")
+    assert "external data" in r.err and ".onnx.data" in r.err
