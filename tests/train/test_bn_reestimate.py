@@ -4,6 +4,8 @@ bit for bit afterwards (conv and dense BNNs of random shapes)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from conv_nets import assert_reference_equals_torch, conv_config, randomize
@@ -76,3 +78,20 @@ def test_reference_equals_torch_after_reestimation(net):
     reestimate_batchnorm(model, torch.from_numpy(images), batch=16)  # ragged last batch of 2
     assert not model.training
     assert_reference_equals_torch(model, images)
+
+
+def test_central_training_saves_the_reestimated_statistics(tmp_path):
+    from fedxnor.datasets import load_pair
+    from fedxnor.train.central import CentralConfig, evaluate, train_central
+    from fedxnor.train.checkpoint import load_checkpoint
+
+    cfg = CentralConfig(model="mlp-small", epochs=1, train_limit=600, test_limit=300, seed=0)
+    model, meta = load_checkpoint(train_central(cfg, tmp_path / "on", progress=False))
+    train, test = (d.take(n) for d, n in zip(load_pair(None), (600, 300)))
+    assert meta["accuracy_before_bn_reestimate"] is not None and meta["test_accuracy"] == evaluate(model, test)
+    saved = model.norms[0].bn.running_mean.clone()
+    reestimate_batchnorm(model, torch.from_numpy(train.images))  # the same weights and images: the same statistics
+    assert torch.allclose(model.norms[0].bn.running_mean, saved, rtol=1e-5, atol=1e-4)
+    off, meta_off = load_checkpoint(train_central(replace(cfg, bn_reestimate=False), tmp_path / "off", progress=False))
+    assert meta_off["accuracy_before_bn_reestimate"] is None
+    assert not torch.allclose(off.norms[0].bn.running_mean, saved)  # training's running averages differ
