@@ -83,11 +83,16 @@ def build_model(export: Export):
 
     layers, infos = export.network.layers, export.layers
     maps = infos[0].kind != "dense"
+    shape = [int(d) for d in export.manifest["input"]["shape"]]
+    image_map = None  # a dense first layer on a multi-channel image reads the graph's CHW flatten of it
     if maps:
         h, w, c = infos[0].spec.in_shape
         in_shape = [1, c, h, w]
+    elif len(shape) == 3 and shape[2] > 1:
+        image_map = tuple(shape)
+        in_shape = [1, shape[2], shape[0], shape[1]]
     else:
-        in_shape = [1, *[int(d) for d in export.manifest["input"]["shape"]]]
+        in_shape = [1, *shape]
     for info in infos:
         if info.kind == "conv" and info.spec.pad and info.encoding == "bipolar":
             raise FedxnorError(f"layer {info.index} pads a ±1 map with -1 bits; ONNX's Conv pads with 0, so this network has "
@@ -117,7 +122,7 @@ def build_model(export: Export):
             nodes.append(helper.make_node("Flatten", [cur], [f"flat{i}"], axis=1, name=f"flatten{i}"))
             cur = f"flat{i}"
             dtypes[cur] = "BIPOLAR"
-        inits[f"w{i}"] = _weights(info, layer, prev_map)
+        inits[f"w{i}"] = _weights(info, layer, prev_map or (image_map if i == 0 else None))
         inits[f"w{i}_scale"] = np.float32(1.0)
         nodes.append(helper.make_node("BipolarQuant", [f"w{i}", f"w{i}_scale"], [f"w{i}_q"], domain=DOMAIN, name=f"l{i}_wq"))
         dot = "global_out" if layer.is_output else f"dot{i}"
@@ -182,10 +187,8 @@ def export_qonnx(directory: Path, out: Path, images: int | None = None, data_dir
     check_model(model)
     raw, _labels = reference_inputs(ref, data_dir, images)
     ours = ref.classify(raw).classes
-    raw = np.asarray(raw)
-    if ref.export.layers[0].kind == "dense":  # a dense first layer reads the image flattened as the data set stores it
-        raw = raw.reshape(len(raw), -1)
-    elif raw.ndim == 3:  # (N, H, W): one channel
+    raw = np.asarray(raw)  # channels-last; source_predictions transposes (N, H, W, C) to the graph's NCHW
+    if raw.ndim == 3 and ref.export.layers[0].kind != "dense":  # (N, H, W): one channel
         raw = raw[..., None]
     theirs = source_predictions(model, raw, PIXEL_DIVISOR)
     differ = np.flatnonzero(ours != theirs)
