@@ -1,12 +1,16 @@
-"""Central training of the conv BNNs on Fashion-MNIST: per-epoch test accuracy and time on 2 threads, and
-agreement of the integer network with torch eval on all 10,000 test images (through the export directory
-and its reference when the manifest takes conv layers, else the bridge's integer network).
+"""Central training of the conv BNNs on Fashion-MNIST: per-epoch test accuracy and time, the accuracy after
+the recipe's last step (BatchNorm re-estimation, train/central.py), and agreement of the integer network with
+torch eval on all 10,000 test images (through the export directory and its reference when the manifest takes
+conv layers, else the bridge's integer network). Also the weight bits and binary MACs per image of the net.
 
 The curve is written after every epoch (bench/results/conv_central_<model>_<epochs>ep.json), so a run stopped by
 --deadline (UTC HH:MM; no epoch starts that would end after it, by the last epoch's time) keeps what it
-measured. Same recipe as `fedxnor train` (train/central.py): Adam, cosine over --epochs, batch 100.
+measured. With --state DIR the training state is saved after every epoch too, and running the command again
+with the same --state continues the run (a long run in pieces). Same recipe as `fedxnor train`: Adam, cosine
+over --epochs, batch 100, BatchNorm statistics re-estimated at the end. --convs/--hidden probe other shapes
+under the model's name.
 
-    python bench/bench_conv_central.py --model cnv-fmnist --epochs 10 [--deadline 22:44]
+    python bench/bench_conv_central.py --model cnv-fmnist --epochs 10 --threads 1 [--deadline 22:44] [--state DIR]
 """
 
 from __future__ import annotations
