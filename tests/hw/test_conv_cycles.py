@@ -58,7 +58,7 @@ def test_every_result_cycle_equals_the_model(tmp_path_factory, case):
     # CNV-shaped: 8-bit pixels, pad 1, 2x2 pool, binary conv, two dense layers
     ([Conv(6, 6, 1, 4, 3, 1, 1, 8, "unsigned"), MaxPool(6, 6, 4, 2, 2), Conv(3, 3, 4, 6, 3, 1, 1), Dense(54, 8),
       Dense(8, 4, is_output=True)], [Folding(2, 5), None, Folding(3, 12), Folding(4, 9), Folding(1, 8)]),
-    # deep collector (P = M, one token a window): the collector's bank turn-around binds
+    # deep array (P = M, one token a window): the column generator, its ring of 14 pixel slots
     ([Conv(5, 5, 2, 4, 3, 1, 0), Conv(3, 3, 4, 4, 1), Dense(36, 3, is_output=True)],
      [Folding(4, 18), Folding(4, 4), Folding(1, 36)]),
     # the dense tail binds: the map buffer's banks wait for the first dense layer
@@ -111,20 +111,29 @@ def model_unit(spec, fold, images: int):
     return inp.hand, out.hand
 
 
-@pytest.mark.parametrize("spec, fold", [
-    (Conv(6, 6, 2, 4, 3, 1, 0), Folding(2, 6)),  # T_w = 12 > k·k: the sequencer binds
-    (Conv(6, 6, 2, 4, 3, 1, 1), Folding(4, 18)),  # one token a window: taps and collector bind, pad 1
-    (Conv(7, 5, 1, 4, 3, 2, 1), Folding(4, 9)),  # stride 2, odd sides
-    (Conv(6, 6, 2, 4, 1, 1, 0), Folding(4, 2)),  # 1x1: windows alternate 1, 9 (collector pairs)
-    (Conv(6, 6, 1, 4, 3, 1, 0, 8, "unsigned"), Folding(4, 9)),  # 8-bit pixels: 8 planes a window
-    (Conv(9, 9, 2, 4, 3, 3, 0), Folding(4, 18)),  # stride = k
-    (MaxPool(6, 6, 3, 2, 2), None),
-    (MaxPool(7, 7, 2, 3, 2), None),  # overlapping windows, a row left over
-    (MaxPool(5, 6, 2, 2, 1), None),
+@pytest.mark.parametrize("spec, fold, column", [
+    # the serial generator (Conv.column_window false: T_w >= max(k·k, D + 1))
+    (Conv(6, 6, 2, 4, 3, 1, 0), Folding(1, 6), False),  # T_w = 12 > k·k: the sequencer binds
+    (Conv(7, 5, 1, 4, 3, 2, 1), Folding(1, 3), False),  # stride 2, pad 1, odd sides
+    (Conv(6, 6, 2, 4, 1, 1, 0), Folding(1, 1), False),  # 1x1
+    (Conv(6, 6, 1, 4, 3, 1, 0, 8, "unsigned"), Folding(1, 9), False),  # 8-bit pixels: 8 planes a word
+    (Conv(9, 9, 2, 4, 3, 3, 0), Folding(1, 6), False),  # stride = k
+    # the column generator and the pixel ring (T_w < max(k·k, D + 1))
+    (Conv(6, 6, 2, 4, 3, 1, 1), Folding(4, 18), True),  # one token a window: 14 slots, pad 1 (positions without a pixel)
+    (Conv(7, 5, 1, 4, 3, 2, 1), Folding(4, 9), True),  # stride 2, odd sides
+    (Conv(6, 6, 2, 4, 1, 1, 0), Folding(4, 2), True),  # 1x1: no column memory
+    (Conv(6, 6, 1, 4, 3, 1, 0, 8, "unsigned"), Folding(4, 9), True),  # 8-bit pixels: 8 planes a window
+    (Conv(9, 9, 2, 4, 3, 3, 0), Folding(4, 18), True),  # stride = k
+    (Conv(6, 6, 2, 4, 3, 1, 0), Folding(2, 6), True),  # T_w = 6 < 9: the sequencer binds, not the walker
+    (MaxPool(6, 6, 3, 2, 2), None, None),
+    (MaxPool(7, 7, 2, 3, 2), None, None),  # overlapping windows, a row left over
+    (MaxPool(5, 6, 2, 2, 1), None, None),
 ])
-def test_unit_alone_and_its_layer_timing(tmp_path, spec, fold):
+def test_unit_alone_and_its_layer_timing(tmp_path, spec, fold, column):
     """Every pixel taken and sent by the unit at the model's cycle; layer_timing's own is the unit's per-image
     interval in simulation (four images: periodic from the second)."""
+    if spec.kind == "conv":  # the generator the folding picks, as the case list says
+        assert spec.column_window(fold) is column
     rng = np.random.default_rng(0)
     took, sent = unit_cycles(spec, fold, 4, tmp_path / "e", rng)
     m_took, m_sent = model_unit(spec, fold, 4)

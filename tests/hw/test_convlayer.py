@@ -1,13 +1,15 @@
 """ConvLayer (hw/convlayer.py): a hidden conv layer's output pixels equal the contract's (the reference's
 feature map, every bit) for random shapes, foldings, thresholds (lo and hi + 1 included) and inverted rows,
 on binary maps and on a first layer's 3- or 8-bit pixels (bit planes, padding pixel 0), two images back to
-back, random stalls on both pixel streams."""
+back, random stalls on both pixel streams; built with either window generator and collector (the serial one with
+its two banks, the column one with its pixel ring), whichever the folding's rule would pick."""
 
 from __future__ import annotations
 
 import random
 
 import numpy as np
+import pytest
 from fxconvnets import random_conv_network
 from gateware import simulate, stream_collector, stream_feeder
 from hypothesis import given, settings
@@ -44,24 +46,26 @@ def conv_layers(draw):
     conv = Conv(h, w, draw(st.sampled_from([1, 2, 3, 8])), draw(st.sampled_from([2, 3, 4, 6])), k,
                 draw(st.integers(1, 2)), pad, bits, "bipolar" if bits == 1 else "unsigned")
     fold = draw(st.sampled_from(conv.candidate_foldings()))
-    return conv, fold, draw(st.integers(0, 2**16))
+    return conv, fold, draw(st.integers(0, 2**16)), draw(st.booleans())
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=24, deadline=None)
 @given(conv_layers())
 def test_output_pixels_equal_the_reference(tmp_path_factory, case):
-    conv, fold, seed = case
+    conv, fold, seed, column = case
     rng = np.random.default_rng(seed)
     specs = [conv, Dense(conv.out_size, 2, is_output=True)]
     net = random_conv_network(specs, rng)
     ex = load_export(write_export(net, tmp_path_factory.mktemp("conv") / "e", [fold, specs[1].candidate_foldings()[0]]))
-    dut = ConvLayer(ex.layers[0], ex.weight_words[0], ex.threshold_words[0])
+    dut = ConvLayer(ex.layers[0], ex.weight_words[0], ex.threshold_words[0], column=column)
+    assert dut.column is column
     images = [rng.integers(0, 1 << conv.input_bits, conv.in_size) for _ in range(2)]
     want = net.layers[0].forward(np.stack(images))  # (2, out_h·out_w·out_c) NHWC
     assert run_layer(dut, images, seed) == pixel_words(want, conv.out_c)
 
 
-def test_first_layer_on_8_bit_pixels_3x3_pad_1(tmp_path):
+@pytest.mark.parametrize("fold", [(2, 4), (4, 9)])  # serial generator; column (T_w = 8 < 9)
+def test_first_layer_on_8_bit_pixels_3x3_pad_1(tmp_path, fold):
     """cnv-style first layer: 8-bit pixels, padding pixel 0, read plane by plane, MSB first."""
     from fedxnor.contract.folding import Folding
 
@@ -69,8 +73,9 @@ def test_first_layer_on_8_bit_pixels_3x3_pad_1(tmp_path):
     rng = np.random.default_rng(8)
     specs = [conv, Dense(conv.out_size, 2, is_output=True)]
     net = random_conv_network(specs, rng)
-    ex = load_export(write_export(net, tmp_path / "e", [Folding(2, 4), Folding(1, 8)]))
+    ex = load_export(write_export(net, tmp_path / "e", [Folding(*fold), Folding(1, 8)]))
     dut = ConvLayer(ex.layers[0], ex.weight_words[0], ex.threshold_words[0])
+    assert dut.column is (fold == (4, 9))
     images = [rng.integers(0, 256, conv.in_size) for _ in range(2)]
     want = net.layers[0].forward(np.stack(images))
     assert run_layer(dut, images, 8) == pixel_words(want, conv.out_c)

@@ -1,5 +1,6 @@
-"""SlidingWindow (hw/window.py) against the contract's window (fedxnor.contract.conv.Conv.window): random map
-sizes, channel counts, kernels, strides and padding; several images back to back; random stalls on the pixel
+"""Both sliding-window generators, SlidingWindow (hw/window.py, serial taps) and ColumnWindow (hw/colwindow.py, a
+window register fed a column a cycle), against the contract's window (fedxnor.contract.conv.Conv.window): random
+map sizes, channel counts, kernels, strides and padding; several images back to back; random stalls on the pixel
 stream and a consumer that reads each window's words in a random order, sometimes twice, before releasing it."""
 
 from __future__ import annotations
@@ -7,11 +8,13 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 from gateware import read_vectors, simulate, stream_feeder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedxnor.contract.conv import Conv
+from fedxnor.hw.colwindow import ColumnWindow
 from fedxnor.hw.window import SlidingWindow
 
 
@@ -50,15 +53,14 @@ def shapes(draw):
     c = draw(st.sampled_from([1, 2, 3, 5, 8]))
     conv = Conv(h, w, c, 2, k, stride, pad)
     lanes = draw(st.integers(1, conv.fan_in))
-    return conv, lanes, draw(st.integers(0, 2**16))
+    return conv, lanes, draw(st.integers(0, 2**16)), draw(st.sampled_from([SlidingWindow, ColumnWindow]))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(shapes())
 def test_windows_equal_the_contracts(case):
-    conv, lanes, seed = case
-    dut = SlidingWindow(in_h=conv.in_h, in_w=conv.in_w, in_c=conv.in_c, k=conv.k, stride=conv.stride, pad=conv.pad,
-                        lanes=lanes)
+    conv, lanes, seed, unit = case
+    dut = unit(in_h=conv.in_h, in_w=conv.in_w, in_c=conv.in_c, k=conv.k, stride=conv.stride, pad=conv.pad, lanes=lanes)
     assert (dut.OH, dut.OW, dut.K) == (conv.out_h, conv.out_w, conv.fan_in)
     rng = np.random.default_rng(seed)
     images = [rng.integers(0, 2, conv.in_size) for _ in range(2)]
@@ -66,8 +68,45 @@ def test_windows_equal_the_contracts(case):
     assert run_window(dut, images, seed) == want
 
 
-def test_a_5x5_map_3x3_window_pad_1_stride_2():
+@pytest.mark.parametrize("unit", [SlidingWindow, ColumnWindow])
+def test_a_5x5_map_3x3_window_pad_1_stride_2(unit):
     conv = Conv(5, 5, 3, 4, 3, 2, 1)
-    dut = SlidingWindow(in_h=5, in_w=5, in_c=3, k=3, stride=2, pad=1, lanes=8)
+    dut = unit(in_h=5, in_w=5, in_c=3, k=3, stride=2, pad=1, lanes=8)
     img = np.random.default_rng(3).integers(0, 2, conv.in_size)
     assert run_window(dut, [img], 3) == expected_words(conv, img, 8)
+
+
+def test_column_window_emits_a_window_a_cycle():
+    """Stride 1, no padding, the consumer reading each window in one cycle and the pixels always valid: the column
+    generator takes a pixel every cycle, and the windows of an output row come on consecutive cycles."""
+    from gateware import simulate
+
+    conv = Conv(5, 6, 2, 4, 3)
+    dut = ColumnWindow(in_h=5, in_w=6, in_c=2, k=3, lanes=conv.fan_in)
+    img = np.random.default_rng(1).integers(0, 2, conv.in_size)
+    pixels = [sum(int(v) << ch for ch, v in enumerate(px)) for px in img.reshape(-1, 2)]
+    took, ready_at, got = [], [], []
+
+    async def bench(ctx):
+        cyc, bank = 0, 0
+        while len(got) < conv.out_h * conv.out_w:
+            n = len(took)
+            ctx.set(dut.pixels.valid, n < len(pixels))
+            ctx.set(dut.pixels.payload, pixels[n] if n < len(pixels) else 0)
+            ctx.set(dut.rd.bank, bank)
+            rel = bool(ctx.get(dut.rd.ready) >> bank & 1)
+            ctx.set(dut.rd.release, rel)
+            if n < len(pixels) and ctx.get(dut.pixels.ready):
+                took.append(cyc)
+            await ctx.tick()
+            if rel:
+                ready_at.append(cyc)
+                got.append(ctx.get(dut.rd.data))
+                bank ^= 1
+            cyc += 1
+
+    simulate(dut, bench)
+    assert took == list(range(len(pixels)))
+    assert got == [w[0] for w in expected_words(conv, img, conv.fan_in)]
+    # window (oy, ox) is loaded as pixel (oy + 2, ox + 2) is taken, readable the cycle after
+    assert ready_at == [took[(oy + 2) * 6 + ox + 2] + 1 for oy in range(conv.out_h) for ox in range(conv.out_w)]
