@@ -154,3 +154,57 @@ def test_dense_network_on_multichannel_images_round_trips(tmp_path):
     r = run_cli(["import", onnx_file, "--out", back, "--data", data, "--json"])
     assert r.code == 0, r.err
     assert hex_files(src) == hex_files(back)
+
+
+@st.composite
+def conv_round_trips(draw):
+    """A random conv network (first layer: signed mapped, 8-bit pixels, 0/1 or ±1 binarized pixels; pad only where the
+    contract's stored 0 is ONNX's zero), its input section and a seed."""
+    from fedxnor.contract.conv import Conv
+    from fedxnor.contract.dense import Dense
+    from fedxnor.contract.pool import MaxPool
+
+    first = draw(st.sampled_from(["signed", "pixels", "bin01", "binpm1"]))
+    bits = draw(st.integers(2, 8)) if first == "signed" else 8 if first == "pixels" else 1
+    enc = {"signed": "signed", "pixels": "unsigned", "bin01": "unsigned", "binpm1": "bipolar"}[first]
+    h, w, c = draw(st.integers(4, 8)), draw(st.integers(4, 8)), draw(st.integers(1, 3))
+    k = draw(st.integers(1, 3))
+    pad = 0 if first == "binpm1" else draw(st.integers(0, k - 1))
+    specs = [Conv(h, w, c, draw(st.integers(1, 5)), k, draw(st.integers(1, 2)), pad, bits, enc)]
+    oh, ow, oc = specs[0].out_shape
+    if min(oh, ow) >= 2 and draw(st.booleans()):
+        specs.append(MaxPool(oh, ow, oc, 2, draw(st.integers(1, 2))))
+    oh, ow, oc = specs[-1].out_shape
+    if min(oh, ow) >= 2 and draw(st.booleans()):
+        specs.append(Conv(oh, ow, oc, draw(st.integers(1, 4)), 2, 1, 0))
+    specs.append(Dense(specs[-1].out_size, draw(st.integers(2, 5)), is_output=True))
+    spec = {"shape": [h, w, c]}
+    if first == "signed":  # a non-decreasing map that spans the whole B-bit range (so the importer picks the same width)
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        q = sorted(draw(st.lists(st.integers(lo, hi), min_size=254, max_size=254)))
+        spec.update(encoding="pixels-mapped", map=[lo, *q, hi])
+    elif first == "pixels":
+        spec.update(encoding="pixels")
+    else:
+        spec.update(encoding="pixels-binarized", threshold=draw(st.integers(1, 255)))
+    return specs, spec, draw(st.integers(0, 2**16))
+
+
+@settings(max_examples=10, deadline=None)
+@given(conv_round_trips())
+def test_conv_round_trip_property(tmp_path_factory, case):
+    """Random conv networks: export-qonnx (qonnx equals the reference) then import (equals qonnx) give the same ROMs."""
+    from fxconvnets import random_conv_network
+    from idx_files import learnable_set
+
+    specs, spec, seed = case
+    d = tmp_path_factory.mktemp("crt")
+    net = random_conv_network(specs, np.random.default_rng(seed))
+    data = learnable_set(d / "data", tuple(spec["shape"]), n_train=10, n_test=60, seed=seed)
+    write_export(net, d / "src", input_spec=spec)
+    r = run_cli(["export-qonnx", d / "src", "--out", d / "m.onnx", "--data", data, "--json"])
+    assert r.code == 0, r.err
+    r = run_cli(["import", d / "m.onnx", "--out", d / "back", "--data", data, "--json"])
+    assert r.code == 0, r.err
+    assert hex_files(d / "src") == hex_files(d / "back")
+    assert load_export(d / "src").manifest["input"].get("map") == load_export(d / "back").manifest["input"].get("map")
