@@ -212,14 +212,14 @@ class Conv(MatrixKind):
             l_tiles, l_luts, l_ffs = column_window_cost(self.k, self.in_w + 2 * self.pad, self.in_c * bits,
                                                         bits * self.words_per_row(fold) * fold.simd, fold.simd,
                                                         device, model)
-            w_luts = w_ffs = 0.0
+            w_tiles, w_luts, w_ffs = 0, 0.0, 0.0
             _, c_luts, c_ffs = pixel_collector_cost(self.out_c, fold.pe, self.collector_slots(fold), model)
         else:
             l_tiles, l_luts, l_ffs = line_buffer_cost(self.k + self.stride, self.in_w, self.in_c * bits, device, model)
-            _, w_luts, w_ffs = vector_buffer_cost(self.k * self.k, self.in_c, fold.simd, bits, model)
+            w_tiles, w_luts, w_ffs = vector_buffer_cost(self.k * self.k, self.in_c, fold.simd, bits, device, model)
             _, c_luts, c_ffs = collector_cost(self.out_c, model)
         luts = (model.conv_array * arr.luts + l_luts + w_luts + c_luts + model.conv_glue) * model.flatten
         ffs = arr.ffs + l_ffs + w_ffs + c_ffs + 2
         # NetworkTop refuses read_regs with a conv front so far: timed without them on every device
         drain, own = layer_timing(self, fold, first=first, read_regs=False)
-        return LayerCost(self.tokens(fold), luts, ffs, arr.bram + l_tiles, arr.rom_bits, drain, own, 0)
+        return LayerCost(self.tokens(fold), luts, ffs, arr.bram + l_tiles + w_tiles, arr.rom_bits, drain, own, 0)

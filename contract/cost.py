@@ -63,6 +63,8 @@ class ResourceModel:
     vec_bit: float = 1.05  # VectorBuffer (a window, the flattened map): LUTs per stored bit (0.8..1.5 measured)
     vec_fixed: float = 10.0  # ... and beside them
     ff_vec_fixed: float = 8.0  # FFs beside the stored bits and the L-bit read register
+    vram_fixed: float = 20.0  # a VectorBuffer in RAM (hw/mapbuffer.py): its counters, flags and write enable, LUTs
+    vram_part_bit: float = 1.0  # ... its r:1 part select after the read: LUTs per lane per extra part
     collect: float = 25.0  # the ActivationBuffer that collects one output pixel's M bits: LUTs + collect_bit per bit
     collect_bit: float = 1.5
     ff_collect: float = 8.0  # FFs beside its 2 x M bits
@@ -171,9 +173,21 @@ def line_buffer_cost(rows: int, width: int, word_bits: int, device: Device,
             ffs + model.ff_line + model.ff_line_bit * word_bits)
 
 
-def vector_buffer_cost(pieces: int, width: int, lanes: int, bits: int, model: ResourceModel) -> tuple[int, float, float]:
-    """(block RAM tiles, LUTs, FFs) of hw/vectorbuffer.py's VectorBuffer: 2 banks of B planes of ceil(T·C / L)
-    L-bit words in FFs, written a piece at a time, read through one word mux into an L-bit register."""
+def vector_buffer_cost(pieces: int, width: int, lanes: int, bits: int, device: Device,
+                       model: ResourceModel) -> tuple[int, float, float]:
+    """(block RAM tiles, LUTs, FFs) of hw/vectorbuffer.py's VectorBuffer, in the storage it picks
+    (contract/structure.py vector_ram_width). Flip-flops: 2 banks of B planes of ceil(T·C / L) L-bit words, written
+    a piece at a time, read through one word mux into an L-bit register. RAM (hw/mapbuffer.py): 2 banks x rows x Wm
+    bits (ram_cost: block RAM, or flip-flops / distributed RAM when memory_libmap finds them cheaper), the packer's
+    C·(n − 1) flip-flops, the r:1 part select after the read, the counters."""
+    wm = hwc.vector_ram_width(pieces, width, lanes, bits)
+    if wm:
+        rows = hwc.vector_ram_rows(pieces, width, wm)
+        tiles, luts, ffs = ram_cost(wm, 2 * rows, device, model)
+        parts = wm // lanes
+        counters = bits_for(wm // width) + bits_for(rows) + bits_for(parts) + 3  # slot, row, part select, bank, full
+        return (tiles, luts + model.vram_fixed + model.vram_part_bit * lanes * (parts - 1),
+                ffs + width * (wm // width - 1) + counters)
     stored = 2 * bits * -(-(pieces * width) // lanes) * lanes
     return 0, model.vec_bit * stored + model.vec_fixed, stored + lanes + model.ff_vec_fixed
 

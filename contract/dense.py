@@ -111,19 +111,20 @@ class Dense(MatrixKind):
         return fold.pe * hwc.spram_cells(fold.simd, self.weight_depth(fold))
 
     def cost(self, fold: Folding, device: Device, model: ResourceModel | None = None, *, first: bool = False,
-             spram: bool = False, after_map: bool = False) -> LayerCost:
+             spram: bool = False, after_map: bool | int = False) -> LayerCost:
         """Cycles, LUTs, FFs and block RAM of this layer folded onto P rows x L lanes, its input buffer included.
 
         spram: the weights are in SPRAM (no block RAM or ROM logic; a 14-bit address mux per row).
         after_map: the layer reads the flattened map of a conv front (hw/convfront.py's VectorBuffer), not an
-        activation buffer."""
+        activation buffer; an int gives the map's channels (True: 1)."""
         model = model or MODELS[device.family]
         arr = array_cost(self, fold, device, model, spram=spram)
         lanes, words = fold.simd, self.words_per_row(fold)
         if first:
             b_tiles, b_luts, b_ffs = image_buffer_cost(lanes, words, self.input_bits, device, model)
-        elif after_map:
-            b_tiles, b_luts, b_ffs = vector_buffer_cost(self.fan_in, 1, lanes, 1, model)
+        elif after_map:  # the map's channels C (True: 1): H·W pieces of C bits (hw/convfront.py)
+            c = int(after_map)
+            b_tiles, b_luts, b_ffs = vector_buffer_cost(self.fan_in // c, c, lanes, 1, device, model)
         else:
             b_tiles, b_luts, b_ffs = activation_buffer_cost(self.fan_in, model)
         luts = (arr.luts + b_luts) * model.flatten

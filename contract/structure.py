@@ -7,6 +7,8 @@ Each says why it has its value; hw/ says how it is built.
 
 from __future__ import annotations
 
+from math import gcd
+
 from fedxnor.contract.bits import bits_for, ceil_div
 
 # ---------------------------------------------------------------- adder trees (hw/lanes.py)
@@ -93,6 +95,42 @@ def read_stage_bits(lanes: int, words: int, first: bool, input_bits: int = 8) ->
         return (lanes + (slice_count(lanes, SELECT_BITS) - 1) * input_bits
                 + lanes + image_address_bits(words, input_bits) + 1 + 2)
     return lanes * ceil_div(words, READ_GROUP) + read_select_copies(lanes, words) * (bits_for(words) + 1)
+
+
+# ---------------------------------------------------------------- vector buffers (hw/vectorbuffer.py, hw/mapbuffer.py)
+
+# A vector buffer (a conv window, the flattened map) goes to a RAM when it holds at least this many bits per bank:
+# two banks of flip-flops cost a flip-flop and about a LUT (the read mux) per stored bit, which the UP5K cannot spare
+# for the flattened map (1,600 of each for cnv-small's 800 bits); below it a RAM tile would be mostly wasted.
+VECTOR_RAM_MIN_BITS = 128
+VECTOR_RAM_MAX_WIDTH = 64  # widest RAM word (4 iCE40 EBRs side by side); a wider one wastes block RAM: flip-flops
+
+
+def vector_ram_word(width: int, lanes: int, bits: int = 1) -> int:
+    """The RAM word a vector of `width`-bit pieces read in `lanes`-bit words packs into, 0 if none does.
+
+    A RAM word holds whole pieces (a piece of C bits is written in its arrival cycle: the stream timing of the
+    flip-flop buffer, contract/mapcycles.py) and whole L-bit read words, a power of two of them (the word number's
+    low bits pick one): the word is lcm(C, L) bits, which needs C / gcd(C, L) to be a power of two. Binary vectors
+    (B = 1) only: a first layer's pixel windows (B planes) are small."""
+    per_row = width // gcd(width, lanes)  # read words per RAM word
+    ram = lanes * per_row
+    if bits != 1 or per_row & (per_row - 1) or ram > VECTOR_RAM_MAX_WIDTH:
+        return 0
+    return ram
+
+
+def vector_ram_width(pieces: int, width: int, lanes: int, bits: int = 1) -> int:
+    """The RAM word of a vector buffer VectorBuffer keeps in RAM (hw/mapbuffer.py), 0 if it stays in flip-flops:
+    at least VECTOR_RAM_MIN_BITS bits, packed as vector_ram_word says."""
+    if pieces * width < VECTOR_RAM_MIN_BITS:
+        return 0
+    return vector_ram_word(width, lanes, bits)
+
+
+def vector_ram_rows(pieces: int, width: int, ram_width: int) -> int:
+    """RAM words of one bank, a power of two (the bank is the address's top bit: no adder on either port)."""
+    return 1 << max(0, (ceil_div(pieces * width, ram_width) - 1).bit_length())
 
 
 def door_bits(pe: int) -> int:

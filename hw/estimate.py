@@ -35,7 +35,7 @@ from fedxnor.tools import tool
 # structural numbers).
 GENERATOR_SOURCES = ("top.py", "array.py", "lanes.py", "buffers.py", "sequencer.py", "argmax.py", "ports.py",
                      "weightstore.py", "fanout.py", "memread.py", "convfront.py", "convlayer.py", "window.py",
-                     "linebuffer.py", "vectorbuffer.py", "pool.py", "../contract/structure.py", "../contract/bits.py")
+                     "linebuffer.py", "vectorbuffer.py", "mapbuffer.py", "pool.py", "../contract/structure.py", "../contract/bits.py")
 ESTIMATE_VERSION = 1  # bump when the parsing or the result layout changes
 
 # Yosys cell types, per family, summed into the figures the estimate reports.

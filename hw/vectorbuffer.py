@@ -9,6 +9,10 @@ at rd.lin = q·W + c (plane B − 1 − q, word c), the order the sequencer walk
 Two users: a conv layer's window (the k·k taps of hw/linebuffer.py,
 C channel bits each: the (ky, kx, c) order of contract.conv) and the feature map a fully connected layer
 reads after a conv network (its pixels in raster order: the NHWC flatten of docs/datapath.md).
+
+Storage: flip-flops (here) or, when contract/structure.py's vector_ram_width gives a RAM word for the vector (a
+binary vector of at least VECTOR_RAM_MIN_BITS bits whose pieces and read words pack into a RAM word), a RAM
+(hw/mapbuffer.py RamVectorBuffer) with the same ports, layout and cycles; `store` forces one or the other.
 """
 
 from __future__ import annotations
@@ -18,13 +22,24 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fedxnor.contract.bits import ceil_div
+from fedxnor.contract.structure import vector_ram_width, vector_ram_word
+from fedxnor.hw.mapbuffer import RamVectorBuffer
 from fedxnor.hw.ports import InputReadSignature, bits_for
+
+STORES = ("auto", "ff", "ram")
 
 
 class VectorBuffer(wiring.Component):
-    def __init__(self, *, pieces: int, width: int, lanes: int, bits: int = 1):
+    def __init__(self, *, pieces: int, width: int, lanes: int, bits: int = 1, store: str = "auto"):
+        """store: "auto" (contract/structure.py's rule), "ff" or "ram" (an error if the vector cannot be a RAM's)."""
+        if store not in STORES:
+            raise ValueError(f"store {store!r}: choose one of {', '.join(STORES)}")
         self.T, self.C, self.L, self.B = pieces, width, lanes, bits
         self.words = ceil_div(pieces * width, lanes)
+        self.ram_width = {"ff": 0, "auto": vector_ram_width(pieces, width, lanes, bits),
+                          "ram": vector_ram_word(width, lanes, bits)}[store]
+        if store == "ram" and not self.ram_width:
+            raise ValueError(f"{pieces} pieces of {width} x {bits} bits read in {lanes}-bit words do not pack into a RAM word")
         self.read_copies = 0  # one read mux, no select copies (the sequencer asks every input buffer)
         super().__init__({
             "pieces": In(stream.Signature(width * bits)),
@@ -34,6 +49,12 @@ class VectorBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if self.ram_width:
+            m.submodules.ram = ram = RamVectorBuffer(pieces=self.T, width=self.C, lanes=self.L, ram_width=self.ram_width)
+            wiring.connect(m, wiring.flipped(self.pieces), ram.pieces)
+            wiring.connect(m, wiring.flipped(self.rd), ram.rd)
+            m.d.comb += self.busy.eq(ram.busy)
+            return m
         C, L, B, rd = self.C, self.L, self.B, self.rd
         # vec[bank][plane]: bits past T·C stay 0
         vec = [[Signal(self.words * L, name=f"vector{b}_plane{q}", reset_less=True) for q in range(B)] for b in range(2)]

@@ -159,9 +159,12 @@ def layer_row(spec: Any, fold: Folding | None, cost: LayerCost) -> dict[str, Any
     return row
 
 
-def after_map(specs: Sequence[Any], i: int) -> bool:
-    """Whether layer i is the dense layer that reads a conv front's flattened map (its input buffer is that map)."""
-    return i > 0 and specs[i].kind == "dense" and specs[i - 1].kind != "dense"
+def after_map(specs: Sequence[Any], i: int) -> int:
+    """The channels of the conv front's flattened map when layer i is the dense layer that reads it (its input
+    buffer is that map, H·W pixels of C bits: Dense.cost after_map), else 0."""
+    if i > 0 and specs[i].kind == "dense" and specs[i - 1].kind != "dense":
+        return specs[i - 1].out_shape[2]
+    return 0
 
 
 def as_built(device: Device, specs: Sequence[Any]) -> Device:

@@ -29,7 +29,7 @@ from fedxnor.hw.plan.plan import Plan, after_map, as_built, network_name, plan_f
 
 @functools.lru_cache(maxsize=256)
 def _options(spec: Any, device: Device, model: ResourceModel, first: bool, spram: bool = False,
-             after_map: bool = False) -> tuple[tuple[Folding | None, LayerCost], ...]:
+             after_map: int = 0) -> tuple[tuple[Folding | None, LayerCost], ...]:
     """Candidate foldings of one layer with their costs, dominated ones removed, fastest first; a kind without
     weights (max-pool) has one option, the folding None.
 

@@ -52,7 +52,8 @@ def test_conv_cost_is_array_plus_window_plus_collector():
     c = spec.cost(fold, UP5K)
     arr = array_cost(spec, fold, UP5K, model)
     lb = line_buffer_cost(4, 12, 8, UP5K, model)
-    wb = vector_buffer_cost(9, 8, 24, 1, model)
+    wb = vector_buffer_cost(9, 8, 24, 1, UP5K, model)
+    assert wb[0] == 0  # a 72-bit window stays in flip-flops
     assert c.bram == arr.bram + lb[0] == 1  # ROMs of 8 x 3 words stay in logic; the line buffer is one EBR
     assert c.luts > (model.conv_array * arr.luts + lb[1] + wb[1]) * model.flatten
     assert c.ffs > arr.ffs + lb[2] + wb[2] + 2 * 16  # + the collector's two banks of M bits
@@ -90,10 +91,23 @@ def test_pool_cost_and_refusals():
 
 
 def test_dense_after_a_map_reads_the_flattened_map_buffer():
+    """cnv-small's flattened map (5 x 5 x 32 = 800 bits) read 2 lanes at a time: a 32-bit RAM (one pixel a word, two
+    EBRs side by side, both banks in 2 x 32 rows) instead of 2 x 800 flip-flops; read 5 lanes at a time the
+    pixels and words do not pack into a RAM word (lcm 160): flip-flops, as before."""
+    model = MODELS["ice40"]
     d = Dense(800, 64)
-    plain, after = d.cost(Folding(1, 50), UP5K), d.cost(Folding(1, 50), UP5K, after_map=True)
-    assert after.ffs - plain.ffs == pytest.approx(2 * 800 + 50 + MODELS["ice40"].ff_vec_fixed - 2 * 800 * MODELS["ice40"].ff_act_bit)
-    assert (after.cycles, after.bram, after.own) == (plain.cycles, plain.bram, plain.own)
+    plain, ram = d.cost(Folding(1, 2), UP5K), d.cost(Folding(1, 2), UP5K, after_map=32)
+    assert ram.bram - plain.bram == 2
+    assert ram.ffs - plain.ffs < 40 - 2 * 800 * model.ff_act_bit  # counters and flags only
+    assert ram.luts < plain.luts - 2 * 800 * model.act_bit * model.flatten + 60
+    assert (ram.cycles, ram.own) == (plain.cycles, plain.own)
+    ff = d.cost(Folding(1, 5), UP5K, after_map=32)
+    plain5 = d.cost(Folding(1, 5), UP5K)
+    assert ff.bram == plain5.bram
+    assert ff.ffs - plain5.ffs == pytest.approx(2 * 800 + 5 + model.ff_vec_fixed - 2 * 800 * model.ff_act_bit)
+    # the parts: a vector buffer in RAM is ram_cost of its RAM plus the packer, the part select and the counters
+    assert vector_buffer_cost(25, 32, 2, 1, UP5K, model)[0] == ram_cost(32, 64, UP5K, model)[0] == 2
+    assert vector_buffer_cost(9, 16, 48, 1, UP5K, model)[2] >= 2 * 16  # a 48-bit RAM word: 2 pieces in the packer
 
 
 @settings(max_examples=30, deadline=None)
