@@ -6,13 +6,14 @@ Events, indices across images (position n of the padded map's walk, window w, pi
 
     adv(n)   = max(adv(n − 1) + 1,
                    offer of its pixel                     (a position inside the map takes one),
-                   start(w − 2) + T_w                     (a window's end: its hold bank released, free again))
-    start(w) = max(adv(end of w) + 1, start(w − 1) + T_w, sent(w − S) + 1)   bank full, sequencer, a free slot
+                   start(w − 2Q) + T_w                    (a window's end: its group's hold bank released, free again))
+    start(w) = max(adv(end of w) + 1, start(w − Q) + T_w, sent(w − Q·S) + 1)   bank full, sequencer, a free slot
     full(w)  = start(w) + T_w − 1 + D                      the pixel's last bit in (valid from this cycle)
     offer(w) = max(full(w), sent(w − 1) + 1),  sent(w) = the consumer's take
 
-S = Conv.collector_slots, D = R + P + DRAIN_FIXED, T_w = Conv.window_tokens. It duck-types mapcycles' Stream
-(lists `offer` and `hand`), so mapcycles can import it without a cycle.
+S = Conv.collector_slots, D = R + P + DRAIN_FIXED, T_w = Conv.window_tokens, Q = Conv.window_parallelism (window w
+goes to group w mod Q: its own hold banks, sequencer, array and ring; the output takes the groups in turn).
+It duck-types mapcycles' Stream (lists `offer` and `hand`), so mapcycles can import it without a cycle.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class ColumnConvUnit:
         self.Tw = spec.window_tokens(fold)
         self.D = (tree_levels(fold.simd) if stages is None else stages) + fold.pe + DRAIN_FIXED
         self.S = spec.collector_slots(fold)
+        self.Q = spec.window_parallelism(fold)
         self.adv: list[int] = []  # per position
         self.end: list[int] = []  # per window: the cycle its last position advanced (the hold bank loaded)
         self.start: list[int] = []
@@ -62,10 +64,11 @@ class ColumnConvUnit:
             t = max(t, self.inp.offer[len(take)])
         if self.ends[j]:
             w = len(self.end)
-            if w >= 2:
-                if len(self.start) <= w - 2:
+            b = w - 2 * self.Q  # the window its hold bank held before
+            if b >= 0:
+                if len(self.start) <= b:
                     return False
-                t = max(t, self.start[w - 2] + self.Tw)
+                t = max(t, self.start[b] + self.Tw)
             self.end.append(t)
         if self.real[j]:
             take.append(t)
@@ -77,13 +80,13 @@ class ColumnConvUnit:
         hand = self.out.hand
         while True:
             step = self._advance_walk()
-            n = len(self.start)
-            if n < len(self.end) and (n < self.S or len(hand) > n - self.S):
+            n, Q, QS = len(self.start), self.Q, self.Q * self.S
+            if n < len(self.end) and (n < QS or len(hand) > n - QS):
                 t = self.end[n] + 1
-                if n:
-                    t = max(t, self.start[n - 1] + self.Tw)
-                if n >= self.S:
-                    t = max(t, hand[n - self.S] + 1)
+                if n >= Q:
+                    t = max(t, self.start[n - Q] + self.Tw)
+                if n >= QS:
+                    t = max(t, hand[n - QS] + 1)
                 self.start.append(t)
                 self.full.append(t + self.Tw - 1 + self.D)
                 step = True

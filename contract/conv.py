@@ -185,6 +185,15 @@ class Conv(MatrixKind):
         fewer flip-flops (no window register, no slots): what small devices, with slow foldings, keep."""
         return self.window_tokens(fold) < max(self.k * self.k, self.window_drain(fold) + 1)
 
+    def window_parallelism(self, fold: Folding) -> int:
+        """Q: arrays of the column build taking alternate windows (hw/convlayer.py; 1 for the serial build). 2 at
+        the fastest folding of a layer on B-bit pixels (P = M, L >= K), where a window still costs its B bit planes,
+        one token each, and the first layer of a CNV (8-bit pixels, 9 lanes) would bound the network at B cycles per
+        output pixel; else 1. The second array copies the weight and threshold ROMs (M x K bits: a constant word per
+        row at this folding)."""
+        fastest = fold.pe == self.out_c and fold.simd >= self.fan_in
+        return 2 if self.planes > 1 and fastest and self.column_window(fold) else 1
+
     def collector_slots(self, fold: Folding) -> int:
         """S of the column build's collector (hw/collector.py): a window holds a slot from its first token to its
         pixel sent, T_w + D cycles with the output always ready, so 1 + ceil(D / T_w) slots keep windows a T_w
@@ -207,19 +216,23 @@ class Conv(MatrixKind):
         model = model or MODELS[device.family]
         # hw/convlayer.py builds its array with Yosys choosing each ROM's place and no read registers (issue 21)
         arr = array_cost(self, fold, dataclasses.replace(device, weight_roms="auto", read_regs=False), model)
-        bits = self.planes
+        bits, q = self.planes, 1
         if self.column_window(fold):  # hw/colwindow.py + hw/collector.py (its window buffer is the hold banks)
+            q = self.window_parallelism(fold)  # Q arrays, Q pairs of hold banks, Q pixel rings
             l_tiles, l_luts, l_ffs = column_window_cost(self.k, self.in_w + 2 * self.pad, self.in_c * bits,
-                                                        bits * self.words_per_row(fold) * fold.simd, fold.simd,
+                                                        q * bits * self.words_per_row(fold) * fold.simd, fold.simd,
                                                         device, model)
             w_tiles, w_luts, w_ffs = 0, 0.0, 0.0
             _, c_luts, c_ffs = pixel_collector_cost(self.out_c, fold.pe, self.collector_slots(fold), model)
+            c_luts, c_ffs = q * c_luts, q * c_ffs
         else:
             l_tiles, l_luts, l_ffs = line_buffer_cost(self.k + self.stride, self.in_w, self.in_c * bits, device, model)
             w_tiles, w_luts, w_ffs = vector_buffer_cost(self.k * self.k, self.in_c, fold.simd, bits, device, model)
             _, c_luts, c_ffs = collector_cost(self.out_c, model)
-        luts = (model.conv_array * arr.luts + l_luts + w_luts + c_luts + model.conv_glue) * model.flatten
-        ffs = arr.ffs + l_ffs + w_ffs + c_ffs + 2
+        luts = (q * model.conv_array * arr.luts + l_luts + w_luts + c_luts + model.conv_glue) * model.flatten
+        ffs = q * arr.ffs + l_ffs + w_ffs + c_ffs + 2
         # NetworkTop refuses read_regs with a conv front so far: timed without them on every device
         drain, own = layer_timing(self, fold, first=first, read_regs=False)
-        return LayerCost(self.tokens(fold), luts, ffs, arr.bram + l_tiles + w_tiles, arr.rom_bits, drain, own, 0)
+        per_array = -(-self.out_h * self.out_w // q) * self.window_tokens(fold)  # T of one array: its windows' tokens
+        return LayerCost(per_array, luts, ffs, q * arr.bram + l_tiles + w_tiles, q * arr.rom_bits, drain,
+                         own, 0)

@@ -34,19 +34,21 @@ def _mask(n: int, bits) -> Const:
 
 class ColumnWindow(wiring.Component):
     def __init__(self, *, in_h: int, in_w: int, in_c: int, k: int, stride: int = 1, pad: int = 0, lanes: int,
-                 bits: int = 1):
+                 bits: int = 1, groups: int = 1):
+        """groups: Q readers (ConvLayer's window parallelism, Conv.window_parallelism): window w goes to group w mod Q,
+        each group with its own two hold banks and read port (`rd`, then `rd_1` .. `rd_{Q-1}`)."""
         self.H, self.W, self.C, self.k, self.s, self.p, self.B, self.L = in_h, in_w, in_c, k, stride, pad, bits, lanes
+        self.Q = groups
         self.Hp, self.Wp = in_h + 2 * pad, in_w + 2 * pad
         self.OH, self.OW = (self.Hp - k) // stride + 1, (self.Wp - k) // stride + 1
         if self.OH < 1 or self.OW < 1 or pad >= k:
             raise ValueError(f"a {k}x{k} window with pad {pad} does not fit a {in_h}x{in_w} map")
         self.K = k * k * in_c
         self.words = ceil_div(self.K, lanes)
-        super().__init__({
-            "pixels": In(stream.Signature(in_c * bits)),
-            "rd": In(InputReadSignature(words=self.words, planes=bits, lanes=lanes)),
-            "busy": Out(1),
-        })
+        reads = {("rd" if g == 0 else f"rd_{g}"): In(InputReadSignature(words=self.words, planes=bits, lanes=lanes))
+                 for g in range(groups)}
+        super().__init__({"pixels": In(stream.Signature(in_c * bits)), **reads, "busy": Out(1)})
+        self.reads = [getattr(self, "rd" if g == 0 else f"rd_{g}") for g in range(groups)]
 
     def elaborate(self, platform):
         m = Module()
@@ -60,9 +62,15 @@ class ColumnWindow(wiring.Component):
         pix = Signal(E)
         m.d.comb += pix.eq(Mux(real, self.pixels.payload, 0))
 
-        full, wb = Signal(2), Signal()  # hold bank b holds a window not yet released; the bank filled next
+        Q = self.Q
+        # per group: hold bank b holds a window not yet released; the bank filled next; wg: the group filled next
+        full = [Signal(2, name=f"full{g}") for g in range(Q)]
+        wb = [Signal(name=f"wb{g}") for g in range(Q)]
+        wg = Signal(range(Q))
+        free = Signal()
+        m.d.comb += free.eq(Array(~f.bit_select(b, 1) for f, b in zip(full, wb))[wg])
         go = Signal()
-        m.d.comb += go.eq((~real | self.pixels.valid) & (~ends | ~full.bit_select(wb, 1)))
+        m.d.comb += go.eq((~real | self.pixels.valid) & (~ends | free))
         m.d.comb += self.pixels.ready.eq(go & real)
         last_x = xp == Wp - 1
         with m.If(go):
@@ -91,20 +99,25 @@ class ColumnWindow(wiring.Component):
         # hold banks: plane q of the window, element (ky, kx, c) at bit (ky·k + kx)·C + c
         planes = [Cat(window[kx][ky][c * B + q] for ky in range(k) for kx in range(k) for c in range(C))
                   for q in range(B)]
-        hold = [[Signal(self.words * L, name=f"hold{b}_plane{q}", reset_less=True) for q in range(B)] for b in range(2)]
         load = go & ends
-        for b in range(2):
-            with m.If(load & (wb == b)):
-                m.d.sync += [hold[b][q].eq(planes[q]) for q in range(B)]
         with m.If(load):
-            m.d.sync += [full.bit_select(wb, 1).eq(1), wb.eq(~wb)]
-        rd = self.rd
-        with m.If(rd.release):
-            m.d.sync += full.bit_select(rd.bank, 1).eq(0)
+            m.d.sync += wg.eq(Mux(wg == Q - 1, 0, wg + 1))
         per_bank = B * self.words  # plane-major, MSB plane first: word c of plane B − 1 − q at q·words + c
-        words = [hold[b][B - 1 - q][c * L:(c + 1) * L] for b in range(2) for q in range(B) for c in range(self.words)]
-        sel = Signal(bits_for(2 * per_bank) + 1)
-        m.d.comb += sel.eq(rd.bank * per_bank + (rd.lin if B > 1 else rd.word))
-        m.d.sync += rd.data.eq(Array(words)[sel])
-        m.d.comb += [rd.ready.eq(full), self.busy.eq(full.any() | (xp != 0) | (yp != 0))]
+        for g, rd in enumerate(self.reads):
+            hold = [[Signal(self.words * L, name=f"hold{g}_{b}_plane{q}", reset_less=True) for q in range(B)]
+                    for b in range(2)]
+            mine = load & (wg == g)
+            for b in range(2):
+                with m.If(mine & (wb[g] == b)):
+                    m.d.sync += [hold[b][q].eq(planes[q]) for q in range(B)]
+            with m.If(mine):
+                m.d.sync += [full[g].bit_select(wb[g], 1).eq(1), wb[g].eq(~wb[g])]
+            with m.If(rd.release):
+                m.d.sync += full[g].bit_select(rd.bank, 1).eq(0)
+            words = [hold[b][B - 1 - q][c * L:(c + 1) * L] for b in range(2) for q in range(B) for c in range(self.words)]
+            sel = Signal(bits_for(2 * per_bank) + 1, name=f"sel{g}")
+            m.d.comb += sel.eq(rd.bank * per_bank + (rd.lin if B > 1 else rd.word))
+            m.d.sync += rd.data.eq(Array(words)[sel])
+            m.d.comb += rd.ready.eq(full[g])
+        m.d.comb += self.busy.eq(Cat(*full).any() | (xp != 0) | (yp != 0))
         return m

@@ -14,7 +14,7 @@ output of M bits. An output pixel leaves as one beat as soon as its last neuron 
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -37,11 +37,15 @@ class ConvLayer(wiring.Component):
         self.column = spec.column_window(info.fold) if column is None else bool(column)
         shape = dict(in_h=spec.in_h, in_w=spec.in_w, in_c=spec.in_c, k=spec.k, stride=spec.stride, pad=spec.pad,
                      lanes=info.simd, bits=spec.planes)
-        self.window = ColumnWindow(**shape) if self.column else SlidingWindow(**shape)
-        self.array = SystolicArray(info, weight_words, threshold_words, stages=stages)
-        self.seq = LayerSequencer(self.array.shape)
+        # Q arrays take alternate windows where the fastest folding still spends B planes a window (Conv.window_parallelism)
+        self.Q = spec.window_parallelism(info.fold) if self.column else 1
+        self.window = ColumnWindow(**shape, groups=self.Q) if self.column else SlidingWindow(**shape)
+        self.arrays = [SystolicArray(info, weight_words, threshold_words, stages=stages) for _ in range(self.Q)]
+        self.seqs = [LayerSequencer(a.shape) for a in self.arrays]
+        self.array, self.seq = self.arrays[0], self.seqs[0]
         if self.column:
-            self.collect = PixelCollector(spec.out_c, info.pe, spec.collector_slots(info.fold))
+            self.collects = [PixelCollector(spec.out_c, info.pe, spec.collector_slots(info.fold)) for _ in range(self.Q)]
+            self.collect = self.collects[0]
         else:  # one pixel's outputs; read by no sequencer, so a bank counts as consumed the moment it is full
             self.collect = ActivationBuffer(spec.out_c, info.pe, spec.out_c, debug=True)
         super().__init__({
@@ -52,18 +56,16 @@ class ConvLayer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.window, m.submodules.array = self.window, self.array
-        m.submodules.seq, m.submodules.collect = self.seq, self.collect
-        win, arr, seq, col = self.window, self.array, self.seq, self.collect
+        m.submodules.window = win = self.window
         wiring.connect(m, wiring.flipped(self.pixels), win.pixels)
+        if self.column:
+            return self._column(m)
+        m.submodules.array, m.submodules.seq, m.submodules.collect = self.array, self.seq, self.collect
+        arr, seq, col = self.array, self.seq, self.collect
         wiring.connect(m, seq.rd, win.rd)
         m.d.comb += arr.tok.eq(seq.tok)
         wiring.connect(m, seq.claim, col.claim)
         wiring.connect(m, arr.rows, col.rows)
-        if self.column:
-            wiring.connect(m, col.out, wiring.flipped(self.out))
-            m.d.comb += self.busy.eq(win.busy | seq.running | col.busy)
-            return m
         # the collector's "consumer" side: release each bank as soon as it is full (its bits leave by the tap)
         rb = Signal()
         m.d.comb += [col.rd.bank.eq(rb), col.rd.release.eq(col.rd.ready.bit_select(rb, 1))]
@@ -78,4 +80,25 @@ class ConvLayer(wiring.Component):
         with m.If(sent):
             m.d.sync += ob.eq(~ob)
         m.d.comb += self.busy.eq(win.busy | seq.running | col.busy)
+        return m
+
+    def _column(self, m: Module) -> Module:
+        """Q (sequencer, array, pixel ring) groups, group g taking windows g, g + Q, ...; their pixels merged back in
+        window order, a group at a time."""
+        og = Signal(range(self.Q))  # the group whose pixel goes out next
+        busy = self.window.busy
+        for g, (rd, seq, arr, col) in enumerate(zip(self.window.reads, self.seqs, self.arrays, self.collects)):
+            sfx = "" if g == 0 else f"_{g}"
+            m.submodules["seq" + sfx], m.submodules["array" + sfx], m.submodules["collect" + sfx] = seq, arr, col
+            wiring.connect(m, seq.rd, rd)
+            m.d.comb += arr.tok.eq(seq.tok)
+            wiring.connect(m, seq.claim, col.claim)
+            wiring.connect(m, arr.rows, col.rows)
+            with m.If(og == g):
+                m.d.comb += [self.out.valid.eq(col.out.valid), self.out.payload.eq(col.out.payload),
+                             col.out.ready.eq(self.out.ready)]
+            busy = busy | seq.running | col.busy
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += og.eq(Mux(og == self.Q - 1, 0, og + 1))
+        m.d.comb += self.busy.eq(busy)
         return m
