@@ -61,6 +61,21 @@ def test_conv_cost_is_array_plus_window_plus_collector():
     assert c.rom_bits == 2 * 24 * spec.weight_depth(fold) + spec.acc_width * 16
 
 
+def test_two_arrays_at_the_fastest_folding_of_a_pixel_layer():
+    """An 8-bit first layer at P = M, L = K: two arrays take alternate windows (Conv.window_parallelism), so one
+    array's cycles are half the windows' tokens, and the arrays, rings and ROM bits are paid twice."""
+    spec = Conv(28, 28, 1, 32, 3, 1, 0, 8, "unsigned")
+    fast, slow = Folding(32, 9), Folding(16, 9)
+    assert spec.window_parallelism(fast) == 2 and spec.window_parallelism(slow) == 1
+    c, one = spec.cost(fast, ECP5), spec.cost(slow, ECP5)
+    assert c.cycles == 338 * 8 and one.cycles == 676 * 16
+    assert c.rom_bits == 2 * one.rom_bits
+    model = MODELS["ecp5"]
+    arr = array_cost(spec, fast, ECP5, model)
+    assert c.ffs > 2 * arr.ffs + 2 * pixel_collector_cost(32, 32, spec.collector_slots(fast), model)[2]
+    assert Conv(28, 28, 1, 32, 3, 1, 0).window_parallelism(Folding(32, 9)) == 1  # binary: one token a window
+
+
 def test_column_conv_cost_is_array_plus_column_window_plus_ring():
     """A folding that reads a window in fewer cycles than the serial generator's 9 taps: priced as hw/colwindow.py's
     column memory (k − 1 pixels a word, W + 2·pad deep), window register and hold banks, and hw/collector.py's ring."""
@@ -72,7 +87,7 @@ def test_column_conv_cost_is_array_plus_column_window_plus_ring():
     arr = array_cost(spec, fold, UP5K, model)
     win = column_window_cost(3, 14, 8, 3 * 24, 24, UP5K, model)
     ring = pixel_collector_cost(16, 4, 3, model)
-    assert c.bram == arr.bram + win[0] and win[0] == 0  # 16 x 14 bits: flip-flops, cheaper than an EBR
+    assert c.bram == arr.bram + win[0] and win[0] == 1  # the column memory, 16 x 14 bits: one EBR
     assert c.ffs == pytest.approx(arr.ffs + win[2] + ring[2] + 2)
     assert c.ffs > arr.ffs + 2 * 3 * 24 + 3 * 16 + 2 * 3 * 8  # hold banks, slots, window register
     assert c.luts == pytest.approx((model.conv_array * arr.luts + win[1] + ring[1] + model.conv_glue) * model.flatten)
@@ -127,7 +142,9 @@ def test_every_layer_prices_itself_sanely(case):
             assert c.own >= ((spec.in_h + 2 * pad) * (spec.in_w + 2 * pad) if column
                              else spec.out_h * spec.out_w * spec.k * spec.k)
             if spec.kind == "conv":
-                assert c.cycles == spec.tokens(fold) and c.rom_bits >= spec.weight_bits
+                q = spec.window_parallelism(fold)  # Q arrays share the windows: c.cycles is one array's
+                assert c.cycles == -(-spec.out_h * spec.out_w // q) * spec.window_tokens(fold)
+                assert c.rom_bits >= q * spec.weight_bits
                 wider = [f for f in spec.candidate_foldings() if f.simd == fold.simd and f.pe > fold.pe
                          and spec.column_window(f) == column]  # the same window generator
                 for f in wider[:1]:

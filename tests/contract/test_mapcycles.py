@@ -56,7 +56,8 @@ def test_steady_interval_reads_the_periodic_tail(times, ii):
        st.data())
 def test_conv_and_pool_layer_timing_bounds(h, w, c, k, stride, pad, data):
     """own is at least the slower of the taps (k·k a window; the column generator: a position of the padded map) and
-    the tokens (T_w a window) over the image, and the unit alone settles to it; a conv's drain is one window's tokens through the array and collector."""
+    the tokens (T_w a window) over the image, and the unit alone settles to it; a conv's drain is one window's tokens
+    through the array and collector."""
     pad = min(pad, k - 1)
     if h + 2 * pad < k or w + 2 * pad < k:
         return
@@ -66,7 +67,7 @@ def test_conv_and_pool_layer_timing_bounds(h, w, c, k, stride, pad, data):
     win = conv.out_h * conv.out_w
     tw = conv.tokens(fold) // win
     if conv.column_window(fold):  # the column generator: a padded map position a cycle at most
-        assert own >= max((h + 2 * pad) * (w + 2 * pad), conv.tokens(fold))
+        assert own >= max((h + 2 * pad) * (w + 2 * pad), -(-win // conv.window_parallelism(fold)) * tw)
     else:  # the serial one: k·k taps a window
         assert own >= win * max(k * k, tw) and own >= conv.tokens(fold)
     assert drain == tw - 1 + tree_levels(fold.simd) + fold.pe + DRAIN_FIXED

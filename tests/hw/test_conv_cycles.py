@@ -122,7 +122,8 @@ def model_unit(spec, fold, images: int):
     (Conv(6, 6, 2, 4, 3, 1, 1), Folding(4, 18), True),  # one token a window: 14 slots, pad 1 (positions without a pixel)
     (Conv(7, 5, 1, 4, 3, 2, 1), Folding(4, 9), True),  # stride 2, odd sides
     (Conv(6, 6, 2, 4, 1, 1, 0), Folding(4, 2), True),  # 1x1: no column memory
-    (Conv(6, 6, 1, 4, 3, 1, 0, 8, "unsigned"), Folding(4, 9), True),  # 8-bit pixels: 8 planes a window
+    (Conv(6, 6, 1, 4, 3, 1, 0, 8, "unsigned"), Folding(4, 9), True),  # 8-bit pixels at P = M, L = K: two arrays
+    (Conv(5, 5, 1, 2, 3, 1, 0, 8, "unsigned"), Folding(2, 9), True),  # two arrays, an odd number of windows
     (Conv(9, 9, 2, 4, 3, 3, 0), Folding(4, 18), True),  # stride = k
     (Conv(6, 6, 2, 4, 3, 1, 0), Folding(2, 6), True),  # T_w = 6 < 9: the sequencer binds, not the walker
     (MaxPool(6, 6, 3, 2, 2), None, None),

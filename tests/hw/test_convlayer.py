@@ -75,7 +75,7 @@ def test_first_layer_on_8_bit_pixels_3x3_pad_1(tmp_path, fold):
     net = random_conv_network(specs, rng)
     ex = load_export(write_export(net, tmp_path / "e", [Folding(*fold), Folding(1, 8)]))
     dut = ConvLayer(ex.layers[0], ex.weight_words[0], ex.threshold_words[0])
-    assert dut.column is (fold == (4, 9))
+    assert dut.column is (fold == (4, 9)) and dut.Q == (2 if fold == (4, 9) else 1)  # P = M, L = K: two arrays
     images = [rng.integers(0, 256, conv.in_size) for _ in range(2)]
     want = net.layers[0].forward(np.stack(images))
     assert run_layer(dut, images, 8) == pixel_words(want, conv.out_c)
