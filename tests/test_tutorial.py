@@ -92,3 +92,16 @@ def test_part4_brevitas_commands_as_written(tmp_path):
     assert "equals qonnx's executor on 10000 images" in printed["import"]
     assert (tmp_path / "up5k" / "manifest.json").is_file()
     assert re.search(r"20 images on verilator: 0 mismatches", printed["verify"]), printed["verify"]
+
+
+def test_part5_conv_windows_are_bit_exact_and_written_to_a_waveform(tmp_path):
+    vcd = tmp_path / "conv.vcd"
+    for args in (["--vcd", str(vcd)], ["--pad", "0", "--stride", "2"]):
+        r = subprocess.run([sys.executable, str(ROOT / "docs" / "tutorial" / "conv_window.py"), *args],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip().endswith("bit-exact")
+    assert "output pixel (1, 1)" in r.stdout and "output pixel (2, 0)" not in r.stdout  # stride 2: 2 x 2 windows
+    text = vcd.read_text()
+    for name in ("image__valid", "debug__payload", "map0"):
+        assert name in text, name
