@@ -9,19 +9,11 @@ import json
 import sys
 from pathlib import Path
 
+from report_common import prov, table
+from report_conv import conv_central, conv_fit, verify_conv
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-
-
-def table(headers: list[str], rows: list[list[object]]) -> str:
-    def fmt(v: object) -> str:
-        if isinstance(v, float):
-            return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
-        return "—" if v is None else str(v)
-
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
-    return "\n".join(out)
 
 
 def central(data: dict) -> str:
@@ -33,11 +25,6 @@ def central(data: dict) -> str:
                      "train s"], rows)
             + f"\n\n_{data['provenance']['date']}, commit {data['provenance']['commit']}, "
               f"{data['provenance']['machine']}_\n")
-
-
-def prov(data: dict) -> str:
-    p = data.get("provenance", {})
-    return f"\n\n_{p.get('date', '')}, commit {p.get('commit', '')}, {p.get('machine', '')}_\n"
 
 
 def hw_device(d: dict) -> str:
@@ -237,25 +224,10 @@ def qonnx(d: dict) -> str:
     return out + "\n" + prov(d)
 
 
-def conv_central(d: dict) -> str:
-    a = d["agreement"]
-    last = d["curve"][-1] if d["curve"] else {}
-    rows = [[d["model"], d["config"]["description"], d["weight_bits"], len(d["curve"]), d["final_accuracy"],
-             max(c["test_accuracy"] for c in d["curve"]), d["goal_accuracy"], d["first_epoch_at_goal"],
-             a["test_images"], a["mismatches"], last.get("epoch_seconds")]]
-    variant = f"{len(d['curve'])} of {d['epochs_planned']} epochs, lr {d['lr']}" + (
-        f", shifts of up to {d['augment_shift_pixels']} px and mirroring" if d.get("augment_shift_pixels") else "") + (
-        ", stopped by its deadline" if d.get("stopped_by_deadline") else "")
-    return (f"## Central conv BNN: {d['model']}, {variant} (`python bench/bench_conv_central.py`)\n\n"
-            + table(["model", "network", "weight bits", "epochs", "final acc", "best acc", "goal", "first epoch at goal",
-                     "export checked on", "export mismatches", "s per epoch (last)"], rows) + "\n\n"
-            + table(["epoch", "loss", "test accuracy"], [[c["epoch"], c["loss"], c["test_accuracy"]] for c in d["curve"]])
-            + "\n" + prov(d))
-
-
 SECTIONS = {"central": central, "hw": hw_device, "verify": verify, "boards": boards, "federated": federated,
             "federated_fedbnn_ablation": fedbnn_ablation,
-            "federation_speed": federation_speed, "qonnx": qonnx, "conv": conv_central}
+            "federation_speed": federation_speed, "qonnx": qonnx, "conv_central": conv_central, "conv_fit": conv_fit,
+            "verify_conv": verify_conv}
 
 # Published figures our goals are measured against. These are citations, not our measurements:
 # every figure of ours in BENCHMARKS.md comes from a results file.
@@ -287,7 +259,8 @@ def main() -> int:
              "do not edit by hand.\n", anchors()]
     for path in sorted(RESULTS.glob("*.json")):
         data = json.loads(path.read_text())
-        render = SECTIONS.get(path.stem) or SECTIONS.get(path.stem.split("_")[0])
+        words = path.stem.split("_")  # the longest registered prefix: verify_conv_cnv-small -> verify_conv
+        render = next((SECTIONS[k] for k in ("_".join(words[:n]) for n in range(len(words), 0, -1)) if k in SECTIONS), None)
         try:
             parts.append(render(data) if render else generic(path.stem, data))
         except (KeyError, TypeError) as e:  # a results file of another shape: show it raw rather than fail

@@ -1,0 +1,54 @@
+"""BENCHMARKS.md sections of the conv BNN benchmarks: central training, the fit on devices, RTL verification."""
+
+from __future__ import annotations
+
+from report_common import prov, table
+
+
+def conv_central(d: dict) -> str:
+    a = d["agreement"]
+    last = d["curve"][-1] if d["curve"] else {}
+    rows = [[d["model"], d["config"]["description"], d["weight_bits"], len(d["curve"]), d["final_accuracy"],
+             max(c["test_accuracy"] for c in d["curve"]), d["goal_accuracy"], d["first_epoch_at_goal"],
+             a["test_images"], a["mismatches"], last.get("epoch_seconds")]]
+    variant = f"{len(d['curve'])} of {d['epochs_planned']} epochs, lr {d['lr']}" + (
+        f", shifts of up to {d['augment_shift_pixels']} px and mirroring" if d.get("augment_shift_pixels") else "") + (
+        ", stopped by its deadline" if d.get("stopped_by_deadline") else "")
+    return (f"## Central conv BNN: {d['model']}, {variant} (`python bench/bench_conv_central.py`)\n\n"
+            + table(["model", "network", "weight bits", "epochs", "final acc", "best acc", "goal", "first epoch at goal",
+                     "export checked on", "export mismatches", "s per epoch (last)"], rows) + "\n\n"
+            + table(["epoch", "loss", "test accuracy"], [[c["epoch"], c["loss"], c["test_accuracy"]] for c in d["curve"]])
+            + "\n" + prov(d))
+
+
+def conv_fit(d: dict) -> str:
+    """bench/bench_conv_fit.py: the solver's plan per (model, device), modelled resources and throughput."""
+    rows = []
+    for r in d["runs"]:
+        p = r.get("plan") or {}
+        rows.append([r["model"], r["device"], r["weight_bits"], "yes" if r["fits"] else "no",
+                     " ".join("-" if f is None else f"{f[0]}x{f[1]}" for f in p.get("foldings", [])) or "—",
+                     p.get("cycles_per_inference"), p.get("inferences_per_s"), (p.get("clock_hz") or 0) / 1e6 or None,
+                     p.get("luts_model"), p.get("ffs_model"), p.get("bram_model"), p.get("lcs_model"),
+                     p.get("bram_bandwidth_share"), (r.get("yosys") or {}).get("luts"), r.get("reason")])
+    return ("## Conv BNNs on the devices: the solver's fit (`python bench/bench_conv_fit.py`)\n\n"
+            "Foldings P x L per layer (- for a max-pool), cycles from the exact event model (contract/mapcycles.py), "
+            "resources from the cost model (contract/cost.py), inferences/s at the device's planning clock; "
+            "Yosys LUTs where measured.\n\n"
+            + table(["model", "device", "weight bits", "fits", "folding", "cycles/inference", "inferences/s", "clock MHz",
+                     "LUTs (model)", "FFs (model)", "block RAM (model)", "LCs (model)", "BRAM bandwidth share",
+                     "LUTs (Yosys)", "why not"], rows) + "\n" + prov(d))
+
+
+def verify_conv(d: dict) -> str:
+    """bench/bench_verify_conv.py: a trained conv BNN's RTL against the reference, every class and map bit."""
+    rows = [[sim, r["images"], r["mismatches"], r["class_mismatches"], r["activation_mismatches"], r["cycles_per_image"],
+             r["images_per_s"], r["sim_s"], r["build_s"]] for sim, r in d["simulators"].items()]
+    layers = " -> ".join(f"{la['kind']} {'x'.join(map(str, la['out_shape']))}" for la in d["layers"])
+    return (f"## RTL verification of a conv BNN: {d['model']} (`python bench/bench_verify_conv.py`)\n\n"
+            f"{layers}; folded for {d['device']} ({d['fold']}); test accuracy of the checkpoint "
+            f"{d.get('test_accuracy')}; model cycles/inference {d['model_cycles_per_inference']}, latency "
+            f"{d['model_latency_cycles']}. Every class and every feature-map and hidden bit compared (the tagged "
+            "debug stream).\n\n"
+            + table(["simulator", "images", "mismatching images", "class mismatches", "activation mismatches",
+                     "cycles/image", "images/s", "sim s", "build s"], rows) + "\n" + prov(d))
