@@ -1,7 +1,7 @@
 """Benchmark: Brevitas-trained 1W1A nets on Fashion-MNIST brought in through QONNX: bnn_pynq's SFC shape
 (784-256-256-256-10, binarized input) and a CNV-shaped conv net (8-bit signed input, conv + max-pool, dense).
 
-    python bench/bench_qonnx.py [--model sfc|cnv] [--epochs 3] [--train-images N] [--deadline HH:MM] [--reuse]
+    python bench/bench_qonnx.py [--model sfc|cnv] [--epochs 3] [--train-images N] [--deadline HH:MM] [--reuse] [--verify N]
 
 CNV: docs/tutorial/brevitas_cnv.py (bnn_pynq's CNV layers, 16-16-pool-32-32-pool-128-10), trained until --epochs or the
 UTC --deadline, whichever comes first; --reuse imports the ONNX file and torch predictions a previous run left in --out.
@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--deadline", default=None, help="cnv: stop training at this UTC time, HH:MM")
     ap.add_argument("--reuse", action="store_true", help="cnv: import the model a previous run trained and exported")
     ap.add_argument("--train-only", action="store_true", help="cnv: train and export, do not import")
+    ap.add_argument("--verify", type=int, default=0, help="also simulate the RTL (Verilator) on the first N test images")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_qonnx")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -121,6 +122,12 @@ def main() -> None:
                 "export_dir": str(export_dir), "manifest_sha256": load_export(export_dir).sha256,
                 "recipe": "Adam lr 0.01, batch 100, cosine decay to 0, latent weights clipped to [-1, 1]", "threads": args.threads,
                 "measured": provenance()})
+    if args.verify:  # the imported network's RTL against the reference, every class and every hidden bit
+        from fedxnor.sim.verify import verify_export
+
+        v = verify_export(export_dir, "verilator", images=args.verify, progress=False)
+        row["rtl_verify"] = {"simulator": "verilator", "images": v["images"], "mismatches": v["mismatches"],
+                             "cycles": v["cycles"], "folding": "the import's default (one PE, up to 32 lanes per layer)"}
     if args.model == "cnv":  # the 256-entry map is in the manifest; the row names it
         row["input"] = {k: v for k, v in row["input"].items() if k != "map"} | {"map": "Brevitas' 8-bit signed Q1.7 of 2p/255 - 1"}
     old = RESULTS / "qonnx.json"

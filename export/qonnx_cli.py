@@ -10,7 +10,7 @@ from fedxnor.progress import print_summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="turn a QONNX binarized MLP (e.g. Brevitas export_qonnx) into an export directory")
+    p = sub.add_parser("import", help="turn a QONNX binarized MLP or CNV (e.g. Brevitas export_qonnx) into an export directory")
     p.add_argument("model", type=Path, help="the .onnx file (raw Brevitas export or after qonnx cleanup)")
     p.add_argument("--out", type=Path, required=True, help="export directory (replaced atomically)")
     p.add_argument("--input-scale", default="pixel/255", help="what the graph's float input is: pixel/D (default pixel/255)")

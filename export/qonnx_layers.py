@@ -70,6 +70,7 @@ def walk(model) -> tuple[list, list]:
     cur, out = g.input[0].name, g.output[0].name
     pre: list = []
     steps: list = []
+    flat = False  # a Reshape/Flatten after a map: only a dense layer may come next
     while cur != out:
         users = model.find_consumers(cur)
         if len(users) != 1:
@@ -81,7 +82,10 @@ def walk(model) -> tuple[list, list]:
             raise refuse(node, f"takes the data tensor '{cur}' as a later operand; supported: data first, constants after")
         op = node.op_type
         last = steps[-1] if steps else None
+        if flat and op not in ("MatMul", "Gemm"):
+            raise refuse(node, "follows the flatten of a feature map; supported there: MatMul/Gemm (a dense layer)")
         if op in ("MatMul", "Gemm", "Conv"):
+            flat = False
             if op == "Gemm":
                 _check_gemm(model, node)
             if op == "Conv":
@@ -97,10 +101,13 @@ def walk(model) -> tuple[list, list]:
             pool_attrs(node)
             steps.append(PoolStep(node))
         elif op in SHAPE_OPS and (not steps or isinstance(last, PoolStep) or last.is_conv):
-            flat = model.get_tensor_shape(node.output[0])
-            if steps and (flat is None or len(flat) != 2):
-                raise refuse(node, f"reshapes a feature map to {flat}; supported: the flatten (batch, C*H*W) before a dense layer")
-            (pre if not steps else []).append(node)
+            to = model.get_tensor_shape(node.output[0])
+            if steps and (to is None or len(to) != 2):
+                raise refuse(node, f"reshapes a feature map to {to}; supported: the flatten (batch, C*H*W) before a dense layer")
+            if steps:
+                flat = True
+            else:
+                pre.append(node)
         elif op in ELEMENTWISE or (op == "Quant" and not steps):
             for t in node.input[1:]:
                 if t and model.get_initializer(t) is None:

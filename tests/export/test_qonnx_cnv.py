@@ -166,10 +166,22 @@ def pool_before_sign(g):
     g.node.extend(nodes)
 
 
+def mul_after_flatten(g):
+    """Reshape -> Mul by a constant -> Gemm: an op between the flatten and the dense layer."""
+    from onnx import helper, numpy_helper
+
+    flat = node(g, "Reshape")
+    gemm = next(n for n in g.node if n.input and n.input[0] == flat.output[0])
+    g.initializer.append(numpy_helper.from_array(np.array(2.0, np.float32), "two"))
+    g.node.insert(list(g.node).index(gemm), helper.make_node("Mul", [flat.output[0], "two"], ["scaled"], name="scale_flat"))
+    gemm.input[0] = "scaled"
+
+
 @pytest.mark.parametrize("edit,expect", [
     (lambda g: set_attr(node(g, "Conv", 1), "dilations", [2, 2]), ["Conv", "dilations [2, 2]", "supported"]),
     (lambda g: set_attr(node(g, "MaxPool"), "ceil_mode", 1), ["MaxPool", "ceil_mode", "supported"]),
     (pool_before_sign, ["MaxPool", "before the 1-bit activation"]),
+    (mul_after_flatten, ["'scale_flat'", "Mul", "follows the flatten"]),
     (lambda g: set_attr(node(g, "Quant"), "narrow", 1), None),  # narrow range: still an exact map (-127..127), accepted
 ])
 def test_conv_graphs_outside_the_set_are_refused_naming_the_node(tmp_path, cnv_files, edit, expect):
