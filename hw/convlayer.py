@@ -6,6 +6,7 @@ out: a unit of the conv front (hw/convfront.py).
     or, when the folding reads a window faster than the serial generator emits one (Conv.column_window):
     pixels -> ColumnWindow (hw/colwindow.py) -> LayerSequencer -> SystolicArray -> PixelCollector (hw/collector.py,
               Conv.collector_slots slots) -> pixels
+    with Q = Conv.window_parallelism (sequencer, array, collector) groups taking alternate windows, merged in order.
 
 The dense layer's machinery runs unchanged once per output pixel: to the sequencer a window is an input
 vector of K = k·k·C bits (read word by word, once per pass of its neurons) and an output pixel is a layer
