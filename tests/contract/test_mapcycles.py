@@ -107,3 +107,26 @@ def test_cnv_sized_network_is_quick():
     assert time.perf_counter() - t < 3.0
     assert ii >= specs[0].tokens(folds[0])
     assert cycles.latency_cycles(layers) >= ii
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(3, 9), st.integers(3, 9), st.integers(1, 3), st.integers(1, 3), st.integers(1, 2), st.integers(0, 1),
+       st.sampled_from([1, 8]), st.data())
+def test_column_collector_never_holds_the_sequencer(h, w, c, k, stride, pad, bits, data):
+    """A column-built conv unit alone (output always ready): with Conv.collector_slots slots no window's first token
+    waits for a slot, only for its hold bank to fill or its array to finish the window before. (Checked to fail with
+    2 slots, or 4 fewer than the rule's, on a T_w = 1 layer.)"""
+    pad = min(pad, k - 1)
+    if h + 2 * pad < k or w + 2 * pad < k:
+        return
+    conv = Conv(h, w, c, data.draw(st.sampled_from([1, 2, 4, 8])), k, stride, pad, bits, "unsigned")
+    fold = data.draw(st.sampled_from([f for f in conv.candidate_foldings() if conv.column_window(f)] or [None]))
+    if fold is None:
+        return
+    inp, out = mapcycles.Stream(), mapcycles.Stream()
+    unit = mapcycles.conv_unit(conv, fold, inp, out, 3)
+    mapcycles._run([mapcycles.Source(inp, 3 * h * w), unit, mapcycles.Sink(out)])
+    q, tw = unit.Q, unit.Tw
+    assert len(out.hand) == 3 * conv.out_h * conv.out_w
+    for n, t in enumerate(unit.start):
+        assert t == max(unit.end[n] + 1, unit.start[n - q] + tw if n >= q else 0)
