@@ -63,8 +63,11 @@ class ResourceModel:
     vec_bit: float = 1.05  # VectorBuffer (a window, the flattened map): LUTs per stored bit (0.8..1.5 measured)
     vec_fixed: float = 10.0  # ... and beside them
     ff_vec_fixed: float = 8.0  # FFs beside the stored bits and the L-bit read register
-    vram_fixed: float = 20.0  # a VectorBuffer in RAM (hw/mapbuffer.py): its counters, flags and write enable, LUTs
-    vram_part_bit: float = 1.0  # ... its r:1 part select after the read: LUTs per lane per extra part
+    # a VectorBuffer in RAM (hw/mapbuffer.py): counters, flags, write enable, and per bit of the RAM word its read
+    # (the r:1 part select, and the AND with which memory_libmap gives the merged read register its init value 0);
+    # fitted on synth_ice40 of 9 buffers (RAM words of 16..48 bits, 1..32 parts): within -8..+10 LUTs, FFs exact
+    vram_fixed: float = 12.0
+    vram_bit: float = 1.35
     collect: float = 25.0  # the ActivationBuffer that collects one output pixel's M bits: LUTs + collect_bit per bit
     collect_bit: float = 1.5
     ff_collect: float = 8.0  # FFs beside its 2 x M bits
@@ -157,7 +160,7 @@ def ram_cost(width: int, depth: int, device: Device, model: ResourceModel) -> tu
     tiles = rom_tiles(width, depth, device)
     if device.family == "ecp5":  # distributed RAM (TRELLIS_DPR16X4, 16 x 4 bits, cost 4 each) when cheaper
         cells = -(-width // 4) * -(-depth // 16)
-        if 4 * cells <= model.tile_cost * tiles:
+        if 4 * cells < model.tile_cost * tiles:  # a tie goes to block RAM (seen: 16 x 128 and 32 x 64 bits)
             return 0, 2.0 * cells + width * (-(-depth // 16) - 1), 0.0  # a slice's two LUTs each, a depth mux
     if bits * model.logic_cost_ram <= model.tile_cost * tiles:
         return 0, float(bits), float(bits)
@@ -184,10 +187,10 @@ def vector_buffer_cost(pieces: int, width: int, lanes: int, bits: int, device: D
     if wm:
         rows = hwc.vector_ram_rows(pieces, width, wm)
         tiles, luts, ffs = ram_cost(wm, 2 * rows, device, model)
-        parts = wm // lanes
-        counters = bits_for(wm // width) + bits_for(rows) + bits_for(parts) + 3  # slot, row, part select, bank, full
-        return (tiles, luts + model.vram_fixed + model.vram_part_bit * lanes * (parts - 1),
-                ffs + width * (wm // width - 1) + counters)
+        counters = bits_for(wm // width) + bits_for(rows) + bits_for(wm // lanes) + 3  # slot, row, part, bank, full
+        read_reg = wm if tiles == 0 else 0  # in a block RAM the read register is the RAM's own
+        return (tiles, luts + model.vram_fixed + model.vram_bit * wm,
+                ffs + width * (wm // width - 1) + counters + read_reg)
     stored = 2 * bits * -(-(pieces * width) // lanes) * lanes
     return 0, model.vec_bit * stored + model.vec_fixed, stored + lanes + model.ff_vec_fixed
 
