@@ -61,6 +61,9 @@ def test_every_result_cycle_equals_the_model(tmp_path_factory, case):
     # deep array (P = M, one token a window): the column generator, its ring of 14 pixel slots
     ([Conv(5, 5, 2, 4, 3, 1, 0), Conv(3, 3, 4, 4, 1), Dense(36, 3, is_output=True)],
      [Folding(4, 18), Folding(4, 4), Folding(1, 36)]),
+    # column builds end to end: an 8-bit layer on two arrays (Q = 2), a one-token-a-window layer on its pixel ring
+    ([Conv(8, 8, 1, 4, 3, 1, 0, 8, "unsigned"), Conv(6, 6, 4, 8, 3), MaxPool(4, 4, 8, 2, 2), Dense(32, 6),
+      Dense(6, 3, is_output=True)], [Folding(4, 9), Folding(8, 36), None, Folding(2, 8), Folding(1, 6)]),
     # the dense tail binds: the map buffer's banks wait for the first dense layer
     ([Conv(4, 4, 1, 2, 1), Dense(32, 16), Dense(16, 2, is_output=True)], [Folding(2, 1), Folding(1, 1), Folding(1, 1)]),
 ])
