@@ -1,5 +1,7 @@
 """Sliding-window unit: a binary feature map streamed pixel by pixel in, one k x k window at a time out,
-for a conv layer's sequencer to read word by word (hw/convlayer.py).
+for a conv layer's sequencer to read word by word (hw/convlayer.py). It emits a window in k·k cycles at best, so
+hw/convlayer.py builds it for foldings that read a window in at least that long; faster ones get the column-parallel
+generator, hw/colwindow.py (contract.conv.Conv.column_window).
 
     pixels -> WindowTaps (hw/linebuffer.py: line buffer, k·k taps per window)
            -> VectorBuffer (hw/vectorbuffer.py: 2 banks of K = k·k·C bits in flip-flops) -> rd (InputReadSignature)
