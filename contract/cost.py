@@ -177,16 +177,21 @@ def line_buffer_cost(rows: int, width: int, word_bits: int, device: Device,
 
 
 def vector_buffer_cost(pieces: int, width: int, lanes: int, bits: int, device: Device,
-                       model: ResourceModel) -> tuple[int, float, float]:
+                       model: ResourceModel, *, split: bool = False) -> tuple[int, float, float]:
     """(block RAM tiles, LUTs, FFs) of hw/vectorbuffer.py's VectorBuffer, in the storage it picks
     (contract/structure.py vector_ram_width). Flip-flops: 2 banks of B planes of ceil(T·C / L) L-bit words, written
     a piece at a time, read through one word mux into an L-bit register. RAM (hw/mapbuffer.py): 2 banks x rows x Wm
     bits (ram_cost: block RAM, or flip-flops / distributed RAM when memory_libmap finds them cheaper), the packer's
-    C·(n − 1) flip-flops, the r:1 part select after the read, the counters."""
-    wm = hwc.vector_ram_width(pieces, width, lanes, bits)
+    C·(n − 1) flip-flops, the r:1 part select after the read, the counters; split (the flattened map), a piece
+    written as h = C / Wm words: an h:1 mux on the write data instead of the packer."""
+    wm = hwc.vector_ram_width(pieces, width, lanes, bits, split=split)
     if wm:
         rows = hwc.vector_ram_rows(pieces, width, wm)
         tiles, luts, ffs = ram_cost(wm, 2 * rows, device, model)
+        h = hwc.vector_piece_cycles(width, wm)
+        if h > 1:
+            return (tiles, luts + model.vram_fixed + model.vram_bit * wm + (h - 1) * wm,
+                    ffs + bits_for(2 * rows) + bits_for(wm // lanes) + 4)  # row, part select, part, bank, full
         counters = bits_for(wm // width) + bits_for(rows) + bits_for(wm // lanes) + 3  # slot, row, part, bank, full
         read_reg = wm if tiles == 0 else 0  # in a block RAM the read register is the RAM's own
         return (tiles, luts + model.vram_fixed + model.vram_bit * wm,

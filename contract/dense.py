@@ -124,7 +124,7 @@ class Dense(MatrixKind):
             b_tiles, b_luts, b_ffs = image_buffer_cost(lanes, words, self.input_bits, device, model)
         elif after_map:  # the map's channels C (True: 1): H·W pieces of C bits (hw/convfront.py)
             c = int(after_map)
-            b_tiles, b_luts, b_ffs = vector_buffer_cost(self.fan_in // c, c, lanes, 1, device, model)
+            b_tiles, b_luts, b_ffs = vector_buffer_cost(self.fan_in // c, c, lanes, 1, device, model, split=True)
         else:
             b_tiles, b_luts, b_ffs = activation_buffer_cost(self.fan_in, model)
         luts = (arr.luts + b_luts) * model.flatten

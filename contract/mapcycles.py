@@ -30,7 +30,14 @@ from functools import lru_cache
 from typing import Any
 
 from fedxnor.contract.colcycles import ColumnConvUnit
-from fedxnor.contract.structure import CREDIT_FIXED, DRAIN_FIXED, RESULT_FIXED, tree_levels
+from fedxnor.contract.structure import (
+    CREDIT_FIXED,
+    DRAIN_FIXED,
+    RESULT_FIXED,
+    tree_levels,
+    vector_piece_cycles,
+    vector_ram_width,
+)
 
 MAP_KINDS = ("conv", "maxpool")
 COLLECTOR_TURN = 2  # collector bank full -> free again: consumed and sent flags set, then the bank cleared
@@ -232,11 +239,14 @@ class PoolUnit(_Taps):
 
 
 class MapBuffer:
-    """The front's last VectorBuffer (the flattened map, 2 banks), read by the first dense layer: takes a pixel
-    a cycle while its bank is free; full the cycle after the last; free again the cycle after the release."""
+    """The front's last VectorBuffer (the flattened map, 2 banks), read by the first dense layer: while its bank is
+    free, a pixel offered from cycle f (and not before the cycle after the previous take) is taken at f + h − 1
+    (h = 1, or the parts of a split RAM, hw/mapbuffer.py, written one a cycle); full the cycle after the last; free
+    again the cycle after the release."""
 
-    def __init__(self, pixels: int, inp: Stream, images: int, chain: DenseChain) -> None:
+    def __init__(self, pixels: int, inp: Stream, images: int, chain: DenseChain, piece_cycles: int = 1) -> None:
         self.px, self.inp, self.images, self.chain = pixels, inp, images, chain
+        self.h = piece_cycles
         self.full: list[int] = []
 
     def advance(self) -> bool:
@@ -250,6 +260,7 @@ class MapBuffer:
             t = max(offer[n], take[n - 1] + 1 if n else 0)
             if j == 0 and m >= 2:
                 t = max(t, start[m - 2] + self.chain.T[0])  # dense layer 0 released image m - 2's bank
+            t += self.h - 1  # the parts before the last, one a cycle
             take.append(t)
             if j == self.px - 1:
                 self.full.append(t + 1)
@@ -336,7 +347,9 @@ def result_cycles(layers: Sequence[Any], images: int, stages: int | None = None)
         else:
             units.append(PoolUnit(x.spec, streams[i], streams[i + 1], images))
     oh, ow, _ = layers[n_front - 1].spec.out_shape
-    chain.source = MapBuffer(oh * ow, streams[-1], images, chain)
+    oc, lanes = layers[n_front - 1].spec.out_shape[2], layers[n_front].fold.simd  # hw/convfront.py's map buffer
+    h = vector_piece_cycles(oc, vector_ram_width(oh * ow, oc, lanes, split=True))
+    chain.source = MapBuffer(oh * ow, streams[-1], images, chain, h)
     _run(units + [chain.source, chain])
     if len(chain.result) < images:
         raise RuntimeError("cycle model: the event network stopped early (a deadlock in the model)")

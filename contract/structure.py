@@ -120,12 +120,32 @@ def vector_ram_word(width: int, lanes: int, bits: int = 1) -> int:
     return ram
 
 
-def vector_ram_width(pieces: int, width: int, lanes: int, bits: int = 1) -> int:
+EBR_WIDTH, EBR_BITS = 16, 4096  # an iCE40 SB_RAM40_4K at its widest: 256 x 16
+
+
+def vector_ram_width(pieces: int, width: int, lanes: int, bits: int = 1, *, split: bool = False) -> int:
     """The RAM word of a vector buffer VectorBuffer keeps in RAM (hw/mapbuffer.py), 0 if it stays in flip-flops:
-    at least VECTOR_RAM_MIN_BITS bits, packed as vector_ram_word says."""
+    at least VECTOR_RAM_MIN_BITS bits, packed as vector_ram_word says.
+
+    split (the flattened map only, whose intake is never a layer's per-cycle path): a piece wider than an EBR may
+    be written as C / Wm parts of an EBR-wide word, one a cycle, when both banks then fit one EBR (cnv-small's
+    5 x 5 x 32 map: one EBR instead of two side by side); the pieces then take C / Wm cycles each
+    (vector_piece_cycles, contract/mapcycles.py)."""
     if pieces * width < VECTOR_RAM_MIN_BITS:
         return 0
-    return vector_ram_word(width, lanes, bits)
+    wm = vector_ram_word(width, lanes, bits)
+    if split and bits == 1 and (wm == 0 or wm > EBR_WIDTH) and 2 * pieces * width <= EBR_BITS:
+        j = 1
+        while width % (1 << j) == 0 and width >> j >= lanes:  # the widest part of C / 2^j bits that fits an EBR
+            part, j = width >> j, j + 1
+            if part <= EBR_WIDTH and part % lanes == 0 and not (part // lanes) & (part // lanes - 1):
+                return part
+    return wm
+
+
+def vector_piece_cycles(width: int, ram_width: int) -> int:
+    """Cycles a VectorBuffer takes a piece in: 1, or the parts of a split piece (vector_ram_width split)."""
+    return width // ram_width if ram_width and ram_width < width else 1
 
 
 def vector_ram_rows(pieces: int, width: int, ram_width: int) -> int:

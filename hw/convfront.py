@@ -56,7 +56,7 @@ def build_front(m: Module, export, front: list, lanes: int, stages: int | None, 
         prev = out
     last = front[-1].spec
     out_h, out_w, out_c = last.out_shape
-    mapbuf = VectorBuffer(pieces=out_h * out_w, width=out_c, lanes=lanes)
+    mapbuf = VectorBuffer(pieces=out_h * out_w, width=out_c, lanes=lanes, split=True)  # a pixel may take C / 16 cycles
     m.submodules.map_buffer = mapbuf
     wiring.connect(m, prev, mapbuf.pieces)
     busy.append(mapbuf.busy)

@@ -22,7 +22,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fedxnor.contract.bits import ceil_div
-from fedxnor.contract.structure import vector_ram_width, vector_ram_word
+from fedxnor.contract.structure import vector_piece_cycles, vector_ram_width, vector_ram_word
 from fedxnor.hw.mapbuffer import RamVectorBuffer
 from fedxnor.hw.ports import InputReadSignature, bits_for
 
@@ -30,14 +30,17 @@ STORES = ("auto", "ff", "ram")
 
 
 class VectorBuffer(wiring.Component):
-    def __init__(self, *, pieces: int, width: int, lanes: int, bits: int = 1, store: str = "auto"):
-        """store: "auto" (contract/structure.py's rule), "ff" or "ram" (an error if the vector cannot be a RAM's)."""
+    def __init__(self, *, pieces: int, width: int, lanes: int, bits: int = 1, store: str = "auto", split: bool = False):
+        """store: "auto" (contract/structure.py's rule), "ff" or "ram" (an error if the vector cannot be a RAM's).
+        split: a RAM may take a wide piece in several cycles (the flattened map: vector_ram_width split)."""
         if store not in STORES:
             raise ValueError(f"store {store!r}: choose one of {', '.join(STORES)}")
         self.T, self.C, self.L, self.B = pieces, width, lanes, bits
         self.words = ceil_div(pieces * width, lanes)
-        self.ram_width = {"ff": 0, "auto": vector_ram_width(pieces, width, lanes, bits),
-                          "ram": vector_ram_word(width, lanes, bits)}[store]
+        self.ram_width = {"ff": 0, "auto": vector_ram_width(pieces, width, lanes, bits, split=split),
+                          "ram": vector_ram_width(pieces, width, lanes, bits, split=True) if split
+                          else vector_ram_word(width, lanes, bits)}[store]
+        self.piece_cycles = vector_piece_cycles(width, self.ram_width)
         if store == "ram" and not self.ram_width:
             raise ValueError(f"{pieces} pieces of {width} x {bits} bits read in {lanes}-bit words do not pack into a RAM word")
         self.read_copies = 0  # one read mux, no select copies (the sequencer asks every input buffer)

@@ -106,13 +106,13 @@ def test_pool_cost_and_refusals():
 
 
 def test_dense_after_a_map_reads_the_flattened_map_buffer():
-    """cnv-small's flattened map (5 x 5 x 32 = 800 bits) read 2 lanes at a time: a 32-bit RAM (one pixel a word, two
-    EBRs side by side, both banks in 2 x 32 rows) instead of 2 x 800 flip-flops; read 5 lanes at a time the
+    """cnv-small's flattened map (5 x 5 x 32 = 800 bits) read 2 lanes at a time: a split 16-bit RAM (a pixel written
+    as two words, both banks in one 256 x 16 EBR) instead of 2 x 800 flip-flops; read 5 lanes at a time the
     pixels and words do not pack into a RAM word (lcm 160): flip-flops, as before."""
     model = MODELS["ice40"]
     d = Dense(800, 64)
     plain, ram = d.cost(Folding(1, 2), UP5K), d.cost(Folding(1, 2), UP5K, after_map=32)
-    assert ram.bram - plain.bram == 2
+    assert ram.bram - plain.bram == 1
     assert ram.ffs - plain.ffs < 40 - 2 * 800 * model.ff_act_bit  # counters and flags only
     assert ram.luts < plain.luts - 2 * 800 * model.act_bit * model.flatten + 60
     assert (ram.cycles, ram.own) == (plain.cycles, plain.own)
@@ -120,8 +120,10 @@ def test_dense_after_a_map_reads_the_flattened_map_buffer():
     plain5 = d.cost(Folding(1, 5), UP5K)
     assert ff.bram == plain5.bram
     assert ff.ffs - plain5.ffs == pytest.approx(2 * 800 + 5 + model.ff_vec_fixed - 2 * 800 * model.ff_act_bit)
-    # the parts: a vector buffer in RAM is ram_cost of its RAM plus the packer, the part select and the counters
+    # the parts: a vector buffer in RAM is ram_cost of its RAM plus the packer, the part select and the counters;
+    # unsplit (a window) the 32-bit word takes two EBRs side by side
     assert vector_buffer_cost(25, 32, 2, 1, UP5K, model)[0] == ram_cost(32, 64, UP5K, model)[0] == 2
+    assert vector_buffer_cost(25, 32, 2, 1, UP5K, model, split=True)[0] == ram_cost(16, 128, UP5K, model)[0] == 1
     assert vector_buffer_cost(9, 16, 48, 1, UP5K, model)[2] >= 2 * 16  # a 48-bit RAM word: 2 pieces in the packer
 
 
@@ -214,18 +216,19 @@ def test_ram_ties_go_to_block_ram_on_ecp5():
     assert ram_cost(16, 112, ECP5, MODELS["ecp5"])[0] == 0
 
 
-@pytest.mark.parametrize("pieces, width, lanes", [(25, 32, 2), (9, 16, 48)])
-def test_ram_vector_buffer_model_against_yosys(tmp_path, monkeypatch, pieces, width, lanes):
-    """cnv-small's flattened map read 2 lanes a word (32-bit RAM words, a 16:1 part select) and a window packed 3
-    pieces a 48-bit word, alone through synth_ice40: block RAM and FFs exact, LUTs within 10 (fitted on 9 buffers)."""
+@pytest.mark.parametrize("pieces, width, lanes, split", [(25, 32, 2, False), (9, 16, 48, False), (25, 32, 2, True)])
+def test_ram_vector_buffer_model_against_yosys(pieces, width, lanes, split):
+    """cnv-small's flattened map read 2 lanes a word (32-bit RAM words, a 16:1 part select; and split, 16-bit words)
+    and a window packed 3 pieces a 48-bit word, alone through synth_ice40: block RAM and FFs exact, LUTs within 12
+    (fitted on 9 buffers, 5 split)."""
     from amaranth.back import verilog
 
     from fedxnor.hw.estimate import cell_counts, run_yosys, summarize_cells
     from fedxnor.hw.vectorbuffer import VectorBuffer
 
-    vb = VectorBuffer(pieces=pieces, width=width, lanes=lanes)
+    vb = VectorBuffer(pieces=pieces, width=width, lanes=lanes, split=split)
     assert vb.ram_width
     got = summarize_cells(cell_counts(run_yosys(verilog.convert(vb, name="vb", emit_src=False), "up5k", "vb")), "ice40")
-    tiles, luts, ffs = vector_buffer_cost(pieces, width, lanes, 1, UP5K, MODELS["ice40"])
+    tiles, luts, ffs = vector_buffer_cost(pieces, width, lanes, 1, UP5K, MODELS["ice40"], split=split)
     assert (tiles, ffs) == (got["bram"], got["ffs"])
-    assert abs(luts - got["luts"]) <= 10
+    assert abs(luts - got["luts"]) <= 12

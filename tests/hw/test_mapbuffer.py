@@ -56,10 +56,10 @@ async def read_pipelined(ctx, rd, count, words, rng, got):
         got.append([seen[c] for c in range(words)])
 
 
-def run(store, pieces, width, lanes, vectors, seed):
+def run(store, pieces, width, lanes, vectors, seed, split=False):
     """Feed the vectors' pieces with stalls, read them back as a sequencer would; returns (words read, per cycle the
     (pieces.ready, rd.ready) pair)."""
-    dut = VectorBuffer(pieces=pieces, width=width, lanes=lanes, store=store)
+    dut = VectorBuffer(pieces=pieces, width=width, lanes=lanes, store=store, split=split)
     rng = random.Random(seed)
     payloads = [sum(int(b) << j for j, b in enumerate(vec[i * width:(i + 1) * width])) for vec in vectors
                 for i in range(pieces)]
@@ -93,6 +93,24 @@ def test_ram_buffer_reads_and_times_as_the_flip_flop_buffer(pieces, width, lanes
     assert ram_trace == ff_trace  # same handshakes, same bank-ready cycles
 
 
+@settings(max_examples=10, deadline=None)
+@given(pieces=st.integers(4, 30), width=st.sampled_from([32, 48, 64]), lanes=st.sampled_from([1, 2, 4, 8, 16]),
+       seed=st.integers(0, 2**16))
+def test_split_ram_buffer_takes_a_piece_in_parts(pieces, width, lanes, seed):
+    """The flattened map's split RAM (a piece of C bits written as C / Wm EBR-wide words, one a cycle): the words
+    read back are the vector's, and a piece is taken (ready) only on its last part's cycle, so pieces are at least
+    C / Wm cycles apart."""
+    n = pieces * width
+    wm = vector_ram_width(pieces, width, lanes, split=True)
+    assume(0 < wm < width)
+    h = width // wm
+    vectors = [np.random.default_rng(seed + v).integers(0, 2, n) for v in range(3)]
+    words, trace = run("auto", pieces, width, lanes, vectors, seed, split=True)
+    assert words == [want_words(v, lanes) for v in vectors]
+    ready = [i for i, (pr, _) in enumerate(trace) if pr]
+    assert all(b - a >= h for a, b in zip(ready, ready[1:]))
+
+
 def test_pad_bits_are_zero_after_a_vector_of_ones():
     # 5 pieces of 4 bits in 8-bit RAM words (2 pieces a word) read in 8-bit words: the last word holds one piece;
     # a vector of ones first, so a stale bank would show ones in the pad
@@ -118,14 +136,16 @@ def test_storage_rule():
 
 
 def test_network_with_ram_buffers_equals_reference_and_cycle_model(tmp_path):
-    """A CNV-shaped network whose flattened map (4 x 4 x 16, read 8 lanes a word) and second conv's window
-    (9 x 16 bits, 16 lanes) are RAMs: every class equals the reference's and every result cycle the event model's
-    (contract/mapcycles.py, unchanged: the RAM buffers keep the flip-flop buffer's cycles)."""
-    specs = [Conv(8, 8, 1, 16, 3, 1, 1, 8, "unsigned"), MaxPool(8, 8, 16, 2, 2), Conv(4, 4, 16, 16, 3, 1, 1),
-             Dense(256, 8), Dense(8, 3, is_output=True)]
+    """A CNV-shaped network whose flattened map (4 x 4 x 32, read 8 lanes a word: split, two cycles a pixel) and
+    second conv's window (9 x 16 bits, 16 lanes) are RAMs: every class equals the reference's and every result cycle
+    the event model's (contract/mapcycles.py: the window's RAM keeps the flip-flop buffer's cycles, the split map
+    takes a pixel in two)."""
+    specs = [Conv(8, 8, 1, 16, 3, 1, 1, 8, "unsigned"), MaxPool(8, 8, 16, 2, 2), Conv(4, 4, 16, 32, 3, 1, 1),
+             Dense(512, 8), Dense(8, 3, is_output=True)]
     folds = [Folding(4, 9), None, Folding(1, 16), Folding(2, 8), Folding(1, 8)]
     assert not specs[2].column_window(folds[2])  # the serial window generator: its window is a VectorBuffer
-    assert vector_ram_width(9, 16, 16) == 16 and vector_ram_width(16, 16, 8) == 16
+    # the window: one 16-bit RAM word a tap; the 4 x 4 x 32 map: split, a pixel written as two 16-bit words
+    assert vector_ram_width(9, 16, 16) == 16 and vector_ram_width(16, 32, 8, split=True) == 16
     rng = np.random.default_rng(5)
     net = random_conv_network(specs, rng)
     ex = load_export(write_export(net, tmp_path / "e", folds, input_spec={"shape": [8, 8, 1], "encoding": "pixels"}))
