@@ -32,6 +32,7 @@ from fedxnor.boards.uart import divisor_for
 from fedxnor.errors import FedxnorError, ToolError
 from fedxnor.hw.fanout import KEEP_COPIES
 from fedxnor.hw.plan.fit import check_fit
+from fedxnor.hw.plan.plan import as_built
 from fedxnor.hw.plan.solver import solve_foldings
 from fedxnor.hw.top import NetworkTop
 from fedxnor.progress import log
@@ -262,7 +263,8 @@ def board_core(export, board: Board, clock_hz: float, baud: int, *, debug: bool 
     weight ROM placement (weight_roms; None: the device's default, Device.weight_roms).
     divisor, timeout_cycles: UART bit time and frame timeout in cycles (default: from clock_hz and baud;
     simulation passes short ones)."""
-    read_regs = board.resources.read_regs
+    # a conv network builds without read registers (the conv front has none yet): as_built is what the planner priced
+    read_regs = as_built(board.resources, [info.spec for info in export.layers]).read_regs
     accel = NetworkTop(export, debug=debug, weight_store=weight_store, read_regs=read_regs,
                        weight_roms=weight_roms or board.resources.weight_roms)
     geom = accel.ports.beats.for_link()  # the host link sends images in the accelerator's own beats

@@ -10,7 +10,7 @@ from fedxnor.boards import frames as fr
 from fedxnor.boards.driver import LOAD_CHUNK
 from fedxnor.boards.platforms import Board
 from fedxnor.contract.cycles import cycles_per_inference
-from fedxnor.hw.plan.plan import specs_of, weight_bit_ops
+from fedxnor.hw.plan.plan import as_built, specs_of, weight_bit_ops
 from fedxnor.hw.weightstore import writable_images
 
 
@@ -18,7 +18,8 @@ def performance(export, board: Board, clock_hz: float) -> dict[str, Any]:
     """Cycles per inference (the accelerator's initiation interval), inferences/s at clock_hz, and the share of
     the block-RAM bound reached: the bound is every weight bit read (once per input bit plane) at the full
     read width of every block RAM of the device, each cycle."""
-    cycles = int(cycles_per_inference(export.layers, read_regs=board.resources.read_regs))
+    read_regs = as_built(board.resources, [info.spec for info in export.layers]).read_regs  # conv: none yet
+    cycles = int(cycles_per_inference(export.layers, read_regs=read_regs))
     ops = int(weight_bit_ops(specs_of(export)))
     bandwidth = board.resources.bram_bandwidth_bits
     bound = -(-ops // bandwidth)

@@ -65,3 +65,19 @@ def test_the_reference_runs_it(pool_after_dense_dir):
     ref = Reference(pool_after_dense_dir)
     x = np.random.default_rng(1).integers(0, 256, (3, ref.export.layers[0].in_size))
     assert ref.classify(x).scores.shape == (3, 3)
+
+
+def test_an_ecp5_board_builds_a_conv_network_without_read_registers(conv_dir):
+    """The ECP5 boards put registers after every memory read of a dense network; the conv front has none yet, so a
+    conv network's board core is built, priced and timed without them (hw/plan/plan.py as_built)."""
+    from fedxnor.boards.build import board_core
+    from fedxnor.boards.figures import performance
+    from fedxnor.boards.platforms import get_board
+    from fedxnor.contract.cycles import cycles_per_inference
+
+    exp = load_export(conv_dir)
+    board = get_board("ulx3s-85f")
+    assert board.resources.read_regs
+    core = board_core(exp, board, 25e6, 115200)
+    assert core.accel.read_regs is False
+    assert performance(exp, board, 25e6)["cycles_per_inference"] == cycles_per_inference(exp.layers)
