@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import assert_refused, run_cli
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from idx_files import learnable_set
 
 pytest.importorskip("brevitas")
@@ -229,3 +231,22 @@ def test_external_weight_data_is_read_or_refused(tmp_path, cnv_files):
     r = do_import(tmp_path / "ext.onnx", tmp_path / "out2", data, 50)
     assert_refused(r, nothing_in=tmp_path / "out2")
     assert "external data" in r.err and ".onnx.data" in r.err
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.floats(0.0, 1.0), flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(1, 255)), max_size=3))
+def test_fuzzed_cnv_files_import_exactly_or_are_refused_in_one_line(tmp_path_factory, cnv_files, cut, flips):
+    """Truncated or corrupted bytes of a CNV file (Conv and MaxPool attributes, the input Quant, weights): either a clean
+    refusal (exit 2, one line, nothing written) or an import that equals qonnx on every checked image."""
+    files, data, _, _ = cnv_files
+    good = Path(files["cleaned"]).read_bytes()
+    d = tmp_path_factory.mktemp("fuzz")
+    buf = bytearray(good if flips else good[: int(cut * (len(good) - 1))])
+    for pos, x in flips:
+        buf[int(pos * (len(buf) - 1))] ^= x
+    (d / "m.onnx").write_bytes(bytes(buf))
+    r = do_import(d / "m.onnx", d / "out", data, 30)
+    if r.code == 0:
+        assert json.loads(r.out)["agreement"] == 1.0
+    else:
+        assert_refused(r, code=r.code if r.code in (1, 2) else 2, nothing_in=d / "out")
