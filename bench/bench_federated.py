@@ -4,7 +4,9 @@
 SignSGD, EF-SignSGD and FedBAT on the full-precision MLP (fp-mlp, 784-256-256-10),
 FedBNN and FedBNN with the FedBAT codec on the BNN of the same shape (mlp), FedHyBNN
 (frozen binary-latent VAE encoder + hybnn-head); with --runs ...-conv, the same on the conv
-nets (fp-cnv-small and cnv-small). Rounds and local epochs are fewer than the
+nets (fp-cnv-small and cnv-small); with --runs FedHyBNN-convVAE FedBNN-bin, FedHyBNN on the convolutional
+VAE's 512 bits (train/hybnn_conv.py) and FedBNN on binarized pixels (mlp-bin), the comparison of issue 20 item 6.
+Rounds and local epochs are fewer than the
 papers' (100 rounds, 10 local epochs) to fit a 2-core machine: they are recorded in the results.
 FedBNN's checkpoints are exported, which proves the integer network equals torch eval on all
 10,000 test images. Writes bench/results/federated.json after every run.
@@ -54,7 +56,15 @@ MLP_RUNS = {
 CONV_MODEL = {"fp-mlp": "fp-cnv-small", "mlp": "cnv-small"}
 RUNS = MLP_RUNS | {label.replace("FedBNN", "FedBNN-conv") if "FedBNN" in label else f"{label}-conv": (algo, CONV_MODEL[m], codec)
                    for label, (algo, m, codec) in MLP_RUNS.items() if m in CONV_MODEL}
+# issue 20 item 6: FedHyBNN on the convolutional VAE's bits against FedBNN on binarized pixels (mlp-bin);
+# VAE_RUNS: the FederatedConfig VAE fields of a FedHyBNN label (the plain label keeps the MLP VAE's defaults)
+# (FedHyBNN-convVAE's head has mlp-bin's hidden widths, so only the input differs; -h128 keeps hybnn-head's 128)
+HYBNN_RUNS = {"FedHyBNN-convVAE": ("fedhybnn", "hybnn-head", "fp32"), "FedHyBNN-convVAE-h128": ("fedhybnn", "hybnn-head", "fp32"),
+              "FedBNN-bin": ("fedbnn", "mlp-bin", "fp32")}
+VAE_RUNS = {"FedHyBNN-convVAE": {"vae": "conv", "vae_bits": 512, "hidden": "256,256"},
+            "FedHyBNN-convVAE-h128": {"vae": "conv", "vae_bits": 512}}
 DEFAULT_RUNS = [label for label in RUNS if not label.endswith(("-conv", "-conv+FedBAT"))]  # the MLP table
+RUNS |= HYBNN_RUNS
 
 
 def row_seed(row: dict, default: int = 0) -> int:
@@ -148,13 +158,14 @@ def run_row(part: str, label: str, seed: int, args: argparse.Namespace, tmp: str
     bnn = model in MODELS
     run = Path(tmp) / f"{part}-{label}-{seed}"
     run.mkdir()
-    vae_cache = Path(tmp) / f"vae-{seed}.pt"
+    vae = VAE_RUNS.get(label, {})
+    vae_cache = Path(tmp) / f"vae-{vae.get('vae', 'mlp')}-{vae.get('vae_bits', 200)}-{seed}.pt"  # one per VAE and seed
     if algo == "fedhybnn" and vae_cache.is_file():
         shutil.copy(vae_cache, run / "vae.pt")  # the same frozen encoder for every partition
     cfg = FederatedConfig(algo=algo, model=model, codec=codec, partition=part, clients=args.clients,
                           per_round=args.per_round, rounds=args.rounds,
                           local_epochs=(args.bnn_local_epochs or args.local_epochs) if bnn else args.local_epochs,
-                          seed=seed, lr=args.bnn_lr if bnn else 0.0, lr_schedule=args.lr_schedule)
+                          seed=seed, lr=args.bnn_lr if bnn else 0.0, lr_schedule=args.lr_schedule, **vae)
     t0 = time.monotonic()
     ckpt = train_federated(cfg, run, progress=False)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -171,6 +182,9 @@ def run_row(part: str, label: str, seed: int, args: argparse.Namespace, tmp: str
            "uplink_bits_per_param": round(meta["uplink_bits_per_param"], 4),
            "params_on_wire": meta["params_on_wire"], "seconds": round(time.monotonic() - t0, 1),
            "accuracy_by_round": [round(h["test_accuracy"], 4) for h in hist]}
+    if algo == "fedhybnn":
+        row["vae"] = {"arch": cfg.vae, "latent_bits": cfg.vae_bits, "kl_weight": cfg.vae_kl, "epochs": cfg.vae_epochs}
+        row["head_hidden"] = conf.get("hidden") or "128"  # hybnn-head's own
     if algo == "fedbnn" and not args.no_export:
         from fedxnor.train.to_export import export_checkpoint
 

@@ -12,6 +12,7 @@ from fedxnor.train.fpmodels import FP_MODELS
 from fedxnor.train.models import MODELS
 
 ALGOS = ["central", "fedavg", "fedbnn", "fedbat", "fedhybnn", "signsgd", "efsign"]
+VAE_FLAGS = ("vae", "vae_bits", "vae_kl", "vae_epochs")  # FederatedConfig fields of FedHyBNN's VAE
 
 
 def _federated_args(p: argparse.ArgumentParser) -> None:
@@ -47,6 +48,11 @@ def _federated_args(p: argparse.ArgumentParser) -> None:
                         "from the data's images")
     p.add_argument("--data", type=Path, default=None,
                    help="IDX data directory: any H x W unsigned-byte images, labels 0..9 (default: Debian's Fashion-MNIST)")
+    p.add_argument("--vae", default=None, choices=["mlp", "conv"],
+                   help="fedhybnn: the binary-latent VAE whose frozen encoder feeds the head (default mlp)")
+    p.add_argument("--vae-bits", type=int, default=None, help="fedhybnn: the VAE's latent bits, the head's input (default 200)")
+    p.add_argument("--vae-kl", type=float, default=None, help="fedhybnn: the VAE's KL weight (default 0.01)")
+    p.add_argument("--vae-epochs", type=int, default=None, help="fedhybnn: the VAE's training epochs (default 10)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,6 +89,12 @@ def check_values(args: argparse.Namespace) -> None:
         check(name, getattr(args, name))
     if args.hidden is not None:
         check_hidden(args.hidden)
+    vae_flags = [f"--{n.replace('_', '-')}" for n in VAE_FLAGS if getattr(args, n, None) is not None]
+    if vae_flags and args.algo != "fedhybnn":
+        raise FedxnorError(f"{vae_flags[0]} sets FedHyBNN's VAE: use it with --algo fedhybnn, or leave it out")
+    for name in VAE_FLAGS[1:]:
+        if getattr(args, name, None) is not None:
+            check(name, getattr(args, name))
     if args.algo != "central":
         parse_scheme(args.partition)
         if args.per_round > args.clients:
@@ -102,7 +114,7 @@ def federated_config(args: argparse.Namespace):
         kw["batch"] = args.batch
     if args.lr_schedule:
         kw["lr_schedule"] = args.lr_schedule
-    for key in ("optimizer", "momentum", "prox_mu", "logit_adjust"):
+    for key in ("optimizer", "momentum", "prox_mu", "logit_adjust", *VAE_FLAGS):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     return FederatedConfig(**kw).resolved()

@@ -37,7 +37,7 @@ from fedxnor.train.codecs import Layout
 from fedxnor.train.fedbat import stochastic_binarize
 from fedxnor.train.federation_accept import NodeReply, screen_round
 from fedxnor.train.fpmodels import FP_MODELS, FPMLP
-from fedxnor.train.models import BNN, MODELS, get_config, shaped_config
+from fedxnor.train.models import BNN, MODELS, shaped_config
 from fedxnor.train.partition import make_partition
 from fedxnor.train.rotation import add_rotation, fold_rotation
 
@@ -75,6 +75,9 @@ class FederatedConfig:
     test_limit: int = 0  # first N test samples (0 = all)
     min_per_client: int = 10
     vae_epochs: int = 10
+    vae: str = "mlp"  # FedHyBNN's VAE: 'mlp' or 'conv' (train/hybnn.py, train/hybnn_conv.py)
+    vae_bits: int = 200  # its latent bits: the BNN head's input width
+    vae_kl: float = 0.01  # the weight of its KL term to a Bernoulli(1/2) prior
     fedbat_rho: float = 6.0
     fedbat_phi: float = 0.5
     data_dir: str = ""  # IDX directory ("" = Debian's Fashion-MNIST)
@@ -112,6 +115,8 @@ class FederatedConfig:
             raise FedxnorError("momentum and prox_mu must be >= 0")
         if not 0 <= cfg.holdout < 1 or not 0 <= cfg.fedbat_phi < 1:
             raise FedxnorError("holdout and fedbat_phi must be in [0, 1)")
+        if cfg.vae not in ("mlp", "conv"):
+            raise FedxnorError(f"vae {cfg.vae!r}: choose mlp or conv")
         return cfg
 
     @property
@@ -137,7 +142,14 @@ class FederatedConfig:
         return self.learning_rate
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        d = asdict(self)
+        for key in VAE_DEFAULTS:  # at their defaults the VAE fields are left out: older runs' fingerprints stay valid
+            if d[key] == VAE_DEFAULTS[key]:
+                del d[key]
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+VAE_DEFAULTS = {"vae": "mlp", "vae_bits": 200, "vae_kl": 0.01}
 
 
 def derive_seed(*parts: int) -> int:
@@ -152,9 +164,12 @@ def build_model(cfg: FederatedConfig, input_shape: tuple[int, ...] | None = None
 
     torch.manual_seed(derive_seed(cfg.seed, 1))
     hidden = parse_hidden(cfg.hidden)
+    config = shaped_config(cfg.model_config, input_shape, hidden)
+    if config.input_encoding == "bits":  # a HyBNN head reads the VAE's latent bits
+        config = replace(config, sizes=(cfg.vae_bits, *config.sizes[1:]), input_shape=(cfg.vae_bits,))
     if cfg.model in FP_MODELS:
-        return FPMLP(shaped_config(FP_MODELS[cfg.model], input_shape, hidden))
-    model = BNN(shaped_config(get_config(cfg.model), input_shape, hidden))
+        return FPMLP(config)
+    model = BNN(config)
     return add_rotation(model) if cfg.algo == "fedbnn" else model
 
 
@@ -193,16 +208,18 @@ class Federation:
         self.sizes = self.partition.sizes()
 
     def _encoder(self, images: np.ndarray, cache: Path | None, progress: bool):
-        from fedxnor.train.hybnn import read_vae_cache, train_vae, vae_to_blob
+        from fedxnor.train.hybnn import read_vae_cache, train_vae, vae_config_for, vae_to_blob
 
         if len(images) == 0:
             raise FedxnorError("fedhybnn needs held-out training data for its VAE: holdout must be > 0")
-        key = f"{derive_seed(self.cfg.seed, 2, len(images), self.cfg.vae_epochs)}"
+        c = self.cfg
+        config = vae_config_for(images, c.vae, c.vae_bits, c.vae_kl)
+        key = f"{derive_seed(c.seed, 2, len(images), c.vae_epochs)}:{c.vae}:{c.vae_bits}:{c.vae_kl!r}"
         if cache is not None and cache.is_file():
             cached = read_vae_cache(cache, key, int(np.prod(images.shape[1:])))  # None: stale or broken, retrain
             if cached is not None:
                 return cached
-        vae = train_vae(images, derive_seed(self.cfg.seed, 2), epochs=self.cfg.vae_epochs, progress=progress)
+        vae = train_vae(images, derive_seed(c.seed, 2), epochs=c.vae_epochs, config=config, progress=progress)
         if cache is not None:
             buf = io.BytesIO()
             torch.save({**vae_to_blob(vae), "key": key}, buf)

@@ -132,7 +132,8 @@ def _finish(fed: Federation, state, history: list[dict], out_dir: Path, seconds:
             "train_samples": int(fed.sizes.sum()), "test_samples": len(fed.test_y),
             "config": asdict(cfg), "seconds": round(seconds, 1)}
     if cfg.algo == "fedhybnn":
-        meta["hybnn"] = {"encoder": "binary VAE, float, runs on the host; the FPGA runs the BNN head on its 200 bits",
+        meta["hybnn"] = {"encoder": f"binary VAE ({cfg.vae}), float, runs on the host; "
+                                    f"the FPGA runs the BNN head on its {cfg.vae_bits} bits",
                          "vae_samples": len(fed.train_y) and int(round(len(fed.train_y) * cfg.holdout / (1 - cfg.holdout)))}
     encoder = vae_to_blob(fed.encoder) if fed.encoder is not None else None
     ckpt = save_checkpoint(out_dir / "checkpoint.pt", model, meta, encoder=encoder)
@@ -184,7 +185,7 @@ def flow_train(train_cfg: dict[str, Any], seed: int, out: Path, data_dir: Path |
     known = {f.name for f in fields(FederatedConfig)}
     kw = {k: train_cfg[k] for k in ("model", "codec", "partition", "clients", "per_round", "rounds", "local_epochs",
                                      "lr", "lr_schedule", "optimizer", "momentum", "prox_mu", "logit_adjust",
-                                     "train_limit", "hidden") if k in train_cfg and k in known}
+                                     "train_limit", "hidden", "vae", "vae_bits") if k in train_cfg and k in known}
     cfg = FederatedConfig(algo=algo, seed=seed, **kw)
     if data_dir is not None:
         cfg = replace(cfg, data_dir=str(data_dir))

@@ -49,6 +49,9 @@ LIMITS: dict[str, Limit] = {
     "clock_mhz": Limit(float, 1.0, 400.0, example="36"),
     "images": Limit(int, 1, 10**7, example="1000"),
     "fold": Limit(int, 1, 1 << 16, example="8"),  # one PE or SIMD count of an export folding
+    "vae_bits": Limit(int, 1, 4_096, example="512"),  # FedHyBNN's latent bits (the head's input width)
+    "vae_kl": Limit(float, 0.0, 100.0, example="0.01"),
+    "vae_epochs": Limit(int, 1, 10_000, example="10"),
 }
 MAX_HIDDEN_LAYERS = 8
 
@@ -101,7 +104,7 @@ def check_federated_values(cfg) -> None:
     Its sentinels stay: lr 0 and a negative logit_adjust mean the algorithm's default, a limit of 0 means all."""
     for name in ("rounds", "clients", "per_round", "local_epochs", "batch", "seed"):
         check(name, getattr(cfg, name), name)
-    for name in ("momentum", "prox_mu"):
+    for name in ("momentum", "prox_mu", "vae_bits", "vae_kl", "vae_epochs"):
         check(name, getattr(cfg, name), name)
     if cfg.lr != 0:
         check("lr", cfg.lr, "lr")

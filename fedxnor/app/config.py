@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
         "lr": 0.005,  # Adam for BNNs; 0 = the algorithm's default (0.001 suits non-IID partitions better)
         "train_limit": 0,  # use only the first N training samples (0 = all); for quick runs
         "hidden": [],  # hidden layer widths, e.g. [256, 256] ([] = the model's); the input size comes from the data
+        "vae": "mlp",  # fedhybnn only: the binary-latent VAE (mlp | conv)
+        "vae_bits": 200,  # fedhybnn only: its latent bits, the BNN head's input width
     },
     "export": {"pe": [], "simd": [], "fold": "board"},  # fold: board (solver for build.board) | manual
     "reference": {"images": 10000},
@@ -52,6 +54,7 @@ CHOICES: dict[str, list[str]] = {
     "train.algo": ["central", "fedavg", "fedbnn", "fedbat", "fedhybnn", "signsgd", "efsign"],
     "train.partition": ["iid", "dir0.3", "cls3"],
     "train.codec": ["", "fp32", "sign", "efsign", "fedbat"],
+    "train.vae": ["mlp", "conv"],
     "export.fold": ["board", "manual"],
     "verify.sim": ["verilator", "icarus"],
     "build.board": ["icebreaker", "ice40-hx8k", "ulx3s-85f"],
@@ -61,7 +64,7 @@ CHOICES: dict[str, list[str]] = {
 BOUNDED = {"seed": "seed", "train.epochs": "epochs", "train.rounds": "rounds", "train.clients": "clients",
            "train.per_round": "per_round", "train.local_epochs": "local_epochs", "train.lr": "lr",
            "train.train_limit": "train_limit", "reference.images": "images", "verify.images": "images",
-           "build.clock_mhz": "clock_mhz"}
+           "build.clock_mhz": "clock_mhz", "train.vae_bits": "vae_bits"}
 ZERO_MEANS_DEFAULT = {"train.lr", "train.train_limit"}
 # keys that may be left out (no default value): key -> type
 OPTIONAL: dict[str, type] = {"build.clock_mhz": float}
@@ -164,6 +167,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     t = cfg["train"]
     if t["per_round"] > t["clients"]:
         raise FedxnorError(f"config: 'train.per_round' ({t['per_round']}) exceeds 'train.clients' ({t['clients']})")
+    if t["algo"] != "fedhybnn" and (t["vae"], t["vae_bits"]) != (DEFAULTS["train"]["vae"], DEFAULTS["train"]["vae_bits"]):
+        raise FedxnorError("config: 'train.vae' and 'train.vae_bits' set FedHyBNN's VAE: use them with algo = 'fedhybnn'")
     if cfg["export"]["fold"] == "manual" and not cfg["export"]["pe"] and not cfg["export"]["simd"]:
         raise FedxnorError("config: 'export.fold' = 'manual' needs 'export.pe' and/or 'export.simd'")
     return cfg
