@@ -36,7 +36,7 @@ def train_export(tmp: Path, shape: tuple[int, int], algo: str = "central") -> Pa
     assert exp["agreement"] == 1.0 and exp["checked_images"] == 60
     manifest = json.loads((run / "export" / "manifest.json").read_text())
     pixels = math.prod(shape)
-    want_in = 200 if algo == "fedhybnn" else pixels
+    want_in = 512 if algo == "fedhybnn" else pixels  # FederatedConfig.vae_bits: the head reads the VAE's latent bits
     assert [la["fan_in"] for la in manifest["layers"]] == [want_in, 16, 8]
     if algo != "fedhybnn":
         assert manifest["input"]["shape"] == list(shape)

@@ -49,8 +49,8 @@ def _federated_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=None,
                    help="IDX data directory: any H x W unsigned-byte images, labels 0..9 (default: Debian's Fashion-MNIST)")
     p.add_argument("--vae", default=None, choices=["mlp", "conv"],
-                   help="fedhybnn: the binary-latent VAE whose frozen encoder feeds the head (default mlp)")
-    p.add_argument("--vae-bits", type=int, default=None, help="fedhybnn: the VAE's latent bits, the head's input (default 200)")
+                   help="fedhybnn: the binary-latent VAE whose frozen encoder feeds the head (default conv)")
+    p.add_argument("--vae-bits", type=int, default=None, help="fedhybnn: the VAE's latent bits, the head's input (default 512)")
     p.add_argument("--vae-kl", type=float, default=None, help="fedhybnn: the VAE's KL weight (default 0.01)")
     p.add_argument("--vae-epochs", type=int, default=None, help="fedhybnn: the VAE's training epochs (default 10)")
 

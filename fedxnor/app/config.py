@@ -41,8 +41,8 @@ DEFAULTS: dict[str, Any] = {
         "lr": 0.005,  # Adam for BNNs; 0 = the algorithm's default (0.001 suits non-IID partitions better)
         "train_limit": 0,  # use only the first N training samples (0 = all); for quick runs
         "hidden": [],  # hidden layer widths, e.g. [256, 256] ([] = the model's); the input size comes from the data
-        "vae": "mlp",  # fedhybnn only: the binary-latent VAE (mlp | conv)
-        "vae_bits": 200,  # fedhybnn only: its latent bits, the BNN head's input width
+        "vae": "conv",  # fedhybnn only: the binary-latent VAE (conv | mlp)
+        "vae_bits": 512,  # fedhybnn only: its latent bits, the BNN head's input width
     },
     "export": {"pe": [], "simd": [], "fold": "board"},  # fold: board (solver for build.board) | manual
     "reference": {"images": 10000},

@@ -20,7 +20,7 @@ def test_fedhybnn_checkpoint_exports_and_agrees(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     ex = load_export(out)
-    assert ex.layers[0].fan_in == 200 and ex.layers[0].input_bits == 1
+    assert ex.layers[0].fan_in == cfg.vae_bits and ex.layers[0].input_bits == 1
     r = subprocess.run([sys.executable, "-m", "fedxnor", "reference", str(out), "--json"], capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr

@@ -156,7 +156,7 @@ def test_fedhybnn_head_is_integer_exact_on_encoder_bits(tmp_path):
     model, meta = load_checkpoint(ckpt)
     assert model.config.input_encoding == "bits" and "hybnn" in meta
     bits, labels = encoded_test_inputs(ckpt, limit=1000)
-    assert bits.shape == (1000, 200) and set(np.unique(bits)) <= {0, 1}
+    assert bits.shape == (1000, cfg.vae_bits) and set(np.unique(bits)) <= {0, 1}
     _, _, ref = model.to_int_network().run(bits.astype(np.int64))
     assert np.array_equal(ref, model.predict(torch.from_numpy(bits)))
     assert abs(float((ref == labels).mean()) - meta["test_accuracy"]) < 0.1

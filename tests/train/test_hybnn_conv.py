@@ -142,20 +142,21 @@ def test_flow_config_takes_the_vae_for_fedhybnn_only():
     cfg = load_config(None, {"train": {"algo": "fedhybnn", "vae": "conv", "vae_bits": 512}})
     assert (cfg["train"]["vae"], cfg["train"]["vae_bits"]) == ("conv", 512)
     with pytest.raises(FedxnorError, match="algo = 'fedhybnn'"):
-        load_config(None, {"train": {"algo": "fedbnn", "vae": "conv"}})
+        load_config(None, {"train": {"algo": "fedbnn", "vae": "mlp"}})
     with pytest.raises(FedxnorError, match="vae_bits"):
         load_config(None, {"train": {"algo": "fedhybnn", "vae_bits": 0}})
     with pytest.raises(FedxnorError, match="vae"):
         load_config(None, {"train": {"algo": "fedhybnn", "vae": "gru"}})
 
 
-def test_fingerprint_of_default_vae_fields_is_unchanged():
-    """The VAE fields at their defaults leave a config's fingerprint as before they existed (resumes stay valid)."""
+def test_fingerprint_of_legacy_vae_fields_is_unchanged():
+    """The VAE fields at the values runs had before they existed (MLP VAE, 200 bits) leave a config's fingerprint as
+    it was (resumes of those runs stay valid); the conv default is part of it."""
     import hashlib
     import json
     from dataclasses import asdict
 
-    cfg = FederatedConfig(algo="fedbnn")
-    d = {k: v for k, v in asdict(cfg).items() if k not in ("vae", "vae_bits", "vae_kl")}
-    assert cfg.fingerprint() == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-    assert FederatedConfig(algo="fedhybnn", vae="conv").fingerprint() != FederatedConfig(algo="fedhybnn").fingerprint()
+    legacy = FederatedConfig(algo="fedbnn", vae="mlp", vae_bits=200)
+    d = {k: v for k, v in asdict(legacy).items() if k not in ("vae", "vae_bits", "vae_kl")}
+    assert legacy.fingerprint() == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    assert FederatedConfig(algo="fedhybnn", vae="mlp").fingerprint() != FederatedConfig(algo="fedhybnn").fingerprint()
