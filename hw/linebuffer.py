@@ -53,8 +53,12 @@ class WindowTaps(wiring.Component):
         slot_row = Signal(range(R))  # (base + iy) mod R: the slot row being written
         base = Signal(range(R))  # the slot of the tap image's row 0
         oy = Signal(range(OH + 1))  # output row whose taps go out (OH: all of this image's are out)
-        limit = Signal(range(OH * s + R + 1))
-        m.d.comb += limit.eq(oy * s + R - p)
+        # oy's row bounds live in registers stepped with oy (no multiply-compare chain before `ready` and `valid`,
+        # the iCEBreaker's critical path): limit = oy·s + R − p, need = min(H, oy·s + k − p) (the input rows complete
+        # before output row oy's taps), need_next = (oy + 1)·s + k − p unclamped
+        limit = Signal(range(OH * s + R + 1), init=R - p)
+        need = Signal(range(H + k + 1), init=min(H, k - p))
+        need_next = Signal(range(OH * s + s + k + 1), init=s + k - p)
         take = self.pixels.valid & (iy < limit) & (iy < min(H + R - p, 2 * H))
         m.d.comb += [self.pixels.ready.eq(take), wr.addr.eq(slot_row * W + ix), wr.data.eq(self.pixels.payload),
                      wr.en.eq(take)]
@@ -66,8 +70,6 @@ class WindowTaps(wiring.Component):
 
         # taps: a read per cycle while the output register is free or taken (the read port holds its data else)
         ox, ky, kx = Signal(range(OW)), Signal(range(k)), Signal(range(k))
-        need = Signal(range(H + k + 1))  # input rows complete before output row oy's taps: min(H, oy·s − p + k)
-        m.d.comb += need.eq(Mux(oy * s + k - p > H, H, oy * s + k - p))
         have = (oy < OH) & (iy >= need)
         out = self.taps
         advance = ~out.valid | out.ready
@@ -90,13 +92,15 @@ class WindowTaps(wiring.Component):
                 with m.If(ky == k - 1):
                     m.d.sync += [ky.eq(0), ox.eq(ox + 1)]
                     with m.If(ox == OW - 1):
-                        m.d.sync += [ox.eq(0), oy.eq(oy + 1)]
+                        m.d.sync += [ox.eq(0), oy.eq(oy + 1), limit.eq(limit + s), need_next.eq(need_next + s),
+                                     need.eq(Mux(need_next > H, H, need_next))]
 
         # the next image becomes the tap image once every tap of this one is issued and its last row is in: its rows
         # taken so far count from 0, its row 0 is at slot base + H
         switch = (oy == OH) & (iy >= H)
         with m.If(switch):
-            m.d.sync += [oy.eq(0), base.eq((base + H) % R)]
+            m.d.sync += [oy.eq(0), base.eq((base + H) % R), limit.eq(R - p), need.eq(min(H, k - p)),
+                         need_next.eq(s + k - p)]
         m.d.sync += iy.eq(iy + row_done - Mux(switch, H, 0))
         m.d.comb += self.busy.eq((iy != 0) | (ix != 0) | (oy != 0) | out.valid)
         return m
