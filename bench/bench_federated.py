@@ -8,8 +8,8 @@ nets (fp-cnv-small and cnv-small); with --runs FedHyBNN-convVAE FedBNN-bin, FedH
 VAE's 512 bits (train/hybnn_conv.py) and FedBNN on binarized pixels (mlp-bin), the comparison of issue 20 item 6.
 Rounds and local epochs are fewer than the
 papers' (100 rounds, 10 local epochs) to fit a 2-core machine: they are recorded in the results.
-FedBNN's checkpoints are exported, which proves the integer network equals torch eval on all
-10,000 test images. Writes bench/results/federated.json after every run.
+FedBNN's and FedHyBNN's checkpoints are exported, which proves the integer network equals torch eval on all
+10,000 test images (FedHyBNN's: the head on the test images' latent bits). Writes bench/results/federated.json after every run.
 
     nice python bench/bench_federated.py [--rounds 20] [--local-epochs 2] [--partitions iid dir0.3 cls3] [--name federated]
         [--lr-schedule cosine] [--bnn-lr LR] [--bnn-local-epochs E] [--jobs 2] [--runs LABEL ...] [--seeds S ...] [--merge]
@@ -186,7 +186,7 @@ def run_row(part: str, label: str, seed: int, args: argparse.Namespace, tmp: str
     if algo == "fedhybnn":
         row["vae"] = {"arch": cfg.vae, "latent_bits": cfg.vae_bits, "kl_weight": cfg.vae_kl, "epochs": cfg.vae_epochs}
         row["head_hidden"] = conf.get("hidden") or "128"  # hybnn-head's own
-    if algo == "fedbnn" and not args.no_export:
+    if algo in ("fedbnn", "fedhybnn") and not args.no_export:  # HyBNN: the head on the test images' latent bits
         from fedxnor.train.to_export import export_checkpoint
 
         summary = export_checkpoint(ckpt, run / "export")  # raises unless torch == integer network
@@ -207,7 +207,7 @@ def main() -> int:
                     help="labels to run (default: the MLP ones; the conv ones end in -conv)")
     ap.add_argument("--seed", type=int, default=0, help="one seed (same as --seeds SEED)")
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="run every row once per seed")
-    ap.add_argument("--no-export", action="store_true", help="skip the export check of FedBNN checkpoints")
+    ap.add_argument("--no-export", action="store_true", help="skip the export check of FedBNN and FedHyBNN checkpoints")
     ap.add_argument("--name", default="federated", help="results file bench/results/NAME.json")
     ap.add_argument("--bnn-lr", type=float, default=0.0, help="learning rate of the BNN runs (0 = the default of FederatedConfig)")
     ap.add_argument("--lr-schedule", default="cosine", choices=["constant", "cosine"],

@@ -14,6 +14,7 @@ the 784 binarized pixels, and the linear probe on binarized pixels. Writes bench
 variant (rows of earlier runs with other variant names are kept).
 
     python bench/bench_hybnn.py [--variants conv-512-kl0.01-e10 ...] [--heads 128 256,256] [--head-epochs 8]
+    python bench/bench_hybnn.py --docs   # the table in docs/federated.md
 """
 
 from __future__ import annotations
@@ -138,6 +139,71 @@ def baselines(heads: list[tuple[int, ...]], head_epochs: int, seed: int, data) -
     return out
 
 
+def table(data: dict) -> str:
+    """The central comparison as a Markdown table (docs/federated.md, between the hybnn-central markers)."""
+    b = data["baselines"]
+    by_hidden = {tuple(h["sizes"][1:-1]): h["test_accuracy"] for h in b["heads_on_binarized_pixels"]}
+    lines = ["| head input | bits | VAE | reconstruction MSE | linear probe | head bits-128-10 | head bits-256-256-10 |",
+             "|---|---|---|---|---|---|---|",
+             f"| binarized pixels (>= 128) | 784 | - | - | {b['linear_probe_binarized_pixels']:.4f} | "
+             f"{by_hidden.get((128,), float('nan')):.4f} | {by_hidden[(256, 256)]:.4f} (= mlp-bin) |"]
+    for r in data["rows"]:
+        heads = {tuple(h["sizes"][1:-1]): h["test_accuracy"] for h in r["heads"]}
+        kl = "" if r["kl_weight"] == 0.01 else f", KL {r['kl_weight']:g}"
+        ep = "" if r["epochs"] == 10 else f", {r['epochs']} epochs"
+        cell = [f"{heads[k]:.4f}" if k in heads else "-" for k in ((128,), (256, 256))]
+        lines.append(f"| {r['arch']} VAE bits{kl}{ep} | {r['latent_bits']} | {r['vae_params']:,} params, {r['vae_seconds']:.0f} s "
+                     f"| {r['recon_mse']:.4f} | {r['linear_probe']:.4f} | {cell[0]} | {cell[1]} |")
+    lines.append(f"| 8-bit pixels (float probe only) | - | - | - | {b['linear_probe_pixels']:.4f} | - | - |")
+    s = data["settings"]
+    lines.append(f"\n(bench/results/hybnn.json, {data['provenance']['date']}; seed {s['seed']}; heads: {s['head_training']}; "
+                 f"mlp-bin trained centrally on all 60,000 images: {s['mlp_bin_central_60k']}.)")
+    return "\n".join(lines)
+
+
+FED_LABELS = {"FedBNN-bin": "FedBNN, mlp-bin (784 binarized pixels-256-256-10)",
+              "FedHyBNN-convVAE": "FedHyBNN, conv VAE 512 bits-256-256-10",
+              "FedHyBNN-convVAE-h128": "FedHyBNN, conv VAE 512 bits-128-10 (hybnn-head)",
+              "FedHyBNN": "FedHyBNN, MLP VAE 200 bits-128-10 (the first; federated.json)",
+              "FedBNN": "FedBNN, mlp (784 8-bit pixels-256-256-10; federated.json)"}
+
+
+def federated_table() -> str:
+    """FedHyBNN on the conv VAE against FedBNN on binarized pixels (federated_hybnn.json), with federated.json's rows of
+    the same settings and seeds beside them."""
+    new = json.loads((RESULTS / "federated_hybnn.json").read_text())
+    old = json.loads((RESULTS / "federated.json").read_text())
+    seeds = {r.get("seed", 0) for r in new["rows"]}
+    rows = new["rows"] + [r for r in old["rows"] if r["label"] in ("FedHyBNN", "FedBNN") and r.get("seed", 0) in seeds]
+    parts = list(dict.fromkeys(r["partition"] for r in new["rows"]))
+    lines = ["| run | " + " | ".join(parts) + " | seconds (one run) |", "|---|" + "---|" * (len(parts) + 1)]
+    for label, text in FED_LABELS.items():
+        acc = {r["partition"]: r["test_accuracy"] for r in rows if r["label"] == label}
+        secs = [r["seconds"] for r in rows if r["label"] == label and r["partition"] in parts]
+        if acc:
+            lines.append(f"| {text} | " + " | ".join(f"{acc[p]:.4f}" if p in acc else "-" for p in parts)
+                         + f" | {max(secs):.0f} |")
+    st = new["settings"]
+    lines.append(f"\n({st['rounds']} rounds x {st['local_epochs']} local epochs, {st['clients']} clients, "
+                 f"{st['per_round']} per round, seed(s) {', '.join(map(str, sorted(seeds)))}; "
+                 f"bench/results/federated_hybnn.json, {new['provenance']['date']}; "
+                 "seconds include the VAE's training in the first FedHyBNN run, on a shared, loaded machine.)")
+    return "\n".join(lines)
+
+
+def write_docs() -> None:
+    doc = Path(__file__).resolve().parent.parent / "docs" / "federated.md"
+    text = doc.read_text()
+    blocks = {"hybnn-central": lambda: table(json.loads((RESULTS / "hybnn.json").read_text()))}
+    if (RESULTS / "federated_hybnn.json").is_file():
+        blocks["hybnn-federated"] = federated_table
+    for name, make in blocks.items():
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        i, j = text.index(begin) + len(begin), text.index(end)
+        text = text[:i] + "\n" + make() + "\n" + text[j:]
+    doc.write_text(text)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--variants", nargs="*", default=DEFAULT_VARIANTS, help="arch-bits-klW-eN, e.g. conv-512-kl0.01-e10")
@@ -146,7 +212,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--baselines", action="store_true", help="(re)run the binarized-pixel baselines")
     ap.add_argument("--name", default="hybnn")
+    ap.add_argument("--docs", action="store_true", help="only write the table of hybnn.json into docs/federated.md")
     args = ap.parse_args()
+    if args.docs:
+        write_docs()
+        return 0
     torch.set_num_threads(1)
     heads = [tuple(int(w) for w in h.split(",")) for h in args.heads]
     for v in args.variants:
