@@ -186,11 +186,11 @@ class NetworkTop(wiring.Component):
 
         busy = Signal()
         m.d.comb += busy.eq(_any(busy_terms))
-        m.d.comb += self.busy.eq(busy)
         count = busy
-        if self.read_regs:  # busy gathers flags from across the die: the counter takes it a cycle late (same total)
-            count = Signal()
-            m.d.sync += count.eq(busy)
+        if self.read_regs or self.front:  # busy gathers flags from across the die (every unit of a conv front):
+            count = Signal()  # the counter and the port take it a cycle late (same total); the iCEBreaker conv
+            m.d.sync += count.eq(busy)  # build's critical path ran from a sequencer through the OR to the counter
+        m.d.comb += self.busy.eq(count if self.front else busy)
         with m.If(count):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         return m
