@@ -125,20 +125,24 @@ def main() -> int:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     results = json.loads((RESULTS / "qonnx.json").read_text())
-    rows = results["rows"]
     if args.tutorial:
-        results["tutorial"] = run_tutorial(args.work)
-        print(json.dumps(results["tutorial"]["build"]))
+        update = {"tutorial": run_tutorial(args.work)}
+        print(json.dumps(update["tutorial"]["build"]))
     else:
-        row = next(r for r in rows if r["model"].startswith("sfc"))
-        row.setdefault("measured", results.get("provenance"))  # the import's own run, before this file is rewritten
+        row = next(r for r in results["rows"] if r["model"].startswith("sfc"))
         fig = build_row(row, args.board, args.work, args.max_lut_share, args.seeds, args.prebuilt)
-        row["boards"] = {**row.get("boards", {}), args.board: fig}
         print(json.dumps(fig))
-    fresh = json.loads((RESULTS / "qonnx.json").read_text())  # bench_qonnx may have rewritten it meanwhile
-    if [r.get("manifest_sha256") for r in fresh["rows"]] != [r.get("manifest_sha256") for r in rows]:
-        raise SystemExit("bench/results/qonnx.json changed while this ran (a new import?): run again")
-    print(f"wrote {write_results('qonnx', {k: v for k, v in results.items() if k != 'provenance'})}")
+    # other runs (bench_qonnx's other rows) may have rewritten the file meanwhile: merge into what is there now
+    fresh = json.loads((RESULTS / "qonnx.json").read_text())
+    fresh.pop("provenance", None)
+    if args.tutorial:
+        fresh.update(update)
+    else:
+        mine = [r for r in fresh["rows"] if r.get("manifest_sha256") == row["manifest_sha256"]]
+        if not mine:
+            raise SystemExit(f"bench/results/qonnx.json no longer holds the row of {row['export_dir']} (a new import?): run again")
+        mine[0]["boards"] = {**mine[0].get("boards", {}), args.board: fig}
+    print(f"wrote {write_results('qonnx', fresh)}")
     return 0
 
 

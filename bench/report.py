@@ -200,7 +200,8 @@ def qonnx(d: dict) -> str:
         u = b["utilisation"]
         return [name, b["board"], ", ".join(f"{p}x{q}" for p, q in b["foldings"]), used(u, "lut"), used(u, "ff"),
                 used(u, "bram"), b["fmax_mhz"], b["clock_mhz"], b["timing_met"], b["cycles_per_inference"],
-                b["inferences_per_s"], b["bram_bound_share"], b.get("weight_roms"), ", ".join(map(str, b.get("seeds", [])))]
+                b["inferences_per_s"], b["bram_bound_share"], b.get("weight_roms"), ", ".join(map(str, b.get("seeds", []))),
+                ", ".join(f"{a['clock_mhz']:.1f} → {a['fmax_mhz']:.1f}" for a in b.get("attempts", []))]
 
     builds = [board_row(r["model"], b) for r in d["rows"] for b in r.get("boards", {}).values()]
     tut = d.get("tutorial")
@@ -213,9 +214,11 @@ def qonnx(d: dict) -> str:
                 + "; the tutorial's row: `python bench/bench_qonnx_board.py --tutorial`, docs/tutorial.md section 4 as "
                 "written). LUT and FF: nextpnr's TRELLIS_COMB/TRELLIS_FF on ECP5, Yosys' SB_LUT4/SB_DFF on iCE40; block "
                 "RAM: DP16KD on ECP5, EBR on iCE40; the clock is the PLL output the bitstream runs at (at or below the "
-                "post-route Fmax); inferences/s = clock / cycles per inference.\n\n"
+                "post-route Fmax: a run that misses its clock is placed and routed again with the PLL lowered, at most twice, "
+                "boards.md); inferences/s = clock / cycles per inference.\n\n"
                 + table(["model", "board", "folding", "LUT", "FF", "block RAM", "Fmax MHz", "clock MHz", "timing met",
-                         "cycles/inference", "inferences/s", "share of BRAM bound", "weight ROMs", "nextpnr seeds"], builds))
+                         "cycles/inference", "inferences/s", "share of BRAM bound", "weight ROMs", "nextpnr seeds",
+                         "place and route runs (clock → Fmax MHz)"], builds))
     if tut:
         out += ("\n\nThe tutorial's commands (docs/tutorial.md section 4, /tmp/brevitas under the bench's work directory) "
                 "and the last line each printed:\n\n"
