@@ -145,8 +145,8 @@ class FederatedConfig:
 
     def fingerprint(self) -> str:
         d = asdict(self)
-        for key in LEGACY_VAE:  # at the values runs had before these fields existed they are left out: the
-            if d[key] == LEGACY_VAE[key]:  # fingerprints of those runs stay valid
+        for key in LEGACY_VAE:  # left out where they change nothing (not FedHyBNN) or at the values runs had before
+            if self.algo != "fedhybnn" or d[key] == LEGACY_VAE[key]:  # they existed: those runs' fingerprints stay valid
                 del d[key]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

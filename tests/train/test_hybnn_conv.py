@@ -150,13 +150,18 @@ def test_flow_config_takes_the_vae_for_fedhybnn_only():
 
 
 def test_fingerprint_of_legacy_vae_fields_is_unchanged():
-    """The VAE fields at the values runs had before they existed (MLP VAE, 200 bits) leave a config's fingerprint as
-    it was (resumes of those runs stay valid); the conv default is part of it."""
+    """The VAE fields leave a config's fingerprint as it was before they existed (resumes of those runs stay valid)
+    for every algorithm but FedHyBNN, and for FedHyBNN at the old values (MLP VAE, 200 bits); its conv default counts."""
     import hashlib
     import json
     from dataclasses import asdict
 
-    legacy = FederatedConfig(algo="fedbnn", vae="mlp", vae_bits=200)
-    d = {k: v for k, v in asdict(legacy).items() if k not in ("vae", "vae_bits", "vae_kl")}
-    assert legacy.fingerprint() == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    def before(cfg: FederatedConfig) -> str:  # the fingerprint as it was computed before the VAE fields
+        d = {k: v for k, v in asdict(cfg).items() if k not in ("vae", "vae_bits", "vae_kl")}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    legacy = FederatedConfig(algo="fedhybnn", vae="mlp", vae_bits=200)
+    assert legacy.fingerprint() == before(legacy)
+    for cfg in (FederatedConfig(algo="fedbnn"), FederatedConfig(algo="fedavg", vae="mlp", vae_bits=64)):
+        assert cfg.fingerprint() == before(cfg)  # the VAE fields change nothing there
     assert FederatedConfig(algo="fedhybnn", vae="mlp").fingerprint() != FederatedConfig(algo="fedhybnn").fingerprint()
