@@ -203,6 +203,9 @@ def qonnx(d: dict) -> str:
                 b["inferences_per_s"], b["bram_bound_share"], b.get("weight_roms"), ", ".join(map(str, b.get("seeds", []))),
                 ", ".join(f"{a['clock_mhz']:.1f} → {a['fmax_mhz']:.1f}" for a in b.get("attempts", []))]
 
+    def summary_line(printed: list[str]) -> str:  # the build's figures line, else the last one
+        return next((ln for ln in printed if "Fmax" in ln), (printed or [""])[-1]).strip().replace("|", "/")
+
     builds = [board_row(r["model"], b) for r in d["rows"] for b in r.get("boards", {}).values()]
     tut = d.get("tutorial")
     if tut:
@@ -221,9 +224,9 @@ def qonnx(d: dict) -> str:
                          "place and route runs (clock → Fmax MHz)"], builds))
     if tut:
         out += ("\n\nThe tutorial's commands (docs/tutorial.md section 4, /tmp/brevitas under the bench's work directory) "
-                "and the last line each printed:\n\n"
-                + table(["command", "s", "printed"], [[f"`{s['command']}`", f"{s['seconds']:.0f}", (s["printed"] or [""])[-1]
-                                                       .replace("|", "/")] for s in tut["steps"]]))
+                "and what each printed last (the build: its figures line):\n\n"
+                + table(["command", "s", "printed"], [[f"`{s['command']}`", f"{s['seconds']:.0f}", summary_line(s["printed"])]
+                                                      for s in tut["steps"]]))
     return out + "\n" + prov(d)
 
 

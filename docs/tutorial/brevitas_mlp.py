@@ -1,6 +1,6 @@
 """Tutorial: bring a Brevitas model to the iCEBreaker. Step 1: train a small 1W1A MLP with Brevitas, export it as QONNX.
 
-    python docs/tutorial/brevitas_mlp.py --out runs/brevitas/model.onnx            # ~1 minute on 2 cores
+    python docs/tutorial/brevitas_mlp.py --out runs/brevitas/model.onnx            # TFC, 2 epochs on 20,000 images
     fedxnor import runs/brevitas/model.onnx --out runs/brevitas/export             # folded exactly, proven against qonnx
     fedxnor fold runs/brevitas/export --device up5k --out runs/brevitas/up5k
     fedxnor verify runs/brevitas/up5k --sim verilator --images 200
