@@ -117,7 +117,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--board", default="ulx3s-85f")
     ap.add_argument("--max-lut-share", type=float, default=0.4,
-                    help="the solver's LUT budget (bench_boards folds the sfc at 0.4: nextpnr places it in minutes)")
+                    help="the solver's LUT budget (0.4 as bench_boards' sfc: at the default 0.85 nextpnr had not placed it in 25 min)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1], help="nextpnr seeds (one: one core)")
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "bench-qonnx-board")
     ap.add_argument("--prebuilt", type=Path, default=None, help="an earlier build of the same folded export")
