@@ -52,3 +52,22 @@ def verify_conv(d: dict) -> str:
             "debug stream).\n\n"
             + table(["simulator", "images", "mismatching images", "class mismatches", "activation mismatches",
                      "cycles/image", "images/s", "sim s", "build s"], rows) + "\n" + prov(d))
+
+
+def conv_boards(d: dict) -> str:
+    """bench/bench_conv_boards.py: conv BNN builds per board, with the gate-level check on iCE40."""
+    rows = []
+    for r in d["rows"]:
+        u, g = r["utilisation"], r.get("gate_level") or {}
+        rows.append([r["board"], r["model"], " ".join("-" if f is None else f"{f[0]}x{f[1]}" for f in r["foldings"]),
+                     r["accuracy"], f"{u['lut']['used']}/{u['lut']['available']}", f"{u['ff']['used']}",
+                     f"{u['bram']['used']}/{u['bram']['available']}", r["fmax_mhz"], r["clock_mhz"], r["timing_met"],
+                     r["cycles_per_inference"], r["inferences_per_s"], r["bram_bound_share"],
+                     f"{g['images']} images, {g['class_mismatches']}/{g['activation_mismatches']}" if g else "—",
+                     ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in r.get("meets", {}).items())])
+    return ("## Conv BNNs on the boards (`python bench/bench_conv_boards.py`)\n\n"
+            "Post-route figures of the solver-folded conv export, its accuracy on the 10,000 test images (reference), "
+            "and the gate-level simulation of the synthesized iCE40 core (class / activation mismatches).\n\n"
+            + table(["board", "model", "folding", "accuracy", "LUTs", "FFs", "block RAM", "Fmax MHz", "clock MHz",
+                     "timing met", "cycles/inference", "inferences/s", "BRAM bound share", "gate level", "goals met"], rows)
+            + "\n" + prov(d))
