@@ -147,7 +147,8 @@ def table(data: dict) -> str:
              "|---|---|---|---|---|---|---|",
              f"| binarized pixels (>= 128) | 784 | - | - | {b['linear_probe_binarized_pixels']:.4f} | "
              f"{by_hidden.get((128,), float('nan')):.4f} | {by_hidden[(256, 256)]:.4f} (= mlp-bin) |"]
-    for r in data["rows"]:
+    for r in sorted(data["rows"], key=lambda r: (r["arch"] != "mlp", r["latent_bits"], r["kl_weight"] != 0.01, r["kl_weight"],
+                                                 r["epochs"])):
         heads = {tuple(h["sizes"][1:-1]): h["test_accuracy"] for h in r["heads"]}
         kl = "" if r["kl_weight"] == 0.01 else f", KL {r['kl_weight']:g}"
         ep = "" if r["epochs"] == 10 else f", {r['epochs']} epochs"
@@ -183,7 +184,8 @@ def federated_table() -> str:
         acc = [r["test_accuracy"] for r in rows if (r["label"], r["partition"]) == (label, part) and r.get("seed", 0) in seeds[part]]
         if not acc:
             return "-"
-        return f"{statistics.fmean(acc):.4f}" + (f" ± {statistics.stdev(acc):.4f}" if len(acc) > 1 else "")
+        few = f" ({len(acc)} of {len(seeds[part])} seeds)" if len(acc) < len(seeds[part]) else ""
+        return f"{statistics.fmean(acc):.4f}" + (f" ± {statistics.stdev(acc):.4f}" if len(acc) > 1 else "") + few
 
     lines = ["| run | " + " | ".join(f"{p} (seeds {', '.join(map(str, seeds[p]))})" for p in parts) + " |",
              "|---|" + "---|" * len(parts)]
