@@ -60,10 +60,11 @@ RUNS = MLP_RUNS | {label.replace("FedBNN", "FedBNN-conv") if "FedBNN" in label e
 # VAE_RUNS: the FederatedConfig VAE fields of a FedHyBNN label (the plain label keeps the MLP VAE's defaults)
 # (FedHyBNN-convVAE's head has mlp-bin's hidden widths, so only the input differs; -h128 keeps hybnn-head's 128)
 HYBNN_RUNS = {"FedHyBNN-convVAE": ("fedhybnn", "hybnn-head", "fp32"), "FedHyBNN-convVAE-h128": ("fedhybnn", "hybnn-head", "fp32"),
-              "FedBNN-bin": ("fedbnn", "mlp-bin", "fp32")}
+              "FedHyBNN-convVAE-e30": ("fedhybnn", "hybnn-head", "fp32"), "FedBNN-bin": ("fedbnn", "mlp-bin", "fp32")}
 VAE_RUNS = {"FedHyBNN": {"vae": "mlp", "vae_bits": 200},  # the first FedHyBNN (MLP VAE), as its rows were made
             "FedHyBNN-convVAE": {"vae": "conv", "vae_bits": 512, "hidden": "256,256"},
-            "FedHyBNN-convVAE-h128": {"vae": "conv", "vae_bits": 512}}
+            "FedHyBNN-convVAE-h128": {"vae": "conv", "vae_bits": 512},
+            "FedHyBNN-convVAE-e30": {"vae": "conv", "vae_bits": 512, "hidden": "256,256", "vae_epochs": 30}}  # VAE trained longer
 DEFAULT_RUNS = [label for label in RUNS if not label.endswith(("-conv", "-conv+FedBAT"))]  # the MLP table
 RUNS |= HYBNN_RUNS
 
@@ -160,7 +161,7 @@ def run_row(part: str, label: str, seed: int, args: argparse.Namespace, tmp: str
     run = Path(tmp) / f"{part}-{label}-{seed}"
     run.mkdir()
     vae = VAE_RUNS.get(label, {})
-    vae_cache = Path(tmp) / f"vae-{vae.get('vae')}-{vae.get('vae_bits')}-{seed}.pt"  # one per VAE and seed
+    vae_cache = Path(tmp) / f"vae-{vae.get('vae')}-{vae.get('vae_bits')}-{vae.get('vae_epochs')}-{seed}.pt"  # one per VAE, seed
     if algo == "fedhybnn" and vae_cache.is_file():
         shutil.copy(vae_cache, run / "vae.pt")  # the same frozen encoder for every partition
     cfg = FederatedConfig(algo=algo, model=model, codec=codec, partition=part, clients=args.clients,

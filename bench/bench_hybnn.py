@@ -165,6 +165,7 @@ def table(data: dict) -> str:
 FED_LABELS = {"FedBNN-bin": "FedBNN, mlp-bin (784 binarized pixels-256-256-10)",
               "FedHyBNN-convVAE": "FedHyBNN, conv VAE 512 bits-256-256-10",
               "FedHyBNN-convVAE-h128": "FedHyBNN, conv VAE 512 bits-128-10 (hybnn-head)",
+              "FedHyBNN-convVAE-e30": "FedHyBNN, conv VAE trained 30 epochs, 512 bits-256-256-10",
               "FedHyBNN": "FedHyBNN, MLP VAE 200 bits-128-10 (the first; federated.json)",
               "FedBNN": "FedBNN, mlp (784 8-bit pixels-256-256-10; federated.json)"}
 
