@@ -21,7 +21,18 @@ from fedxnor.sim.env import SIMULATORS
 from fedxnor.sim.runner import build_design, run_job
 from fedxnor.sim.scoreboard import Scoreboard
 
-MAX_CYCLES_PER_IMAGE = 200_000  # a deadlock is reported after this many cycles per image
+MAX_CYCLES_PER_IMAGE = 200_000  # a deadlock is reported after this many cycles per image, or more (deadlock_budget)
+
+
+def deadlock_budget(export, stall_in: float, stall_out: float) -> int:
+    """Cycles per image after which a run counts as deadlocked: MAX_CYCLES_PER_IMAGE, or four times what the cycle
+    model says an image takes (its interval plus its latency), stretched by the stalls, when that is more (a conv
+    network folded small for a UP5K takes ~250,000 cycles an image)."""
+    from fedxnor.contract.cycles import cycles_per_inference, latency_cycles
+
+    model = cycles_per_inference(export.layers) + latency_cycles(export.layers)
+    busy = max(0.05, 1.0 - max(stall_in, stall_out))
+    return max(MAX_CYCLES_PER_IMAGE, int(4 * model / busy))
 
 
 def verify_export(export_dir, sim: str = "verilator", images: int | None = None, waves: bool = False,
@@ -73,7 +84,7 @@ def verify_export(export_dir, sim: str = "verilator", images: int | None = None,
             last[0] = time.monotonic()
 
     job = {"mode": mode, "stall_in": stall_in, "stall_out": stall_out, "seed": seed, "debug": debug,
-           "batch_depth": adapter.BATCH_DEPTH, "max_cycles_per_image": MAX_CYCLES_PER_IMAGE}
+           "batch_depth": adapter.BATCH_DEPTH, "max_cycles_per_image": deadlock_budget(export, stall_in, stall_out)}
     scratch = run_dir is None and not waves  # a run directory of our own, removed only if the run succeeds
     if run_dir is None:
         # Under the persistent build directory, never a temporary one: a failed run's log must outlive the command.

@@ -177,7 +177,7 @@ def _empty_out() -> str:
     ("[train]\nclients = 5000\nper_round = 10\ntrain_limit = 1000\n", "cannot give 5000 clients"),
     ("data = '/nonexistent/idx'\n", "no train-images-idx3-ubyte"),
     # a conv model whose conv front does not fit the board: refused before training, by the conv cost model
-    ("[train]\nmodel = 'cnv-small'\n", "does not fit build.board = 'icebreaker'"),
+    ("[train]\nmodel = 'cnv-fmnist'\n", "does not fit build.board = 'icebreaker'"),
     ("stages = ['train', 'export']\n[train]\nmodel = 'cnv-small'\n[export]\nfold = 'manual'\npe = [3]\n",
      "'export.pe' 3 does not divide"),
 ])
