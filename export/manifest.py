@@ -228,7 +228,8 @@ def _layer_fields(e: Any, i: int, count: int, where: str, prev: LayerInfo | None
             need(key not in e, f"{where}: a {spec.kind} layer has no weights: field '{key}' does not belong here; {F.FIX}")
         return LayerInfo(i, spec, None)
     n, m, bits, enc = spec.fan_in, spec.fan_out, spec.input_bits, spec.encoding
-    fan_in, fan_out = ("fan_in", "fan_out") if spec.kind == "dense" else ("k*k*in_c", "out_c")  # the matrix's K and M
+    # the matrix's K and M, by the fields they come from (a changed shape field is named in what it breaks)
+    fan_in, fan_out = ("'fan_in'", "'fan_out'") if spec.kind == "dense" else ("'k'*'k'*'in_c'", "'out_c'")
     pe, simd = F.integer(e, "pe", where, 1, m), F.integer(e, "simd", where, 1, n)
     fold = Folding(pe, simd)
     spec.check_folding(fold, f"{where}: re-export with a legal folding")

@@ -44,9 +44,11 @@ def layer_spec(e: dict, i: int, where: str, version: int) -> Any:
         spec = KINDS[kind](**shape, **extra, name=name)
     except FedxnorError as err:
         raise FedxnorError(f"{where}: {err}; {F.FIX}") from None
+    named = ", ".join(f"'{k}' {shape[k]}" for k in SHAPE_FIELDS[kind])  # the fields that made the sizes
     need(spec.in_size <= F.MAX_MAP_VALUES and spec.out_size <= F.MAX_MAP_VALUES,
-         f"{where}: a {kind} layer of {spec.in_size} inputs and {spec.out_size} outputs is larger than a manifest may "
-         f"describe ({F.MAX_MAP_VALUES}); {F.FIX}")
+         f"{where}: a {kind} layer of {spec.in_size} inputs and {spec.out_size} outputs ({named}) is larger than a "
+         f"manifest may describe ({F.MAX_MAP_VALUES}); {F.FIX}")
     if spec.has_weights:
-        need(spec.fan_in <= F.MAX_NEURONS, f"{where}: a {kind} window of {spec.fan_in} inputs is wider than {F.MAX_NEURONS}; {F.FIX}")
+        need(spec.fan_in <= F.MAX_NEURONS,
+             f"{where}: a {kind} window of {spec.fan_in} inputs ({named}) is wider than {F.MAX_NEURONS}; {F.FIX}")
     return spec
