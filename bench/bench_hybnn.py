@@ -200,7 +200,7 @@ def federated_table() -> str:
                  f"{st['per_round']} per round; bench/results/federated_hybnn.json, {new['provenance']['date']}; one run on "
                  f"dir0.3 took {secs.get('FedBNN-bin', 0):.0f} s (FedBNN-bin) and {secs.get('FedHyBNN-convVAE', 0):.0f} s "
                  "(FedHyBNN-convVAE, its VAE cached) on a shared, loaded machine, one torch thread; the conv VAE's training "
-                 "adds about 5 minutes once per seed.)")
+                 "adds 1.5 to 5 minutes (by the load) once per seed.)")
     return "\n".join(lines)
 
 
