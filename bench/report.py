@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from report_common import prov, table
-from report_conv import conv_boards, conv_central, conv_fit, verify_conv
+from report_conv import conv_boards, conv_central, conv_fit, hybnn, verify_conv
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -233,7 +233,7 @@ def qonnx(d: dict) -> str:
 SECTIONS = {"central": central, "hw": hw_device, "verify": verify, "boards": boards, "federated": federated,
             "federated_fedbnn_ablation": fedbnn_ablation,
             "federation_speed": federation_speed, "qonnx": qonnx, "conv_central": conv_central, "conv_fit": conv_fit,
-            "verify_conv": verify_conv, "conv_boards": conv_boards}
+            "verify_conv": verify_conv, "conv_boards": conv_boards, "hybnn": hybnn}
 
 # Published figures our goals are measured against. These are citations, not our measurements:
 # every figure of ours in BENCHMARKS.md comes from a results file.

@@ -71,3 +71,19 @@ def conv_boards(d: dict) -> str:
             + table(["board", "model", "folding", "accuracy", "LUTs", "FFs", "block RAM", "Fmax MHz", "clock MHz",
                      "timing met", "cycles/inference", "inferences/s", "BRAM bound share", "gate level", "goals met"], rows)
             + "\n" + prov(d))
+
+
+def hybnn(d: dict) -> str:
+    """bench/bench_hybnn.py: BNN heads on frozen binary VAE latents vs on binarized pixels, central."""
+    b = d["baselines"]
+    rows = [["binarized pixels", "—", 784, "—", "—", b["linear_probe_binarized_pixels"],
+             *[h["test_accuracy"] for h in b["heads_on_binarized_pixels"][:2]]]]
+    for r in d["rows"]:
+        heads = {tuple(h["sizes"][1:-1]): h["test_accuracy"] for h in r["heads"]}
+        rows.append([r["arch"] + " VAE", r["epochs"], r["latent_bits"], r["kl_weight"], r["recon_mse"], r["linear_probe"],
+                     heads.get((256, 256)), heads.get((128,))])
+    return ("## FedHyBNN's front end: BNN heads on frozen binary VAE bits (`python bench/bench_hybnn.py`)\n\n"
+            f"VAE on {d['settings']['vae_data']}; heads on {d['settings']['head_data']}; accuracy on the "
+            f"{d['settings']['test_images']} test images. The federated comparison is the HyBNN federated table.\n\n"
+            + table(["input", "VAE epochs", "bits", "KL weight", "reconstruction MSE", "linear probe", "head 256-256",
+                     "head 128"], rows) + "\n" + prov(d))

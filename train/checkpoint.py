@@ -92,7 +92,7 @@ def load_any_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
 
 
 def load_encoder(path: Path):
-    """A HyBNN checkpoint's frozen encoder (BinaryVAE; .encode_bits(images) -> (n, 200) uint8), or None."""
+    """A HyBNN checkpoint's frozen encoder (BinaryVAE; .encode_bits(images) -> (n, latent bits) uint8), or None."""
     blob = _read_blob(Path(path))
     if "encoder" not in blob:
         return None
@@ -102,7 +102,7 @@ def load_encoder(path: Path):
 
 
 def encoded_test_inputs(path: Path, data_dir: Path | None = None, limit: int | None = None):
-    """For a HyBNN checkpoint: (bits (n, 200) uint8, labels (n,) uint8) of the test split through the
+    """For a HyBNN checkpoint: (bits (n, latent bits) uint8, labels (n,) uint8) of the test split through the
     frozen encoder: the BNN head's inputs (what export writes as test_inputs.u8 / test_labels.u8)."""
     from fedxnor.datasets import load_split
 

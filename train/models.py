@@ -97,7 +97,7 @@ MODELS: dict[str, BNNConfig] = {
                               "block RAM, so its first layer goes to SPRAM, loaded over the host link"),
         BNNConfig("sfc", (784, 256, 256, 256, 10), description="FINN's SFC size, 8-bit pixel input"),
         BNNConfig("hybnn-head", (200, 128, 10), input_bits=1, input_encoding="bits", input_shape=(200,),
-                  description="HyBNN head: 200-bit binary VAE latent -> 128 -> 10"),
+                  description="HyBNN head: the binary VAE latent (its width follows the VAE: 512 bits by default) -> 128 -> 10"),
         BNNConfig("cnv-fmnist", CNV_FMNIST_SIZES, convs=CNV_FMNIST,
                   description="conv BNN, 8-bit pixel input: 3x3 conv 32-32-pool-64-64-pool (valid), fc 1024-256-10"),
         BNNConfig("cnv-small", CNV_SMALL_SIZES, convs=CNV_SMALL,

@@ -162,4 +162,4 @@ def test_line_buffer_is_block_ram(tmp_path):
 
     cells = synth_ice40(verilog.convert(WindowTaps(in_h=26, in_w=26, in_c=16, k=3), name="taps"), "taps", tmp_path)
     assert cells.get("SB_RAM40_4K") == 1
-    assert sum(v for k, v in cells.items() if k.startswith("SB_DFF")) < 80
+    assert sum(v for k, v in cells.items() if k.startswith("SB_DFF")) < 120  # counters and row bounds, not 1664 bits

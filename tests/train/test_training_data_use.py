@@ -33,7 +33,8 @@ def test_models_take_their_input_size_from_the_data(tmp_path):
         assert fed.template.config.sizes == (63, 12, 8, 10) and fed.template.config.input_shape == (7, 9)
         assert fed.evaluate(fed.initial_state())[0] >= 0  # the model runs on 7 x 9 images
     fed = Federation(FederatedConfig(algo="fedhybnn", clients=4, per_round=2, data_dir=str(data), vae_epochs=1))
-    assert fed.encoder.config.input_size == 63 and fed.train_x.shape[1] == 200
+    cfg = fed.encoder.config  # the default VAE (conv, 512 bits) on 7 x 9 images
+    assert cfg.input_size == 63 and fed.train_x.shape[1] == cfg.latent_bits == 512
 
 
 def test_hidden_string_is_checked():
