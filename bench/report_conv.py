@@ -6,14 +6,15 @@ from report_common import prov, table
 
 
 def conv_central(d: dict) -> str:
-    a = d["agreement"]
+    a = d.get("agreement") or {}  # none yet: a run in pieces (--state) that has not reached its last epoch
     last = d["curve"][-1] if d["curve"] else {}
-    rows = [[d["model"], d["config"]["description"], d["weight_bits"], len(d["curve"]), d["final_accuracy"],
-             max(c["test_accuracy"] for c in d["curve"]), d["goal_accuracy"], d["first_epoch_at_goal"],
-             a["test_images"], a["mismatches"], last.get("epoch_seconds")]]
+    rows = [[d["model"], d["config"]["description"], d["weight_bits"], len(d["curve"]), d.get("final_accuracy"),
+             max(c["test_accuracy"] for c in d["curve"]), d["goal_accuracy"], d.get("first_epoch_at_goal"),
+             a.get("test_images"), a.get("mismatches", "not yet exported"), last.get("epoch_seconds")]]
     variant = f"{len(d['curve'])} of {d['epochs_planned']} epochs, lr {d['lr']}" + (
         f", shifts of up to {d['augment_shift_pixels']} px and mirroring" if d.get("augment_shift_pixels") else "") + (
-        ", stopped by its deadline" if d.get("stopped_by_deadline") else "")
+        ", stopped by its deadline" if d.get("stopped_by_deadline") else "") + (
+        ", in progress (resumable with --state)" if not d.get("agreement") else "")
     return (f"## Central conv BNN: {d['model']}, {variant} (`python bench/bench_conv_central.py`)\n\n"
             + table(["model", "network", "weight bits", "epochs", "final acc", "best acc", "goal", "first epoch at goal",
                      "export checked on", "export mismatches", "s per epoch (last)"], rows) + "\n\n"
