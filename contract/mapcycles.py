@@ -90,6 +90,21 @@ class _Taps:
         self.ilast: list[int] = []
         self.clast: list[int] = []
 
+    def advance(self) -> bool:
+        """Every event now known, pass after pass (a pixel take, then the unit's own window steps) until none moves."""
+        moved, kk = False, self.k * self.k
+        while True:
+            t = self._take_ready()
+            if t is not None:
+                self.take.append(t)
+            if not (self._pass(kk) or t is not None):
+                return moved
+            moved = True
+
+    def _pass(self, kk: int) -> bool:
+        """One pass of the unit's window events after the take; True if any moved."""
+        raise NotImplementedError
+
     def _switch(self, m: int) -> int | None:
         """The first cycle image m is the tap image (its rows count from 0): the cycle after its predecessor's last
         tap is issued and last pixel taken, plus one (IMAGE_TURN); None while unknown."""
@@ -163,40 +178,31 @@ class ConvUnit(_Taps):
         self.start: list[int] = []
         self.full: list[int] = []
 
-    def advance(self) -> bool:
-        moved = False
-        kk = self.k * self.k
-        while True:
-            step = False
-            t = self._take_ready()
-            if t is not None:
-                self.take.append(t)
-                step = True
-            t = self._window_start()
-            n = len(self.i0)
-            if t is not None and (n < 2 or len(self.start) > n - 2):
-                c0 = max(t + 1, self.start[n - 2] + self.Tw if n >= 2 else 0)  # vector buffer bank free
-                self.i0.append(t)
-                self.clast.append(c0 + kk - 1)
-                self.ilast.append(c0 + kk - 2 if kk > 1 else t)
-                step = True
-            n = len(self.start)
-            if n < len(self.clast) and (n < 2 or len(self.out.hand) > n - 2):
-                t = self.clast[n] + 1  # the window's bank is full
-                if n:
-                    t = max(t, self.start[n - 1] + self.Tw)
-                if n >= 2:  # the collector bank of window n - 2 is free again
-                    t = max(t, max(self.full[n - 2], self.out.hand[n - 2]) + COLLECTOR_TURN)
-                self.start.append(t)
-                self.full.append(t + self.Tw - 1 + self.D)
-                step = True
-            n = len(self.out.offer)
-            if n < len(self.full) and (n == 0 or len(self.out.hand) >= n):
-                self.out.offer.append(max(self.full[n], self.out.hand[n - 1] + 1) if n else self.full[n])
-                step = True
-            if not step:
-                return moved
-            moved = True
+    def _pass(self, kk: int) -> bool:
+        step = False
+        t = self._window_start()
+        n = len(self.i0)
+        if t is not None and (n < 2 or len(self.start) > n - 2):
+            c0 = max(t + 1, self.start[n - 2] + self.Tw if n >= 2 else 0)  # vector buffer bank free
+            self.i0.append(t)
+            self.clast.append(c0 + kk - 1)
+            self.ilast.append(c0 + kk - 2 if kk > 1 else t)
+            step = True
+        n = len(self.start)
+        if n < len(self.clast) and (n < 2 or len(self.out.hand) > n - 2):
+            t = self.clast[n] + 1  # the window's bank is full
+            if n:
+                t = max(t, self.start[n - 1] + self.Tw)
+            if n >= 2:  # the collector bank of window n - 2 is free again
+                t = max(t, max(self.full[n - 2], self.out.hand[n - 2]) + COLLECTOR_TURN)
+            self.start.append(t)
+            self.full.append(t + self.Tw - 1 + self.D)
+            step = True
+        n = len(self.out.offer)
+        if n < len(self.full) and (n == 0 or len(self.out.hand) >= n):
+            self.out.offer.append(max(self.full[n], self.out.hand[n - 1] + 1) if n else self.full[n])
+            step = True
+        return step
 
 
 def conv_unit(spec: Any, fold: Any, inp: Stream, out: Stream, images: int, stages: int | None = None) -> Any:
@@ -214,28 +220,19 @@ class PoolUnit(_Taps):
         super().__init__(spec, inp, images)
         self.out = out
 
-    def advance(self) -> bool:
-        moved = False
-        kk = self.k * self.k
-        while True:
-            step = False
-            t = self._take_ready()
-            if t is not None:
-                self.take.append(t)
-                step = True
-            t = self._window_start()
-            n = len(self.i0)
-            if t is not None and (n == 0 or len(self.out.hand) >= n):
-                il = t + kk - 1
-                c = max(il + 1, self.out.hand[n - 1]) if n else il + 1
-                self.i0.append(t)
-                self.ilast.append(il)
-                self.clast.append(c)
-                self.out.offer.append(c + OUT_REG)
-                step = True
-            if not step:
-                return moved
-            moved = True
+    def _pass(self, kk: int) -> bool:
+        step = False
+        t = self._window_start()
+        n = len(self.i0)
+        if t is not None and (n == 0 or len(self.out.hand) >= n):
+            il = t + kk - 1
+            c = max(il + 1, self.out.hand[n - 1]) if n else il + 1
+            self.i0.append(t)
+            self.ilast.append(il)
+            self.clast.append(c)
+            self.out.offer.append(c + OUT_REG)
+            step = True
+        return step
 
 
 class MapBuffer:
