@@ -8,7 +8,8 @@ The curve is written after every epoch (bench/results/conv_central_<model>_<epoc
 measured. With --state DIR the training state is saved after every epoch too, and running the command again
 with the same --state continues the run (a long run in pieces). Same recipe as `fedxnor train`: Adam, cosine
 over --epochs, batch 100, BatchNorm statistics re-estimated at the end. --convs/--hidden probe other shapes
-under the model's name.
+under the model's name. --teacher-epochs N distills from the net's full-precision twin trained N epochs first
+(train/distill.py).
 
     python bench/bench_conv_central.py --model cnv-fmnist --epochs 10 --threads 1 [--deadline 22:44] [--state DIR]
 """
@@ -41,9 +42,11 @@ from fedxnor.train.central import (  # noqa: E402
 )
 from fedxnor.train.checkpoint import save_checkpoint  # noqa: E402
 from fedxnor.train.conv_shapes import conv_sizes  # noqa: E402
+from fedxnor.train.distill import Distillation, build_teacher, frozen, twin_config  # noqa: E402
 from fedxnor.train.models import build_model  # noqa: E402
 
 STATE = "bench_state.pt"
+TEACHER = "teacher.pt"
 GOALS = {"cnv-fmnist": 0.92, "cnv-small": 0.89}
 
 
@@ -105,6 +108,35 @@ def agreement(model, ckpt: Path, test) -> dict:
     return out
 
 
+def teacher_for(args, model_cfg, images, labels, test, result: dict) -> Distillation:
+    """The distillation teacher: the net's full-precision twin, trained --teacher-epochs with the same recipe
+    (Adam, cosine, batch 100, --augment) on its own generator, kept in --state so a continued run reuses it."""
+    teacher = build_teacher(model_cfg)
+    path = args.state / TEACHER if args.state else None
+    if path and path.exists():
+        saved = torch.load(path, weights_only=False)
+        teacher.load_state_dict(saved["model"])
+        result["teacher"] = saved["result"]
+    else:
+        gen = torch.Generator().manual_seed(args.seed + 10_000)
+        opt = torch.optim.Adam(teacher.parameters(), lr=args.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.teacher_epochs)
+        t0, curve = time.monotonic(), []
+        for epoch in range(args.teacher_epochs):
+            train_epoch(teacher, opt, images, labels, 100, gen, progress=False, augment=args.augment)
+            sched.step()
+            curve.append(evaluate(teacher, test))
+            print(f"teacher epoch {epoch + 1}: test accuracy {curve[-1]:.4f}", flush=True)
+        result["teacher"] = {"model": twin_config(model_cfg).name, "epochs": args.teacher_epochs, "curve": curve,
+                             "test_accuracy": curve[-1], "seconds": round(time.monotonic() - t0, 1)}
+        if path:
+            buf = io.BytesIO()
+            torch.save({"model": teacher.state_dict(), "result": result["teacher"]}, buf)
+            args.state.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(path, buf.getvalue())
+    return Distillation(frozen(teacher), args.distill_weight, args.temperature)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default="cnv-fmnist")
@@ -116,6 +148,10 @@ def main() -> int:
     ap.add_argument("--convs", default="", help="other conv blocks, out_c:k:stride:pad:pool,... (a probe of a shape)")
     ap.add_argument("--hidden", default="", help="other hidden fc widths, comma-separated")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--teacher-epochs", type=int, default=0,
+                    help="train the net's full-precision twin this many epochs first and distill from it (0 = no teacher)")
+    ap.add_argument("--distill-weight", type=float, default=0.9, help="share of the distillation term in the loss")
+    ap.add_argument("--temperature", type=float, default=4.0, help="softening of both nets' scores in the distillation term")
     ap.add_argument("--no-bn-reestimate", action="store_true", help="keep the running BatchNorm statistics of training")
     ap.add_argument("--deadline", default=None, help="UTC HH:MM: start no epoch that would end after it")
     ap.add_argument("--train-limit", type=int, default=None, help="first N training images (a smoke test)")
@@ -129,7 +165,7 @@ def main() -> int:
     saved = load_state(args.state)
     if saved:  # continue with the saved run's settings, on this run's threads, deadline, names
         keep = {k: getattr(args, k) for k in ("threads", "deadline", "state", "out")}
-        args = argparse.Namespace(**{**saved["args"], **keep})
+        args = argparse.Namespace(**{**vars(ap.parse_args([])), **saved["args"], **keep})  # options added since: defaults
         print(f"continuing {args.state} after epoch {len(saved['result']['curve'])}", flush=True)
     torch.set_num_threads(args.threads)
     train, test = load_pair(None)
@@ -148,13 +184,17 @@ def main() -> int:
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
     specs = model_cfg.layer_specs()
-    result = {"model": args.model, "config": model_cfg.to_dict(), "epochs_planned": args.epochs, "lr": args.lr,
+    result = {"model": args.model, "teacher_epochs": args.teacher_epochs,
+              "distill_weight": args.distill_weight if args.teacher_epochs else None,
+              "temperature": args.temperature if args.teacher_epochs else None,
+              "config": model_cfg.to_dict(), "epochs_planned": args.epochs, "lr": args.lr,
               "augment_shift_pixels": args.augment,
               "batch": cfg.batch, "seed": args.seed, "threads": args.threads, "train_images": len(train),
               "label_smoothing": args.label_smoothing, "bn_reestimate": not args.no_bn_reestimate,
               "weight_bits": int(sum(s.fan_in * s.fan_out for s in specs if getattr(s, "has_weights", True))),
               "bit_ops_per_image": bit_ops(specs),
               "goal_accuracy": GOALS.get(args.model), "curve": [], "stopped_by_deadline": False}
+    distill = teacher_for(args, model_cfg, images, labels, test, result) if args.teacher_epochs else None
     start = 0
     if saved:
         model.load_state_dict(saved["model"])
@@ -171,7 +211,7 @@ def main() -> int:
             break
         t0 = time.monotonic()
         loss = train_epoch(model, opt, images, labels, cfg.batch, gen, f"epoch {epoch + 1}", progress=False, augment=cfg.augment,
-                           label_smoothing=cfg.label_smoothing)
+                           label_smoothing=cfg.label_smoothing, distill=distill)
         sched.step()
         train_s = time.monotonic() - t0
         acc = evaluate(model, test)

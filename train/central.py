@@ -61,7 +61,9 @@ def augment_batch(images: torch.Tensor, shift: int, gen: torch.Generator) -> tor
 
 def train_epoch(model: BNN, opt: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
                 batch: int, gen: torch.Generator, desc: str = "epoch", progress: bool = True, augment: int = 0,
-                label_smoothing: float = 0.0) -> float:
+                label_smoothing: float = 0.0, distill=None) -> float:
+    """One pass over the images in random order; with distill (train/distill.py Distillation) the loss also
+    follows a teacher's softened scores on the same (augmented) batch."""
     model.train()
     order = torch.randperm(len(labels), generator=gen)
     total = 0.0
@@ -71,7 +73,9 @@ def train_epoch(model: BNN, opt: torch.optim.Optimizer, images: torch.Tensor, la
         if len(idx) < 2:  # BatchNorm needs two samples
             continue
         x = augment_batch(images[idx], augment, gen) if augment else images[idx]
-        loss = F.cross_entropy(model(x), labels[idx], label_smoothing=label_smoothing)
+        scores = model(x)
+        loss = (distill.loss(scores, x, labels[idx], label_smoothing) if distill
+                else F.cross_entropy(scores, labels[idx], label_smoothing=label_smoothing))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
