@@ -30,10 +30,9 @@ from functools import lru_cache
 from typing import Any
 
 from fedxnor.contract.colcycles import ColumnConvUnit
+from fedxnor.contract.densecycles import DenseChain, ImageIntake, MapBuffer, Sink, Source, Stream, run_units
 from fedxnor.contract.structure import (
-    CREDIT_FIXED,
     DRAIN_FIXED,
-    RESULT_FIXED,
     tree_levels,
     vector_piece_cycles,
     vector_ram_width,
@@ -43,36 +42,6 @@ MAP_KINDS = ("conv", "maxpool")
 COLLECTOR_TURN = 2  # collector bank full -> free again: consumed and sent flags set, then the bank cleared
 OUT_REG = 1  # a pooled pixel is offered the cycle after its window's last tap is taken
 IMAGE_TURN = 2  # line buffer: last tap issued and last pixel taken -> the next image is the tap image
-
-
-class Stream:
-    def __init__(self) -> None:
-        self.offer: list[int] = []
-        self.hand: list[int] = []
-
-
-class Source:
-    """The image stream, always valid: every pixel offered from cycle 0."""
-
-    def __init__(self, out: Stream, count: int) -> None:
-        out.offer.extend([0] * count)
-
-    def advance(self) -> bool:
-        return False
-
-
-class Sink:
-    """A consumer that is always ready (a unit measured alone)."""
-
-    def __init__(self, inp: Stream) -> None:
-        self.inp = inp
-
-    def advance(self) -> bool:
-        n = len(self.inp.hand)
-        if n < len(self.inp.offer):
-            self.inp.hand.extend(self.inp.offer[n:])
-            return True
-        return False
 
 
 class _Taps:
@@ -235,96 +204,6 @@ class PoolUnit(_Taps):
         return step
 
 
-class MapBuffer:
-    """The front's last VectorBuffer (the flattened map, 2 banks), read by the first dense layer: while its bank is
-    free, a pixel offered from cycle f (and not before the cycle after the previous take) is taken at f + h − 1
-    (h = 1, or the parts of a split RAM, hw/mapbuffer.py, written one a cycle); full the cycle after the last; free
-    again the cycle after the release."""
-
-    def __init__(self, pixels: int, inp: Stream, images: int, chain: DenseChain, piece_cycles: int = 1) -> None:
-        self.px, self.inp, self.images, self.chain = pixels, inp, images, chain
-        self.h = piece_cycles
-        self.full: list[int] = []
-
-    def advance(self) -> bool:
-        moved = False
-        take, offer, start = self.inp.hand, self.inp.offer, self.chain.start[0]
-        while len(take) < min(len(offer), self.px * self.images):
-            n = len(take)
-            m, j = divmod(n, self.px)
-            if m >= 2 and len(start) <= m - 2:
-                break
-            t = max(offer[n], take[n - 1] + 1 if n else 0)
-            if j == 0 and m >= 2:
-                t = max(t, start[m - 2] + self.chain.T[0])  # dense layer 0 released image m - 2's bank
-            t += self.h - 1  # the parts before the last, one a cycle
-            take.append(t)
-            if j == self.px - 1:
-                self.full.append(t + 1)
-            moved = True
-        return moved
-
-
-class DenseChain:
-    """The fully connected layers (contract/cycles.py's stages, per image): layer j starts image m when its input
-    bank is full, its previous image's tokens are out and its output bank (or result FIFO entry) is free."""
-
-    def __init__(self, layers: Sequence[Any], stages: int | None, images: int) -> None:
-        self.T = [x.spec.tokens(x.fold) for x in layers]
-        tree = [(tree_levels(x.fold.simd) if stages is None else stages) + x.fold.pe for x in layers]
-        self.D = [r + DRAIN_FIXED for r in tree[:-1]] + [tree[-1] + RESULT_FIXED]
-        self.credit = tree[-1] + CREDIT_FIXED
-        self.start: list[list[int]] = [[] for _ in layers]
-        self.result: list[int] = []
-        self.images = images
-        self.source: Any = None  # an object with .full: per image, the cycle the first layer's input bank is full
-
-    def advance(self) -> bool:
-        moved = False
-        S, T, n = self.start, self.T, len(self.T)
-        while len(self.result) < min(len(self.source.full), self.images):
-            m = len(self.result)
-            ready = self.source.full[m]
-            for j in range(n):
-                t = ready
-                if m:
-                    t = max(t, S[j][m - 1] + T[j])
-                if m >= 2:  # the output bank of image m - 2: consumed and cleared, or its result FIFO entry back
-                    t = max(t, S[j + 1][m - 2] + T[j + 1] + 1 if j < n - 1 else S[j][m - 2] + T[j] + self.credit)
-                S[j].append(t)
-                ready = t + T[j] - 1 + self.D[j]
-            self.result.append(ready)
-            moved = True
-        return moved
-
-
-class ImageIntake:
-    """The dense-only network's image buffer: one plane of one beat per cycle while its bank is free."""
-
-    def __init__(self, tokens: int, chain: DenseChain) -> None:
-        self.T, self.chain = tokens, chain
-        self.full: list[int] = []
-
-    def advance(self) -> bool:
-        moved = False
-        start = self.chain.start[0]
-        while len(self.full) < self.chain.images:
-            m = len(self.full)
-            if m >= 2 and len(start) <= m - 2:
-                break
-            t = self.full[-1] if m else 0
-            if m >= 2:
-                t = max(t, start[m - 2] + self.chain.T[0])
-            self.full.append(t + self.T)
-            moved = True
-        return moved
-
-
-def _run(units: list[Any]) -> None:
-    while any([u.advance() for u in units]):
-        pass
-
-
 def result_cycles(layers: Sequence[Any], images: int, stages: int | None = None) -> list[int]:
     """Each image's result cycle (result.valid) when `images` images are offered back to back from cycle 0
     and every result is taken at once (NetworkTop, no read registers, no debug stream)."""
@@ -334,7 +213,7 @@ def result_cycles(layers: Sequence[Any], images: int, stages: int | None = None)
     if not n_front:
         first = layers[0]
         chain.source = ImageIntake(first.spec.intake_tokens(first.fold), chain)
-        _run([chain.source, chain])
+        run_units([chain.source, chain])
         return chain.result
     streams = [Stream() for _ in range(n_front + 1)]
     units: list[Any] = [Source(streams[0], images * layers[0].spec.in_h * layers[0].spec.in_w)]
@@ -347,7 +226,7 @@ def result_cycles(layers: Sequence[Any], images: int, stages: int | None = None)
     oc, lanes = layers[n_front - 1].spec.out_shape[2], layers[n_front].fold.simd  # hw/convfront.py's map buffer
     h = vector_piece_cycles(oc, vector_ram_width(oh * ow, oc, lanes, split=True))
     chain.source = MapBuffer(oh * ow, streams[-1], images, chain, h)
-    _run(units + [chain.source, chain])
+    run_units(units + [chain.source, chain])
     if len(chain.result) < images:
         raise RuntimeError("cycle model: the event network stopped early (a deadlock in the model)")
     return chain.result
@@ -390,7 +269,7 @@ def unit_output_cycles(spec: Any, fold: Any, images: int, stages: int | None = N
     src = Source(inp, images * spec.in_h * spec.in_w)
     unit = (conv_unit(spec, fold, inp, out, images, stages) if spec.kind == "conv"
             else PoolUnit(spec, inp, out, images))
-    _run([src, unit, Sink(out)])
+    run_units([src, unit, Sink(out)])
     per = spec.out_h * spec.out_w
     return [out.hand[(m + 1) * per - 1] for m in range(images)]
 

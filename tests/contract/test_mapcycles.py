@@ -125,7 +125,7 @@ def test_column_collector_never_holds_the_sequencer(h, w, c, k, stride, pad, bit
         return
     inp, out = mapcycles.Stream(), mapcycles.Stream()
     unit = mapcycles.conv_unit(conv, fold, inp, out, 3)
-    mapcycles._run([mapcycles.Source(inp, 3 * h * w), unit, mapcycles.Sink(out)])
+    mapcycles.run_units([mapcycles.Source(inp, 3 * h * w), unit, mapcycles.Sink(out)])
     q, tw = unit.Q, unit.Tw
     assert len(out.hand) == 3 * conv.out_h * conv.out_w
     for n, t in enumerate(unit.start):

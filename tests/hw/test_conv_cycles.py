@@ -110,7 +110,7 @@ def model_unit(spec, fold, images: int):
     units = [mapcycles.Source(inp, images * spec.in_h * spec.in_w),
              mapcycles.conv_unit(spec, fold, inp, out, images) if spec.kind == "conv" else mapcycles.PoolUnit(spec, inp, out, images),
              mapcycles.Sink(out)]
-    mapcycles._run(units)
+    mapcycles.run_units(units)
     return inp.hand, out.hand
 
 
