@@ -121,7 +121,8 @@ def goals(rows: list[dict]) -> dict:
                 g[f"{tag}fedbnn_minus_fedavg"] = round(mean(fedbnn, s) - mean(fedavg, s), 4)
                 g[f"{tag}fedbnn_within_{bnn_pts}pt"] = g[f"{tag}fedbnn_minus_fedavg"] >= -bnn_pts / 100
                 g[f"{tag}fedbnn_vs_fedavg_seeds"] = sorted(s)
-        one_bit = [r["uplink_bits_per_param"] for r in rows if r["partition"] == part and r["codec"] != "fp32"]
+        one_bit = [r["uplink_bits_per_param"] for r in rows
+                   if r["partition"] == part and r.get("codec", "fp32") != "fp32" and "uplink_bits_per_param" in r]
         if one_bit:
             g["one_bit_uplink_max_bits_per_param"] = max(one_bit)
             g["one_bit_uplink_within_1.1"] = max(one_bit) <= 1.1

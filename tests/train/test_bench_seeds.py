@@ -36,3 +36,14 @@ def test_goals_compare_means_over_the_seeds_both_sides_have():
     assert g["fedbat_minus_best_sign"] == pytest.approx(0.815 - 0.81) and g["fedbat_above_sign"]
     rows.append(_row("EF-SignSGD", 0.99, 2))  # a seed FedBAT lacks changes nothing
     assert bf.goals(rows)["dir0.3"]["fedbat_minus_best_sign"] == pytest.approx(g["fedbat_minus_best_sign"])
+
+
+def test_goals_of_the_conv_labels_and_the_one_bit_uplink():
+    rows = [_row("FedAvg-conv", 0.85, 0), _row("FedBNN-conv", 0.835, 0), _row("FedBAT-conv", 0.835, 0),
+            _row("FedAvg", 0.80, 0), _row("FedBNN", 0.76, 0)]
+    rows[2] |= {"codec": "fedbat", "uplink_bits_per_param": 1.058}
+    g = bf.goals(rows)["dir0.3"]
+    assert g["conv_fedbnn_minus_fedavg"] == pytest.approx(-0.015) and g["conv_fedbnn_within_2pt"]
+    assert g["conv_fedbat_minus_fedavg"] == pytest.approx(-0.015) and not g["conv_fedbat_within_1pt"]
+    assert g["fedbnn_minus_fedavg"] == pytest.approx(-0.04) and not g["fedbnn_within_3pt"]  # the MLP's own pair
+    assert g["one_bit_uplink_max_bits_per_param"] == 1.058 and g["one_bit_uplink_within_1.1"]
