@@ -5,6 +5,15 @@ from __future__ import annotations
 from report_common import prov, table
 
 
+def teacher_note(d: dict) -> str:
+    """The distillation of a run with a teacher (train/distill.py), or nothing."""
+    t = d.get("teacher")
+    if not d.get("teacher_epochs") or not t:
+        return ""
+    return (f", distilled from {t['model']} ({t['epochs']} epochs, test accuracy {t['test_accuracy']}; weight "
+            f"{d['distill_weight']}, temperature {d['temperature']})")
+
+
 def conv_central(d: dict) -> str:
     a = d.get("agreement") or {}  # none yet: a run in pieces (--state) that has not reached its last epoch
     last = d["curve"][-1] if d["curve"] else {}
@@ -13,6 +22,7 @@ def conv_central(d: dict) -> str:
              a.get("test_images"), a.get("mismatches", "not yet exported"), last.get("epoch_seconds")]]
     variant = f"{len(d['curve'])} of {d['epochs_planned']} epochs, lr {d['lr']}" + (
         f", shifts of up to {d['augment_shift_pixels']} px and mirroring" if d.get("augment_shift_pixels") else "") + (
+        teacher_note(d)) + (
         ", stopped by its deadline" if d.get("stopped_by_deadline") else "") + (
         ", in progress (resumable with --state)" if not d.get("agreement") else "")
     return (f"## Central conv BNN: {d['model']}, {variant} (`python bench/bench_conv_central.py`)\n\n"
