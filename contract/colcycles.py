@@ -7,12 +7,14 @@ Events, indices across images (position n of the padded map's walk, window w, pi
     adv(n)   = max(adv(n − 1) + 1,
                    offer of its pixel                     (a position inside the map takes one),
                    start(w − 2Q) + T_w                    (a window's end: its group's hold bank released, free again))
-    start(w) = max(adv(end of w) + 1, start(w − Q) + T_w, sent(w − Q·S) + 1)   bank full, sequencer, a free slot
+    start(w) = max(adv(end of w) + 1 + WINDOW_LAG, start(w − Q) + T_w, sent(w − Q·S) + 1)   bank loaded,
+                                                           sequencer, a free slot
     full(w)  = start(w) + T_w − 1 + D                      the pixel's last bit in (valid from this cycle)
     offer(w) = max(full(w), sent(w − 1) + 1),  sent(w) = the consumer's take
 
 S = Conv.collector_slots, D = R + P + DRAIN_FIXED, T_w = Conv.window_tokens, Q = Conv.window_parallelism (window w
-goes to group w mod Q: its own hold banks, sequencer, array and ring; the output takes the groups in turn).
+goes to group w mod Q: its own hold banks, sequencer, array and ring; the output takes the groups in turn),
+WINDOW_LAG = 1: the hold bank is loaded (and offered) a cycle after the walker passes the window's end.
 It duck-types mapcycles' Stream (lists `offer` and `hand`), so mapcycles can import it without a cycle.
 """
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fedxnor.contract.structure import DRAIN_FIXED, tree_levels
+from fedxnor.contract.structure import DRAIN_FIXED, WINDOW_LAG, tree_levels
 
 
 def _walk(spec: Any) -> tuple[list[bool], list[bool]]:
@@ -82,7 +84,7 @@ class ColumnConvUnit:
             step = self._advance_walk()
             n, Q, QS = len(self.start), self.Q, self.Q * self.S
             if n < len(self.end) and (n < QS or len(hand) > n - QS):
-                t = self.end[n] + 1
+                t = self.end[n] + 1 + WINDOW_LAG
                 if n >= Q:
                     t = max(t, self.start[n - Q] + self.Tw)
                 if n >= QS:

@@ -221,7 +221,7 @@ class Conv(MatrixKind):
             q = self.window_parallelism(fold)  # Q arrays, Q pairs of hold banks, Q pixel rings
             l_tiles, l_luts, l_ffs = column_window_cost(self.k, self.in_w + 2 * self.pad, self.in_c * bits,
                                                         q * bits * self.words_per_row(fold) * fold.simd, fold.simd,
-                                                        device, model)
+                                                        device, model, groups=q, planes=bits)
             w_tiles, w_luts, w_ffs = 0, 0.0, 0.0
             _, c_luts, c_ffs = pixel_collector_cost(self.out_c, fold.pe, self.collector_slots(fold), model)
             c_luts, c_ffs = q * c_luts, q * c_ffs

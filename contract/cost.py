@@ -278,16 +278,20 @@ def logic_cells(device: str | Device, luts: float, ffs: float) -> float:
 
 
 def column_window_cost(k: int, padded_w: int, word_bits: int, vector_bits: int, lanes: int,
-                       device: Device, model: ResourceModel) -> tuple[int, float, float]:
+                       device: Device, model: ResourceModel, *, groups: int = 1, planes: int = 1) -> tuple[int, float, float]:
     """(block RAM tiles, LUTs, FFs) of hw/colwindow.py's ColumnWindow: a column memory of W + 2·pad words of
     (k − 1)·C·B bits, the window register's k − 1 columns of k·C·B bits, two hold banks of the window's B planes
-    (`vector_bits` = B·ceil(K / L)·L each) read through one word mux, the walker's counters. Not yet fitted to
-    synthesis: the line buffer's and vector buffer's coefficients, which price the same kinds of parts."""
+    (`vector_bits` = groups·B·ceil(K / L)·L each) read through one word mux, the walker's counters; and the registers
+    that put the window a cycle behind the walker (WINDOW_LAG): the new column (k·C·B bits), a copy of the walker's
+    go per SELECT_BITS window bits and of each bank's load per SELECT_BITS bits of a plane, the banks' ready flags. Not
+    yet fitted to synthesis: the line buffer's and vector buffer's coefficients, which price the same kinds of parts."""
     tiles, luts, ffs = ram_cost((k - 1) * word_bits, padded_w, device, model) if k > 1 else (0, 0.0, 0.0)
     register = (k - 1) * k * word_bits
     stored = 2 * vector_bits
     luts += model.line + model.line_bit * word_bits + model.vec_bit * stored + model.vec_fixed
-    ffs += model.ff_line + register + stored + lanes + model.ff_vec_fixed
+    copies = (hwc.slice_count(register, hwc.SELECT_BITS) if register else 0) + 2 * groups * hwc.slice_count(
+        max(1, vector_bits // (groups * planes)), hwc.SELECT_BITS)
+    ffs += model.ff_line + register + stored + lanes + model.ff_vec_fixed + k * word_bits + copies + 2 * groups
     return tiles, luts, ffs
 
 

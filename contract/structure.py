@@ -169,3 +169,6 @@ INTAKE_REG_CYCLES = 1  # read_regs: the image buffer's registered write sets its
 DRAIN_REG_CYCLES = 1  # read_regs: an activation buffer registers its producer's outputs (hw/buffers.py)
 START_REG_CYCLES = 1  # read_regs: a sequencer's registered start_ok (hw/sequencer.py) starts a cycle later
 START_GAP = 1  # read_regs: and leaves an idle cycle between two images of a layer
+# hw/colwindow.py: the window register and hold banks load a cycle after the walker's go, so a bank is ready
+# 1 + WINDOW_LAG cycles after its window's last position
+WINDOW_LAG = 1

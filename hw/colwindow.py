@@ -15,6 +15,14 @@ rd.lin = q·words + c, word c = bits [c·L, c·L + L), as hw/vectorbuffer.py lay
 without a gap: the k − 1 rows a window needs are the image's own by the time its first window ends. The walker
 waits only for a pixel (at a position inside the map) or for a free bank (at a window's end), so the model
 (contract/colcycles.py) is one event per position.
+
+The window's data path runs a cycle behind the walker (WINDOW_LAG, contract/structure.py): the walker's `go` (the
+upstream pixel's valid, the position decode and the hold banks' flags) decides alone, in its own cycle, the counters,
+the column memory and the banks' `full` flags; the new column and the load decisions are registered, and the window
+register and the hold banks take them a cycle later from those registers, each slice of SELECT_BITS bits enabled by
+a register copy of its own (hw/fanout.py). `go` had run on into the clock enables of every window and hold bit (the
+ULX3S conv build's critical path: 17.5 ns, 9 ns of it one route). A bank is offered to its reader (`rd.ready`) the
+cycle after its load, so a window's first token comes two cycles after its last position, not one.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from fedxnor.contract.bits import ceil_div
+from fedxnor.contract.structure import SELECT_BITS, slice_edges
+from fedxnor.hw.fanout import register_copies
 from fedxnor.hw.ports import InputReadSignature, bits_for
 
 
@@ -89,12 +99,21 @@ class ColumnWindow(wiring.Component):
             m.d.comb += [wr.addr.eq(xp), wr.en.eq(go), wr.data.eq(Cat(*above[1:], pix))]
         else:
             above = []
-        column = [*above, pix]
+        # the new column, registered: the window register and the hold banks run a cycle behind `go` (docstring)
+        col_q = [Signal(E, name=f"col_q{y}", reset_less=True) for y in range(k)]
+        m.d.sync += [c.eq(v) for c, v in zip(col_q, [*above, pix])]
         prev = [[Signal(E, name=f"win_x{x}_y{y}", reset_less=True) for y in range(k)] for x in range(k - 1)]
-        window = [*prev, column]  # window[kx][ky]
-        with m.If(go):
-            for x in range(k - 1):
-                m.d.sync += [prev[x][y].eq(window[x + 1][y]) for y in range(k)]
+        window = [*prev, col_q]  # window[kx][ky], as it was in the cycle of its `go`
+        if k > 1:  # shifted on the registered go, a copy per slice of SELECT_BITS window bits
+            flat = [(x, y) for x in range(k - 1) for y in range(k)]
+            edges = slice_edges(len(flat) * E, SELECT_BITS)
+            shifts = register_copies(m, go, len(edges) - 1, "win_go")
+            for j, en in enumerate(shifts):
+                with m.If(en):
+                    for n, (x, y) in enumerate(flat):  # the part of pixel register (x, y) in this slice
+                        lo, hi = max(edges[j], n * E) - n * E, min(edges[j + 1], n * E + E) - n * E
+                        if lo < hi:
+                            m.d.sync += prev[x][y][lo:hi].eq(window[x + 1][y][lo:hi])
 
         # hold banks: plane q of the window, element (ky, kx, c) at bit (ky·k + kx)·C + c
         planes = [Cat(window[kx][ky][c * B + q] for ky in range(k) for kx in range(k) for c in range(C))
@@ -103,21 +122,28 @@ class ColumnWindow(wiring.Component):
         with m.If(load):
             m.d.sync += wg.eq(Mux(wg == Q - 1, 0, wg + 1))
         per_bank = B * self.words  # plane-major, MSB plane first: word c of plane B − 1 − q at q·words + c
+        ready = [Signal(2, name=f"ready{g}") for g in range(Q)]  # loaded: the reader may start (a cycle after full)
         for g, rd in enumerate(self.reads):
             hold = [[Signal(self.words * L, name=f"hold{g}_{b}_plane{q}", reset_less=True) for q in range(B)]
                     for b in range(2)]
             mine = load & (wg == g)
-            for b in range(2):
-                with m.If(mine & (wb[g] == b)):
-                    m.d.sync += [hold[b][q].eq(planes[q]) for q in range(B)]
+            edges = slice_edges(self.words * L, SELECT_BITS)
+            for b in range(2):  # bank b's load a cycle later, from register copies, one per slice of every plane
+                loads = register_copies(m, mine & (wb[g] == b), len(edges) - 1, f"hold{g}_{b}_load")
+                for j, en in enumerate(loads):
+                    with m.If(en):
+                        lo, hi = edges[j], edges[j + 1]
+                        m.d.sync += [hold[b][q][lo:hi].eq(planes[q].as_unsigned()[lo:hi]) for q in range(B)]
+                with m.If(loads[0]):
+                    m.d.sync += ready[g].bit_select(b, 1).eq(1)
             with m.If(mine):
                 m.d.sync += [full[g].bit_select(wb[g], 1).eq(1), wb[g].eq(~wb[g])]
             with m.If(rd.release):
-                m.d.sync += full[g].bit_select(rd.bank, 1).eq(0)
+                m.d.sync += [full[g].bit_select(rd.bank, 1).eq(0), ready[g].bit_select(rd.bank, 1).eq(0)]
             words = [hold[b][B - 1 - q][c * L:(c + 1) * L] for b in range(2) for q in range(B) for c in range(self.words)]
             sel = Signal(bits_for(2 * per_bank) + 1, name=f"sel{g}")
             m.d.comb += sel.eq(rd.bank * per_bank + (rd.lin if B > 1 else rd.word))
             m.d.sync += rd.data.eq(Array(words)[sel])
-            m.d.comb += rd.ready.eq(full[g])
+            m.d.comb += rd.ready.eq(ready[g])
         m.d.comb += self.busy.eq(Cat(*full).any() | (xp != 0) | (yp != 0))
         return m

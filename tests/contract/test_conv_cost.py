@@ -90,6 +90,10 @@ def test_column_conv_cost_is_array_plus_column_window_plus_ring():
     assert c.bram == arr.bram + win[0] and win[0] == 1  # the column memory, 16 x 14 bits: one EBR
     assert c.ffs == pytest.approx(arr.ffs + win[2] + ring[2] + 2)
     assert c.ffs > arr.ffs + 2 * 3 * 24 + 3 * 16 + 2 * 3 * 8  # hold banks, slots, window register
+    # the window a cycle behind the walker: the registered column (3 x 8 bits), a go copy per 24 window bits (2),
+    # a load copy per 24 bits of each bank (2 x 3), the banks' ready flags (2)
+    assert win[2] - column_window_cost(3, 14, 8, 3 * 24, 24, UP5K, model, groups=1, planes=1)[2] == 0
+    assert win[2] >= 2 * 3 * 24 + 2 * 3 * 8 + 3 * 8 + 2 + 2 * 3 + 2
     assert c.luts == pytest.approx((model.conv_array * arr.luts + win[1] + ring[1] + model.conv_glue) * model.flatten)
 
 

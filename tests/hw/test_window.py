@@ -76,10 +76,17 @@ def test_a_5x5_map_3x3_window_pad_1_stride_2(unit):
     assert run_window(dut, [img], 3) == expected_words(conv, img, 8)
 
 
-def test_column_window_emits_a_window_a_cycle():
-    """Stride 1, no padding, the consumer reading each window in one cycle and the pixels always valid: the column
-    generator takes a pixel every cycle, and the windows of an output row come on consecutive cycles."""
+def test_column_window_timing_equals_the_model():
+    """Stride 1, no padding, the consumer reading each window in one cycle the moment it is ready and the pixels always
+    valid: the pixels are taken, and the windows offered, at contract/colcycles.py's cycles (a window is ready
+    WINDOW_LAG + 1 cycles after its last pixel; with two hold banks the walker then takes two windows every three
+    cycles), and every window equals the contract's."""
     from gateware import simulate
+
+    from fedxnor.contract.colcycles import ColumnConvUnit
+    from fedxnor.contract.densecycles import Sink, Source, Stream, run_units
+    from fedxnor.contract.folding import Folding
+    from fedxnor.contract.structure import WINDOW_LAG
 
     conv = Conv(5, 6, 2, 4, 3)
     dut = ColumnWindow(in_h=5, in_w=6, in_c=2, k=3, lanes=conv.fan_in)
@@ -106,7 +113,11 @@ def test_column_window_emits_a_window_a_cycle():
             cyc += 1
 
     simulate(dut, bench)
-    assert took == list(range(len(pixels)))
     assert got == [w[0] for w in expected_words(conv, img, conv.fan_in)]
-    # window (oy, ox) is loaded as pixel (oy + 2, ox + 2) is taken, readable the cycle after
-    assert ready_at == [took[(oy + 2) * 6 + ox + 2] + 1 for oy in range(conv.out_h) for ox in range(conv.out_w)]
+    # window (oy, ox) ends as pixel (oy + 2, ox + 2) is taken, readable WINDOW_LAG + 1 cycles later
+    assert ready_at == [took[(oy + 2) * 6 + ox + 2] + 1 + WINDOW_LAG for oy in range(conv.out_h) for ox in range(conv.out_w)]
+    inp, out = Stream(), Stream()  # a one-token window (P = M, L = K), the output always taken: start = the read
+    unit = ColumnConvUnit(conv, Folding(4, conv.fan_in), inp, out, 1)
+    run_units([Source(inp, len(pixels)), unit, Sink(out)])
+    assert (took, ready_at) == (inp.hand, unit.start)
+    assert took[:6] == list(range(6))  # the first rows go in a pixel a cycle
