@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fedxnor.contract.structure import CREDIT_FIXED, DRAIN_FIXED, RESULT_FIXED, tree_levels
+from fedxnor.contract.structure import CREDIT_FIXED, DRAIN_FIXED, RESULT_FIXED, WEIGHT_REG_CYCLES, tree_levels
 
 
 class Stream:
@@ -74,9 +74,11 @@ class DenseChain:
     """The fully connected layers (contract/cycles.py's stages, per image): layer j starts image m when its input
     bank is full, its previous image's tokens are out and its output bank (or result FIFO entry) is free."""
 
-    def __init__(self, layers: Sequence[Any], stages: int | None, images: int) -> None:
+    def __init__(self, layers: Sequence[Any], stages: int | None, images: int, weight_regs: bool = False) -> None:
+        """weight_regs: the arrays register their weight words twice (a conv network's tail, WEIGHT_REG_CYCLES)."""
         self.T = [x.spec.tokens(x.fold) for x in layers]
-        tree = [(tree_levels(x.fold.simd) if stages is None else stages) + x.fold.pe for x in layers]
+        reg = WEIGHT_REG_CYCLES * bool(weight_regs)
+        tree = [(tree_levels(x.fold.simd) if stages is None else stages) + reg + x.fold.pe for x in layers]
         self.D = [r + DRAIN_FIXED for r in tree[:-1]] + [tree[-1] + RESULT_FIXED]
         self.credit = tree[-1] + CREDIT_FIXED
         self.start: list[list[int]] = [[] for _ in layers]

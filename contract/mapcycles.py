@@ -209,7 +209,7 @@ def result_cycles(layers: Sequence[Any], images: int, stages: int | None = None)
     and every result is taken at once (NetworkTop, no read registers, no debug stream)."""
     layers = list(layers)
     n_front = next((i for i, x in enumerate(layers) if x.spec.kind not in MAP_KINDS), len(layers))
-    chain = DenseChain(layers[n_front:], stages, images)
+    chain = DenseChain(layers[n_front:], stages, images, weight_regs=n_front > 0)  # a conv front's tail: weight registers
     if not n_front:
         first = layers[0]
         chain.source = ImageIntake(first.spec.intake_tokens(first.fold), chain)

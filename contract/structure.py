@@ -172,3 +172,7 @@ START_GAP = 1  # read_regs: and leaves an idle cycle between two images of a lay
 # hw/colwindow.py: the window register and hold banks load a cycle after the walker's go, so a bank is ready
 # 1 + WINDOW_LAG cycles after its window's last position
 WINDOW_LAG = 1
+# a conv network's fully connected layers register their weight words twice before the lanes (hw/array.py in_reg,
+# on every device: the ULX3S build's critical path was a deep weight ROM's DP16KD read, its output mux and the
+# first adder level, 15.1 ns): R + WEIGHT_REG_CYCLES
+WEIGHT_REG_CYCLES = 2

@@ -93,6 +93,9 @@ class NetworkTop(wiring.Component):
         self.front = front_layers(export)  # conv / max-pool layers (hw/convfront.py)
         if self.front and (read_regs or weight_store):
             raise FedxnorError("a conv network builds without read registers or run-time weights so far (issue 21)")
+        # a conv network's fully connected layers register their weight words twice before the lanes on every device
+        # (contract/structure.py WEIGHT_REG_CYCLES; the ULX3S build's critical path was a deep weight ROM's read)
+        self.weight_regs = bool(read_regs) or bool(self.front)
         self.stages = stages
         # registers after every memory read (ECP5): two between a weight RAM and its lanes (hw/array.py) and a
         # second stage in each layer's input-buffer read (hw/buffers.py); contract/cycles.py counts them
@@ -156,7 +159,7 @@ class NetworkTop(wiring.Component):
             i = info.index
             store = self.weight_store.get(i)
             arr = SystolicArray(info, ex.weight_words[i], None if info.is_output else ex.threshold_words[i],
-                                stages=self.stages, store=store, in_reg=self.read_regs,
+                                stages=self.stages, store=store, in_reg=self.weight_regs,
                                 rom_logic=rom_in_logic(self.weight_roms, info.weight_depth))
             if store:
                 base = next(w.index for w in self.weight_images if w.layer == i)

@@ -15,7 +15,7 @@ from fedxnor.contract.conv import Conv
 from fedxnor.contract.dense import Dense
 from fedxnor.contract.folding import Folding
 from fedxnor.contract.pool import MaxPool
-from fedxnor.contract.structure import DRAIN_FIXED, tree_levels
+from fedxnor.contract.structure import DRAIN_FIXED, WINDOW_LAG, tree_levels
 from fedxnor.errors import FedxnorError
 
 
@@ -129,4 +129,30 @@ def test_column_collector_never_holds_the_sequencer(h, w, c, k, stride, pad, bit
     q, tw = unit.Q, unit.Tw
     assert len(out.hand) == 3 * conv.out_h * conv.out_w
     for n, t in enumerate(unit.start):
-        assert t == max(unit.end[n] + 1, unit.start[n - q] + tw if n >= q else 0)
+        assert t == max(unit.end[n] + 1 + WINDOW_LAG, unit.start[n - q] + tw if n >= q else 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.sampled_from([None, 0, 2]), st.integers(1, 8))
+def test_a_conv_networks_dense_tail_counts_its_weight_registers(pe_exp, stages, images):
+    """A conv network's fully connected layers register their weight words twice (hw/top.py weight_regs): each dense
+    layer's drain is WEIGHT_REG_CYCLES longer than the same chain without them, so the first result comes that much
+    later per dense layer; the dense-only closed form is unchanged (it has no such registers)."""
+    from fedxnor.contract.densecycles import DenseChain, run_units
+    from fedxnor.contract.structure import WEIGHT_REG_CYCLES
+
+    pe = 1 << (pe_exp - 1)
+    specs = [Conv(4, 4, 1, 2, 3, 1, 1), Dense(32, 8), Dense(8, 4, is_output=True)]
+    layers = cycles.placed(specs, [Folding(2, 9), Folding(pe, 8), Folding(1, 4)])
+    with_regs = mapcycles.result_cycles(layers, images, stages)
+
+    chain = DenseChain(layers[1:], stages, images, weight_regs=True)
+    plain = DenseChain(layers[1:], stages, images, weight_regs=False)
+    assert [d - p for d, p in zip(chain.D, plain.D)] == [WEIGHT_REG_CYCLES] * 2
+    assert chain.credit - plain.credit == WEIGHT_REG_CYCLES
+    # the first image has nothing ahead of it: two dense layers, two registers each
+    solo = mapcycles.result_cycles(layers, 1, stages)[0]
+    plain.source = type("Src", (), {"full": [solo - sum(chain.T) + len(chain.T) - sum(chain.D)]})()
+    run_units([plain])
+    assert solo - plain.result[0] == 2 * WEIGHT_REG_CYCLES
+    assert len(with_regs) == images and with_regs == sorted(with_regs)
