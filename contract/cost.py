@@ -283,7 +283,8 @@ def column_window_cost(k: int, padded_w: int, word_bits: int, vector_bits: int, 
     (k − 1)·C·B bits, the window register's k − 1 columns of k·C·B bits, two hold banks of the window's B planes
     (`vector_bits` = groups·B·ceil(K / L)·L each) read through one word mux, the walker's counters; and the registers
     that put the window a cycle behind the walker (WINDOW_LAG): the new column (k·C·B bits), a copy of the walker's
-    go per SELECT_BITS window bits and of each bank's load per SELECT_BITS bits of a plane, the banks' ready flags. Not
+    go per SELECT_BITS window bits and of each bank's load per SELECT_BITS bits of a plane, the banks' ready flags; the
+    column memory's registered read address, write address and go (one per SELECT_BITS bits of its word). Not
     yet fitted to synthesis: the line buffer's and vector buffer's coefficients, which price the same kinds of parts."""
     tiles, luts, ffs = ram_cost((k - 1) * word_bits, padded_w, device, model) if k > 1 else (0, 0.0, 0.0)
     register = (k - 1) * k * word_bits
@@ -292,6 +293,10 @@ def column_window_cost(k: int, padded_w: int, word_bits: int, vector_bits: int, 
     copies = (hwc.slice_count(register, hwc.SELECT_BITS) if register else 0) + 2 * groups * hwc.slice_count(
         max(1, vector_bits // (groups * planes)), hwc.SELECT_BITS)
     ffs += model.ff_line + register + stored + lanes + model.ff_vec_fixed + k * word_bits + copies + 2 * groups
+    if k > 1:  # the column memory driven by registers: its read address, go a cycle late per slice, the late write's address
+        address = bits_for(padded_w)
+        lag = address if padded_w >= hwc.COLUMN_WRITE_LAG_MIN_WIDTH else 0
+        ffs += address + hwc.slice_count((k - 1) * word_bits, hwc.SELECT_BITS) + lag
     return tiles, luts, ffs
 
 

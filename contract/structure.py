@@ -176,3 +176,6 @@ WINDOW_LAG = 1
 # on every device: the ULX3S build's critical path was a deep weight ROM's DP16KD read, its output mux and the
 # first adder level, 15.1 ns): R + WEIGHT_REG_CYCLES
 WEIGHT_REG_CYCLES = 2
+# hw/colwindow.py: the column memory's write lands a cycle late (from the registered column) on maps at least this
+# many words wide (padded); it adds no cycle
+COLUMN_WRITE_LAG_MIN_WIDTH = 3

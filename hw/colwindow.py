@@ -27,14 +27,14 @@ cycle after its load, so a window's first token comes two cycles after its last 
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from fedxnor.contract.bits import ceil_div
-from fedxnor.contract.structure import SELECT_BITS, slice_edges
-from fedxnor.hw.fanout import register_copies
+from fedxnor.contract.structure import COLUMN_WRITE_LAG_MIN_WIDTH, SELECT_BITS, slice_edges
+from fedxnor.hw.fanout import COPY_MARK, register_copies
 from fedxnor.hw.ports import InputReadSignature, bits_for
 
 
@@ -89,18 +89,12 @@ class ColumnWindow(wiring.Component):
                 m.d.sync += yp.eq(Mux(yp == Hp - 1, 0, yp + 1))
 
         # the new column: the k − 1 rows above from the column memory (slot 0 the top row), then this pixel
+        col_q = [Signal(E, name=f"col_q{y}", reset_less=True) for y in range(k)]
         if k > 1:
-            mem = Memory(shape=(k - 1) * E, depth=Wp, init=[])
-            m.submodules.columns = mem
-            wr, rdp = mem.write_port(), mem.read_port()
-            # read ahead: the word of the position the walker is at next cycle (never the one written now)
-            m.d.comb += rdp.addr.eq(Mux(go, Mux(last_x, 0, xp + 1), xp))
-            above = [rdp.data[i * E:(i + 1) * E] for i in range(k - 1)]
-            m.d.comb += [wr.addr.eq(xp), wr.en.eq(go), wr.data.eq(Cat(*above[1:], pix))]
+            above = self._column_memory(m, go, xp, pix, col_q)
         else:
             above = []
         # the new column, registered: the window register and the hold banks run a cycle behind `go` (docstring)
-        col_q = [Signal(E, name=f"col_q{y}", reset_less=True) for y in range(k)]
         m.d.sync += [c.eq(v) for c, v in zip(col_q, [*above, pix])]
         prev = [[Signal(E, name=f"win_x{x}_y{y}", reset_less=True) for y in range(k)] for x in range(k - 1)]
         window = [*prev, col_q]  # window[kx][ky], as it was in the cycle of its `go`
@@ -147,3 +141,33 @@ class ColumnWindow(wiring.Component):
             m.d.comb += rd.ready.eq(ready[g])
         m.d.comb += self.busy.eq(Cat(*full).any() | (xp != 0) | (yp != 0))
         return m
+
+    def _column_memory(self, m: Module, go, xp, pix, col_q: list[Signal]) -> list[Value]:
+        """The k − 1 rows above this position. The memory's address and write port are driven by registers only (no
+        `go` before the memory: the ULX3S build's critical path ran the read-ahead `Mux(go, next x, x)` into the LUT
+        RAM's address, 14.6 ns). The read address is always the next position (xn); the cycle after a stall the
+        word is the one of the previous cycle, kept in col_q. The write lands a cycle late, from col_q (the column
+        of the cycle of its go), when the map is at least 3 words wide: a read of that word is then two positions on.
+        Neither adds a cycle: the words seen are the same as a read-ahead by go and an immediate write would give."""
+        k, E, Wp = self.k, self.C * self.B, self.Wp
+        width = (k - 1) * E
+        mem = Memory(shape=width, depth=Wp, init=[])
+        m.submodules.columns = mem
+        wr, rdp = mem.write_port(), mem.read_port()
+        xn = Signal(range(Wp), init=1 % Wp, name="col_ra")  # the position after xp: the word read for next cycle
+        with m.If(go):
+            m.d.sync += xn.eq(Mux(xn == Wp - 1, 0, xn + 1))
+        m.d.comb += rdp.addr.eq(xn)
+        edges = slice_edges(width, SELECT_BITS)
+        went = [Signal(name=f"col_go_{COPY_MARK}{j}") for j in range(len(edges) - 1)]  # go, a cycle late, per slice
+        m.d.sync += [w.eq(go) for w in went]
+        kept = Cat(*col_q[:k - 1])
+        word = Cat(*(Mux(went[j], rdp.data[edges[j]:edges[j + 1]], kept[edges[j]:edges[j + 1]])
+                     for j in range(len(edges) - 1)))
+        if Wp >= COLUMN_WRITE_LAG_MIN_WIDTH:
+            xw = Signal(range(Wp), name="col_wa")  # xp, a cycle late: where col_q's column goes
+            m.d.sync += xw.eq(xp)
+            m.d.comb += [wr.addr.eq(xw), wr.en.eq(went[0]), wr.data.eq(Cat(*col_q[1:]))]
+        else:  # two words: the late write would land as the next read of its word is made
+            m.d.comb += [wr.addr.eq(xp), wr.en.eq(go), wr.data.eq(Cat(word[E:], pix))]
+        return [word[i * E:(i + 1) * E] for i in range(k - 1)]
