@@ -6,7 +6,7 @@ adds up what the kinds report. MODELS says where the coefficients come from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fedxnor.contract import structure as hwc
@@ -248,6 +248,14 @@ def array_cost(spec: Any, fold: Any, device: Device, model: ResourceModel, *, sp
     ffs = model.ff_layer + p * (lanes + model.ff_row + aw) + groups * lanes * model.ff_lane + late_ffs
     regs = 3 * groups * lanes + lanes + address_copy_ffs  # a, w and the RAM-side w of every row, the lagging chunk
     return ArrayCost(luts, ffs, tiles, rom_bits, cells, groups, regs)
+
+
+def weight_register_ffs(spec: Any, fold: Any, device: Device, model: ResourceModel, *, spram: bool = False) -> int:
+    """FFs of the registers a conv network's fully connected layer puts between its weights and its lanes on every
+    device (hw/top.py: SystolicArray in_reg, WEIGHT_REG_CYCLES): array_cost's read_regs_ffs as if the device had
+    read registers (the weight and chunk registers of every row, a LUT ROM's address copies), without the input
+    buffer's read stage, which a conv network's tail does not get."""
+    return array_cost(spec, fold, replace(device, read_regs=True), model, spram=spram).read_regs_ffs
 
 
 # Packed iCE40 logic cells of a whole board build (accelerator + board top), from the model's LUTs and

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fedxnor.contract import cycles
-from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel, logic_cells
+from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel, logic_cells, weight_register_ffs
 from fedxnor.contract.devices import DEVICES, Device, get_device
 from fedxnor.contract.folding import Folding
 from fedxnor.contract.network import check_hardware
@@ -167,6 +167,18 @@ def after_map(specs: Sequence[Any], i: int) -> int:
     return 0
 
 
+def layer_cost(specs: Sequence[Any], i: int, fold: Folding | None, device: Device, model: ResourceModel, *,
+               spram: bool = False) -> LayerCost:
+    """Layer i's cost as the top builds it: a fully connected layer of a network with a conv front also pays the
+    registers between its weights and its lanes (hw/top.py's weight_regs, contract/cost.py weight_register_ffs),
+    which the device's own read_regs (off for a conv network, as_built) would not count."""
+    spec = specs[i]
+    cost = spec.cost(fold, device, model, first=i == 0, spram=spram, after_map=after_map(specs, i))
+    if spec.kind == "dense" and not device.read_regs and any(s.kind != "dense" for s in specs):
+        cost = dataclasses.replace(cost, ffs=cost.ffs + weight_register_ffs(spec, fold, device, model, spram=spram))
+    return cost
+
+
 def as_built(device: Device, specs: Sequence[Any]) -> Device:
     """The device as the top builds this network for it: a conv network has no read registers yet (NetworkTop
     refuses read_regs with conv layers, issue 21), so its layers are priced and timed without them."""
@@ -208,8 +220,7 @@ def plan_for(specs: Any, foldings: Sequence[Folding | None], device: str | Devic
         if not 0 <= i < len(specs) or specs[i].kind != "dense":
             raise FedxnorError(f"layer {i} cannot keep its weights in SPRAM: the run-time weight store takes dense layers "
                                "only (hw/weightstore.py); keep it in block RAM")
-    costs = tuple(s.cost(f, dev, model, first=i == 0, spram=i in store, after_map=after_map(specs, i))
-                  for i, (s, f) in enumerate(zip(specs, foldings)))
+    costs = tuple(layer_cost(specs, i, f, dev, model, spram=i in store) for i, f in enumerate(foldings))
     for i in store:
         if costs[i].spram == 0:
             raise FedxnorError(f"layer {i} folded {fold_text(foldings[i])} has rows deeper than one SPRAM "

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import bisect
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel
+from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel, weight_register_ffs
 from fedxnor.contract.devices import Device, get_device
 from fedxnor.contract.folding import Folding
 from fedxnor.errors import FedxnorError
@@ -29,16 +29,19 @@ from fedxnor.hw.plan.plan import Plan, after_map, as_built, network_name, plan_f
 
 @functools.lru_cache(maxsize=256)
 def _options(spec: Any, device: Device, model: ResourceModel, first: bool, spram: bool = False,
-             after_map: int = 0) -> tuple[tuple[Folding | None, LayerCost], ...]:
+             after_map: int = 0, weight_regs: bool = False) -> tuple[tuple[Folding | None, LayerCost], ...]:
     """Candidate foldings of one layer with their costs, dominated ones removed, fastest first; a kind without
     weights (max-pool) has one option, the folding None.
 
-    spram: the layer's weights in SPRAM; only foldings whose rows fit the device's SPRAM cells."""
+    spram: the layer's weights in SPRAM; only foldings whose rows fit the device's SPRAM cells.
+    weight_regs: a fully connected layer of a conv network: its weight registers count (plan.layer_cost)."""
     if spec.kind == "conv":
         opts = _conv_options(spec, device, model, first)
     else:
         folds = spec.candidate_foldings() if spec.has_weights else [None]
         opts = [(f, spec.cost(f, device, model, first=first, spram=spram, after_map=after_map)) for f in folds]
+        if weight_regs and spec.kind == "dense" and not device.read_regs:
+            opts = [(f, replace(c, ffs=c.ffs + weight_register_ffs(spec, f, device, model, spram=spram))) for f, c in opts]
     if spram:
         opts = [(f, c) for f, c in opts if 0 < c.spram <= device.spram]
     opts.sort(key=lambda o: (o[1].own, o[1].cycles + o[1].drain, o[1].luts, o[1].bram, o[1].ffs))
@@ -156,7 +159,8 @@ class _Search:
 
     def __post_init__(self) -> None:
         self.pairs = tuple(a.kind == b.kind == "dense" for a, b in zip(self.specs[:-1], self.specs[1:]))
-        self.options = [_options(s, self.device, self.model, i == 0, i in self.store, after_map(self.specs, i))
+        conv = any(s.kind != "dense" for s in self.specs)
+        self.options = [_options(s, self.device, self.model, i == 0, i in self.store, after_map(self.specs, i), conv)
                         for i, s in enumerate(self.specs)]
 
     @property
