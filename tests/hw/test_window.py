@@ -121,3 +121,15 @@ def test_column_window_timing_equals_the_model():
     run_units([Source(inp, len(pixels)), unit, Sink(out)])
     assert (took, ready_at) == (inp.hand, unit.start)
     assert took[:6] == list(range(6))  # the first rows go in a pixel a cycle
+
+
+@pytest.mark.parametrize("h, w, k, pad", [(3, 2, 2, 0), (3, 3, 2, 0), (2, 1, 2, 1), (4, 3, 3, 0)])
+def test_narrow_maps_keep_their_column_words(h, w, k, pad):
+    """The column memory's write lands a cycle late from 3 padded words up (hw/colwindow.py), at once on 2: the
+    narrowest maps, where a late write and the next read of its word are closest, over three images with stalls."""
+    conv = Conv(h, w, 3, 2, k, 1, pad)
+    dut = ColumnWindow(in_h=h, in_w=w, in_c=3, k=k, pad=pad, lanes=4)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        images = [rng.integers(0, 2, conv.in_size) for _ in range(3)]
+        assert run_window(dut, images, seed) == [v for img in images for v in expected_words(conv, img, 4)]
