@@ -163,3 +163,12 @@ def test_line_buffer_is_block_ram(tmp_path):
     cells = synth_ice40(verilog.convert(WindowTaps(in_h=26, in_w=26, in_c=16, k=3), name="taps"), "taps", tmp_path)
     assert cells.get("SB_RAM40_4K") == 1
     assert sum(v for k, v in cells.items() if k.startswith("SB_DFF")) < 120  # counters and row bounds, not 1664 bits
+
+
+def test_column_window_memory_is_block_ram(tmp_path):
+    """The column window's memory (hw/colwindow.py: W + 2·pad words of (k − 1)·C bits), read at a registered address
+    and written a cycle late from the registered column, still infers block RAM: 26 words of 32 bits in two EBRs."""
+    from fedxnor.hw.colwindow import ColumnWindow
+
+    cells = synth_ice40(verilog.convert(ColumnWindow(in_h=26, in_w=26, in_c=16, k=3, lanes=48), name="cw"), "cw", tmp_path)
+    assert cells.get("SB_RAM40_4K") == 2
