@@ -258,13 +258,6 @@ def weight_register_ffs(spec: Any, fold: Any, device: Device, model: ResourceMod
     return array_cost(spec, fold, replace(device, read_regs=True), model, spram=spram).read_regs_ffs
 
 
-def select_copy_ffs(words: int) -> int:
-    """FFs of the register copies of (word, bank) a conv network's activation buffer of `words` words is read through
-    (hw/buffers.py _copied_read, hw/sequencer.py): contract/structure.py copied_read_copies, each the word counter's
-    bits and the bank bit."""
-    return hwc.copied_read_copies(words) * (bits_for(words) + 1)
-
-
 # Packed iCE40 logic cells of a whole board build (accelerator + board top), from the model's LUTs and
 # FFs: LC = LUTs + FFs + Device.top_lcs. Fitted on routed board builds of mlp-small (boards/build.py
 # build_board, nextpnr-ice40's ICESTORM_LC; bench/results/hw_up5k.json "lc_fit"). nextpnr pairs about half

@@ -179,10 +179,3 @@ WEIGHT_REG_CYCLES = 2
 # hw/colwindow.py: the column memory's write lands a cycle late (from the registered column) on maps at least this
 # many words wide (padded); it adds no cycle
 COLUMN_WRITE_LAG_MIN_WIDTH = 3
-# A conv network's activation buffers (between its fully connected layers) read in one cycle through a mux whose
-# select is register copies of (word, bank) from the sequencer: one per READ_GROUP words of the first mux level and
-# one for the level above (hw/buffers.py; the ULX3S padded cnv-fmnist build's critical path was fc7's 512:1 read
-# mux from one word register, 13.5 ns). No cycle changes.
-def copied_read_copies(words: int) -> int:
-    """Register copies of (word, bank) of a one-cycle read with copied selects (ActivationBuffer select_copies)."""
-    return ceil_div(words, READ_GROUP) + 1 if words > READ_GROUP else 1

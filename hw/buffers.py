@@ -43,7 +43,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from fedxnor.contract.structure import READ_GROUP, SELECT_BITS, copied_read_copies, image_address_bits, read_select_copies, slice_edges
+from fedxnor.contract.structure import READ_GROUP, SELECT_BITS, image_address_bits, read_select_copies, slice_edges
 from fedxnor.hw.fanout import COPY_MARK
 from fedxnor.hw.memread import registered_read
 from fedxnor.hw.ports import BankClaimSignature, DebugTapSignature, InputReadSignature, RowOutputSignature, bits_for
@@ -138,18 +138,14 @@ class ActivationBuffer(wiring.Component):
     """Between hidden layer l (producer: P rows, M neurons) and layer l + 1 (reads L-bit words)."""
 
     def __init__(self, fan_out: int, pe: int, lanes: int, *, debug: bool, read_reg: bool = False,
-                 in_reg: bool = False, select_copies: bool = False):
-        """select_copies (without read_reg): the one-cycle read's mux takes its select from register copies of
-        (word, bank), one per first-level group of READ_GROUP words and one for the level above (_copied_read)."""
+                 in_reg: bool = False):
         self.M, self.P, self.L = fan_out, pe, lanes
         self.read_reg, self.in_reg = bool(read_reg), bool(in_reg)
         self.NP = fan_out // pe
         self.W = -(-fan_out // lanes)
         self.debug = debug
-        self.select_copies = bool(select_copies) and not self.read_reg
         # a two-stage read: each slice of each first-stage group has its own select copy (hw/sequencer.py)
-        self.read_copies = (read_select_copies(lanes, self.W) if read_reg
-                            else copied_read_copies(self.W) if self.select_copies else 0)
+        self.read_copies = read_select_copies(lanes, self.W) if read_reg else 0
         super().__init__({
             "claim": In(BankClaimSignature()),  # producer's sequencer: free = bank b is empty
             "rows": In(RowOutputSignature(pe)),  # producer's array
@@ -176,8 +172,6 @@ class ActivationBuffer(wiring.Component):
         vec = [Cat(*[sr[b][n % P][n // P] for n in range(M)]) for b in range(2)]
         if self.read_reg:
             self._two_stage_read(m, vec)
-        elif self.select_copies:
-            self._copied_read(m, vec)
         else:
             words = [vec[b].as_unsigned()[c * L: c * L + L] for b in range(2) for c in range(W)]
             sel = Signal(bits_for(2 * W) + 1)
@@ -205,28 +199,6 @@ class ActivationBuffer(wiring.Component):
                 m.d.sync += dbgd[b].eq(1)
         m.d.comb += self.busy.eq(full.any() | pending.any())  # pending holds while done is in the register
         return m
-
-    def _copied_read(self, m: Module, vec) -> None:
-        """rd_data one cycle after rd_word, as the plain read, through the same two mux levels as _two_stage_read
-        without its register: each group of READ_GROUP words (both banks) selected by a register copy of (word,
-        bank) of its own, the groups by one more copy's high word bits (`rd.copies`, from the sequencer), so no
-        select register drives the whole mux (one word register into fc7's 512:1 mux was the ULX3S conv build's
-        critical path, 13.5 ns)."""
-        rd = self.rd
-        L, W, G = self.L, self.W, READ_GROUP
-        words = [[vec[b].as_unsigned()[c * L: c * L + L] for c in range(W)] for b in range(2)]
-        n_groups = -(-W // G)
-        lo_bits = bits_for(G) if n_groups > 1 else len(rd.word)
-        groups = []
-        for j in range(n_groups):
-            sel = rd.copies[j]
-            banks = [Array(words[b][j * G: j * G + G]) for b in range(2)]
-            groups.append(Array(banks)[sel.bank][sel.word[:lo_bits]])
-        if n_groups == 1:
-            m.d.sync += rd.data.eq(groups[0])
-            return
-        top = rd.copies[n_groups]
-        m.d.sync += rd.data.eq(Array(groups)[top.word[lo_bits:]])
 
     def _two_stage_read(self, m: Module, vec) -> None:
         """rd_data two cycles after rd_word: a bank-and-low-bits mux per group of READ_GROUP words, registered,

@@ -37,14 +37,13 @@ from fedxnor.hw.ports import BankClaimSignature, InputReadSignature, bits_for
 
 class LayerSequencer(wiring.Component):
     def __init__(self, shape: ArrayShape, *, read_latency: int = 1, read_copies: int = 0, start_reg: bool = False):
-        """read_copies: copies of (word, bank) in `rd_copies`, one per slice of a first-stage mux group of the
-        input buffer (hw/buffers.py: a two-stage read, or a one-cycle read with copied selects), so each slice's
-        select is a register of its own."""
+        """read_copies (two-stage reads): copies of (word, bank) in `rd_copies`, one per slice of a first-stage
+        mux group of the input buffer (hw/buffers.py), so each slice's select is a register of its own."""
         if read_latency not in (1, 2):
             raise ValueError("read_latency must be 1 or 2")
         self.read_latency = read_latency
         self.start_reg = bool(start_reg)
-        self.read_copies = read_copies
+        self.read_copies = read_copies if read_latency == 2 else 0
         self.shape = shape
         s = shape
         super().__init__({

@@ -146,7 +146,7 @@ class NetworkTop(wiring.Component):
         acts: list[ActivationBuffer] = []
         for info, nxt in zip(infos[:-1], infos[1:]):
             buf = ActivationBuffer(info.fan_out, info.pe, nxt.simd, debug=self.has_debug, read_reg=self.read_regs,
-                                 in_reg=self.read_regs, select_copies=bool(self.front))  # conv: copied selects
+                                 in_reg=self.read_regs)
             m.submodules[f"act{info.index}"] = buf
             acts.append(buf)
             busy_terms.append(buf.busy)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fedxnor.contract import cycles
-from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel, logic_cells, select_copy_ffs, weight_register_ffs
+from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel, logic_cells, weight_register_ffs
 from fedxnor.contract.devices import DEVICES, Device, get_device
 from fedxnor.contract.folding import Folding
 from fedxnor.contract.network import check_hardware
@@ -170,22 +170,13 @@ def after_map(specs: Sequence[Any], i: int) -> int:
 def layer_cost(specs: Sequence[Any], i: int, fold: Folding | None, device: Device, model: ResourceModel, *,
                spram: bool = False) -> LayerCost:
     """Layer i's cost as the top builds it: a fully connected layer of a network with a conv front also pays the
-    registers between its weights and its lanes (hw/top.py's weight_regs) and its input buffer's select copies
-    (conv_tail_ffs), which the device's own read_regs (off for a conv network, as_built) would not count."""
+    registers between its weights and its lanes (hw/top.py's weight_regs, contract/cost.py weight_register_ffs),
+    which the device's own read_regs (off for a conv network, as_built) would not count."""
     spec = specs[i]
     cost = spec.cost(fold, device, model, first=i == 0, spram=spram, after_map=after_map(specs, i))
     if spec.kind == "dense" and not device.read_regs and any(s.kind != "dense" for s in specs):
-        cost = dataclasses.replace(cost, ffs=cost.ffs + conv_tail_ffs(spec, fold, device, model, spram=spram,
-                                                                      reads_activations=i > 0 and not after_map(specs, i)))
+        cost = dataclasses.replace(cost, ffs=cost.ffs + weight_register_ffs(spec, fold, device, model, spram=spram))
     return cost
-
-
-def conv_tail_ffs(spec: Any, fold: Folding, device: Device, model: ResourceModel, *, spram: bool,
-                  reads_activations: bool) -> int:
-    """The FFs a conv network's fully connected layer adds to Dense.cost: its weight registers and, when it reads an
-    activation buffer (not the map), the select copies of that buffer's read (contract/cost.py select_copy_ffs)."""
-    copies = select_copy_ffs(spec.words_per_row(fold)) if reads_activations else 0
-    return weight_register_ffs(spec, fold, device, model, spram=spram) + copies
 
 
 def as_built(device: Device, specs: Sequence[Any]) -> Device:

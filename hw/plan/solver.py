@@ -19,12 +19,12 @@ import functools
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel
+from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel, weight_register_ffs
 from fedxnor.contract.devices import Device, get_device
 from fedxnor.contract.folding import Folding
 from fedxnor.errors import FedxnorError
 from fedxnor.hw.plan.budget import DEFAULT_LC_SHARE, Budget, budget_for
-from fedxnor.hw.plan.plan import Plan, after_map, as_built, conv_tail_ffs, network_name, plan_for, specs_of
+from fedxnor.hw.plan.plan import Plan, after_map, as_built, network_name, plan_for, specs_of
 
 
 @functools.lru_cache(maxsize=256)
@@ -41,9 +41,7 @@ def _options(spec: Any, device: Device, model: ResourceModel, first: bool, spram
         folds = spec.candidate_foldings() if spec.has_weights else [None]
         opts = [(f, spec.cost(f, device, model, first=first, spram=spram, after_map=after_map)) for f in folds]
         if weight_regs and spec.kind == "dense" and not device.read_regs:
-            reads = not first and not after_map  # an activation buffer, not the map
-            opts = [(f, replace(c, ffs=c.ffs + conv_tail_ffs(spec, f, device, model, spram=spram, reads_activations=reads)))
-                    for f, c in opts]
+            opts = [(f, replace(c, ffs=c.ffs + weight_register_ffs(spec, f, device, model, spram=spram))) for f, c in opts]
     if spram:
         opts = [(f, c) for f, c in opts if 0 < c.spram <= device.spram]
     opts.sort(key=lambda o: (o[1].own, o[1].cycles + o[1].drain, o[1].luts, o[1].bram, o[1].ffs))

@@ -77,28 +77,3 @@ def test_cnv_shaped_pixels_conv_pool_conv_dense(tmp_path):
     assert [a.shape[1] for a in maps] == [144, 36, 54, 8]
     for got, want in zip(maps, ref.activations):
         assert np.array_equal(got, want)
-
-
-def test_a_deep_activation_read_through_copied_selects(tmp_path):
-    """A conv network's activation buffer with many words (40 one-bit words, and 14 three-bit ones, the last group
-    short) reads through copied selects (hw/buffers.py _copied_read, one copy per 8 words and one above): every
-    class and every hidden bit still equals the reference's, with stalls."""
-    from fedxnor.contract.folding import Folding
-    from fedxnor.hw.buffers import ActivationBuffer
-
-    for out_fold in (Folding(1, 1), Folding(1, 3)):
-        specs = [Conv(5, 5, 1, 4, 3, 1, 1, 8, "unsigned"), MaxPool(5, 5, 4, 2, 2), Dense(16, 40), Dense(40, 3, is_output=True)]
-        rng = np.random.default_rng(7)
-        net = random_conv_network(specs, rng)
-        ex = load_export(write_export(net, tmp_path / f"e{out_fold.simd}", [Folding(2, 9), None, Folding(4, 16), out_fold],
-                                      input_spec={"shape": [5, 5, 1], "encoding": "pixels"}))
-        top = NetworkTop(ex, maps=True, debug=True)
-        words = -(-40 // out_fold.simd)  # 40 or 14: five or two groups of 8, and the copy above
-        assert ActivationBuffer(40, 4, out_fold.simd, debug=True, select_copies=True).read_copies == -(-words // 8) + 1
-        x = rng.integers(0, 256, (6, 25))
-        log = run_images(top, x, in_stall=lambda c: c % 3 == 0, out_stall=lambda c: c % 5 == 0, dbg_stall=lambda c: c % 7 < 2)
-        ref = Reference(ex).run(x)
-        assert log.classes == ref.classes.tolist()
-        for got, want in zip(decode_debug(top, log.debug, len(x)), ref.activations):
-            assert np.array_equal(got, want)
-

@@ -1,14 +1,13 @@
 """A conv network's fully connected layers register their weight words twice before the lanes on every device
-(hw/top.py weight_regs, SystolicArray in_reg) and read their activation buffers through copied selects: the cost the
-solver and plan_for use counts those flip-flops (contract/cost.py weight_register_ffs, select_copy_ffs), a dense-only
-network's does not."""
+(hw/top.py weight_regs, SystolicArray in_reg): the cost the solver and plan_for use counts those flip-flops
+(contract/cost.py weight_register_ffs), a dense-only network's does not."""
 
 from __future__ import annotations
 
 import pytest
 
 from fedxnor.contract.conv import Conv
-from fedxnor.contract.cost import MODELS, select_copy_ffs, weight_register_ffs
+from fedxnor.contract.cost import MODELS, weight_register_ffs
 from fedxnor.contract.dense import Dense
 from fedxnor.contract.devices import get_device
 from fedxnor.contract.folding import Folding
@@ -32,11 +31,7 @@ def test_a_conv_networks_dense_layers_pay_their_weight_registers(name):
         # a, w and the RAM-side w of every row's lanes, the lagging chunk (hw/array.py, hw/lanes.py in_reg)
         assert regs >= 3 * fold.pe * fold.simd + fold.simd
         bare = spec.cost(fold, dev, model, first=False, after_map=after_map(CNV, i))
-        # fc1 reads fc0's activation buffer (one word here) through a copied select (hw/buffers.py): (word, bank)
-        copies = select_copy_ffs(spec.words_per_row(fold)) if i == 4 else 0
-        assert copies == (2 if i == 4 else 0)
-        assert plan.layer_costs[i].ffs == pytest.approx(bare.ffs + regs + copies)
-    assert select_copy_ffs(256) == (256 // 8 + 1) * (8 + 1)  # a copy per 8 words and one above, 8-bit word and bank
+        assert plan.layer_costs[i].ffs == pytest.approx(bare.ffs + regs)
     for i in (0, 1, 2):  # the conv front's own registers are priced by its kinds, unchanged
         assert plan.layer_costs[i] == CNV[i].cost(FOLDS[i], dev, model, first=i == 0)
 
