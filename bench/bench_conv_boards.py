@@ -26,6 +26,13 @@ from common import RESULTS, provenance, write_results  # noqa: E402
 GOALS = {"icebreaker": {"fmax_mhz": 35.0, "accuracy": 0.89}, "ulx3s-85f": {"inferences_per_s": 20000.0, "accuracy": 0.92}}
 
 
+def other_rows(board: str) -> list[dict]:
+    """The results file's rows of the other boards, read when a row is written (so two runs of this script for
+    different boards, side by side, keep each other's rows)."""
+    old = RESULTS / "conv_boards.json"
+    return [r for r in json.loads(old.read_text()).get("rows", []) if r["board"] != board] if old.is_file() else []
+
+
 def build(board: str, export: Path, out: Path, clock: str | None, seeds: list[str]) -> dict:
     argv = [sys.executable, "-m", "fedxnor", "build", str(export), "--board", board, "--out", str(out), "--json"]
     argv += (["--clock-mhz", clock] if clock else []) + (["--seeds", *seeds] if seeds else [])
@@ -54,8 +61,6 @@ def main() -> int:
     from fedxnor.export.reference import Reference
 
     test = load_split("test")
-    old = RESULTS / "conv_boards.json"
-    rows = [r for r in json.loads(old.read_text()).get("rows", []) if r["board"] not in boards] if old.is_file() else []
     for board, export_dir in boards.items():
         t0 = time.perf_counter()
         export_dir = Path(export_dir)
@@ -82,9 +87,8 @@ def main() -> int:
                                                    "activations_checked", "family", "sim", "cells", "sim_s", "synth_s")}
         row["bench_s"] = round(time.perf_counter() - t0, 1)
         row["measured"] = provenance()
-        rows.append(row)
         print(json.dumps(row), flush=True)
-        write_results("conv_boards", {"rows": rows})
+        write_results("conv_boards", {"rows": [*other_rows(board), row]})
     print(f"wrote {RESULTS / 'conv_boards.json'}")
     return 0
 
