@@ -80,11 +80,11 @@ def load_state(directory: Path | None) -> dict | None:
     return torch.load(path, weights_only=False) if path and path.exists() else None
 
 
-def save_state(directory: Path, state: dict) -> None:
+def save_state(directory: Path, state: dict, name: str = STATE) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
     directory.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(directory / STATE, buf.getvalue())
+    write_bytes_atomic(directory / name, buf.getvalue())
 
 
 def agreement(model, ckpt: Path, test) -> dict:
@@ -130,10 +130,7 @@ def teacher_for(args, model_cfg, images, labels, test, result: dict) -> Distilla
         result["teacher"] = {"model": twin_config(model_cfg).name, "epochs": args.teacher_epochs, "curve": curve,
                              "test_accuracy": curve[-1], "seconds": round(time.monotonic() - t0, 1)}
         if path:
-            buf = io.BytesIO()
-            torch.save({"model": teacher.state_dict(), "result": result["teacher"]}, buf)
-            args.state.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(path, buf.getvalue())
+            save_state(args.state, {"model": teacher.state_dict(), "result": result["teacher"]}, TEACHER)
     return Distillation(frozen(teacher), args.distill_weight, args.temperature)
 
 
