@@ -40,6 +40,9 @@ def _federated_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--logit-adjust", type=float, default=None,
                    help="federated: clients train on logits + tau·log(their label prior) (default: 1 for BNNs, "
                         "0 for full precision; 0 turns it off)")
+    p.add_argument("--bn-stats", default=None, choices=["mean", "pooled"],
+                   help="federated: the server's BatchNorm variance: the clients' mean (default) or pooled (adds the "
+                        "spread of their means)")
     p.add_argument("--batch", type=int, default=None, help="batch size, at least 2 (central 100, federated 64)")
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples (N >= 1)")
     p.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test samples (N >= 1)")
@@ -114,7 +117,7 @@ def federated_config(args: argparse.Namespace):
         kw["batch"] = args.batch
     if args.lr_schedule:
         kw["lr_schedule"] = args.lr_schedule
-    for key in ("optimizer", "momentum", "prox_mu", "logit_adjust", *VAE_FLAGS):
+    for key in ("optimizer", "momentum", "prox_mu", "logit_adjust", "bn_stats", *VAE_FLAGS):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     return FederatedConfig(**kw).resolved()

@@ -274,10 +274,14 @@ class Federation:
         weights = np.asarray([float(self.sizes[a.client]) for a in screened.accepted], np.float64)
         w = weights / weights.sum()
         new = OrderedDict((k, v.clone()) for k, v in state.items())
+        means = {}
         for i, k in enumerate(self.float_keys):
-            mean = torch.from_numpy(np.asarray(sum(wj * a.tensors[i].astype(np.float64) for wj, a in zip(w, screened.accepted))))
+            means[k] = np.asarray(sum(wj * a.tensors[i].astype(np.float64) for wj, a in zip(w, screened.accepted)))
             # statistics: the mean of the clients' values; parameters: global + mean update
+            mean = torch.from_numpy(means[k])
             new[k] = mean.float() if self.layout.is_stat(i) else (state[k].double() + mean).float()
+        if self.cfg.bn_stats == "pooled":
+            self._pool_variances(new, means, screened.accepted, w)
         model = copy.deepcopy(self.template)
         model.load_state_dict(new)
         model.clip_latent()
@@ -287,6 +291,17 @@ class Federation:
                 "uplink_bytes": int(screened.uplink_bytes),
                 "uplink_bits_per_param": 8 * float(np.mean(ok_bytes)) / self.layout.values}
         return new, info
+
+    def _pool_variances(self, new: OrderedDict, means: dict, accepted, w: np.ndarray) -> None:
+        """running_var := sum_j w_j (var_j + (mean_j - mean)^2): the variance over all clients' data, not the mean of
+        their variances, which misses how far their means lie apart (large under label skew)."""
+        index = {k: i for i, k in enumerate(self.float_keys)}
+        for k in index:
+            m = k[: -len("running_var")] + "running_mean"
+            if not k.endswith("running_var") or m not in index:
+                continue
+            spread = sum(wj * (a.tensors[index[m]].astype(np.float64) - means[m]) ** 2 for wj, a in zip(w, accepted))
+            new[k] = torch.from_numpy(means[k] + spread).float()
 
     @torch.no_grad()
     def evaluate(self, state: dict[str, torch.Tensor]) -> tuple[float, float]:

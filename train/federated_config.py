@@ -21,6 +21,7 @@ DEFAULT_MODEL = {"fedavg": "mlp", "fedbnn": "mlp", "fedbat": "mlp", "fedhybnn": 
                  "signsgd": "mlp", "efsign": "mlp"}
 STATE_FILE = "round_state.pt"
 LR_SCHEDULES = ("constant", "cosine")
+BN_STATS = ("mean", "pooled")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class FederatedConfig:
     # FedLC's label-skew fix); 0 = plain cross-entropy; negative = the default: 1 for BNNs, 0 for full precision
     logit_adjust: float = -1.0
     lr_schedule: str = "cosine"  # cosine: round r's clients train at lr·½(1 + cos(π·r/rounds)); constant: lr
+    # BatchNorm statistics on the server: 'mean' averages the clients' running means and variances (FedAvg's rule);
+    # 'pooled' adds the spread of the clients' means to the variance (the variance of the union of their data)
+    bn_stats: str = "mean"
     seed: int = 0
     holdout: float = 1 / 6  # last part of the training set: the VAE's data, never a client's
     train_limit: int = 0  # first N training samples (0 = all)
@@ -82,6 +86,8 @@ class FederatedConfig:
                 raise FedxnorError(f"--{name.replace('_', '-')} must be at least 1")
         if cfg.lr_schedule not in LR_SCHEDULES:
             raise FedxnorError(f"lr schedule {cfg.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
+        if cfg.bn_stats not in BN_STATS:
+            raise FedxnorError(f"bn_stats {cfg.bn_stats!r}: choose one of {', '.join(BN_STATS)}")
         if cfg.optimizer not in ("", "sgd", "adam"):
             raise FedxnorError(f"optimizer {cfg.optimizer!r}: choose sgd or adam")
         if cfg.logit_adjust < 0:

@@ -252,3 +252,39 @@ def test_logit_adjustment_leaves_absent_labels_to_other_clients():
     assert np.all(out[~held] == 0) and np.all(np.abs(out[held]).sum(axis=1) > 0)
     _, plain, _ = _client_update_tensors(FederatedConfig(**{**cfg.__dict__, "logit_adjust": 0.0}), 4)
     assert np.all(np.abs(plain[fed.float_keys.index("out.linear.weight")]).sum(axis=1) > 0)
+
+
+@pytest.mark.parametrize("bn_stats", ["mean", "pooled"])
+def test_batchnorm_variance_aggregation(bn_stats):
+    """'pooled' gives the variance of the clients' data together: their variances plus the spread of their means."""
+    fed = Federation(FederatedConfig(algo="fedbnn", model="mlp-small", rounds=1, bn_stats=bn_stats, **TINY))
+    state = fed.initial_state()
+    cids = fed.sample(0)[:2]
+    rng = np.random.default_rng(0)
+    replies, sent = [], []
+    for cid in cids:
+        tensors = [rng.normal(size=t.shape).astype(np.float32) if fed.layout.is_stat(i) else np.zeros_like(t)
+                   for i, t in enumerate(fed.float_tensors(state))]
+        tensors = [np.abs(t) if k.endswith("running_var") else t for k, t in zip(fed.float_keys, tensors)]
+        sent.append(tensors)
+        replies.append(NodeReply("t", (cid,), {"cids": [cid], "payloads": [codecs.encode_fp32(tensors, fed.layout)],
+                                               "losses": [0.5]}))
+    new, _ = fed.aggregate(state, replies)
+    w = np.asarray([fed.sizes[c] for c in cids], np.float64)
+    w /= w.sum()
+    index = {k: i for i, k in enumerate(fed.float_keys)}
+    var_keys = [k for k in fed.float_keys if k.endswith("running_var")]
+    assert var_keys
+    for k in var_keys:
+        m = index[k.replace("running_var", "running_mean")]
+        mu = sum(wj * s[m].astype(np.float64) for wj, s in zip(w, sent))
+        expect = sum(wj * s[index[k]].astype(np.float64) for wj, s in zip(w, sent))
+        if bn_stats == "pooled":
+            expect = expect + sum(wj * (s[m].astype(np.float64) - mu) ** 2 for wj, s in zip(w, sent))
+        assert torch.equal(new[k], torch.from_numpy(expect).float())
+        assert torch.equal(new[k.replace("running_var", "running_mean")], torch.from_numpy(mu).float())
+
+
+def test_bad_bn_stats_refused():
+    with pytest.raises(FedxnorError, match="bn_stats"):
+        FederatedConfig(algo="fedbnn", bn_stats="median").resolved()
