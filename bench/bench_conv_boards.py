@@ -76,7 +76,8 @@ def main() -> int:
                "accuracy": float((res.classes == test.labels).mean()), "test_images": len(test),
                **{k: rep[k] for k in ("fmax_mhz", "clock_mhz", "timing_met", "utilisation", "cycles_per_inference",
                                       "inferences_per_s", "bram_bound_share", "manifest_sha256", "build_s")},
-               "attempts": [{k: a.get(k) for k in ("clock_mhz", "fmax_mhz", "seed")} for a in rep.get("attempts", [])],
+               "attempts": [{k: a[k] for k in ("clock_mhz", "fmax_mhz", "seed", "kept") if k in a}
+                            for a in rep.get("attempts", [])],
                "goals": GOALS.get(board), "built_from": rep.get("source"), "fully_on_chip": not rep.get("weight_store")}
         goals = GOALS.get(board, {})
         row["meets"] = {k: (row[k] if k in row else rep.get(k)) >= v for k, v in goals.items()}

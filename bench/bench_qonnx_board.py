@@ -57,7 +57,7 @@ def board_figures(rep: dict) -> dict:
     keep = ("board", "device", "fmax_mhz", "clock_mhz", "timing_met", "target_mhz", "cycles_per_inference",
             "inferences_per_s", "bram_bound_cycles", "bram_bound_share", "weight_roms", "build_s", "attempts",
             "manifest_sha256", "ram_output_registers", "source")
-    last = rep["attempts"][-1]
+    last = next((a for a in rep["attempts"] if a.get("kept")), rep["attempts"][-1])  # the build the report is of
     return {**{k: rep[k] for k in keep if k in rep}, "utilisation": u,
             "seeds": [s["seed"] for s in last.get("seeds", [])], "seed_packed": last.get("seed")}
 
