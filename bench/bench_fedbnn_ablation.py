@@ -140,7 +140,7 @@ def docs_table(results: dict) -> str:
                      f"{r['best_accuracy']:.4f} |")
     s = results["settings"]
     lines.append(f"\n({s['rounds']} rounds x {s['local_epochs']} local epochs, {s['clients']} clients, "
-                 f"{s['per_round']} per round, seed {s['seed']}; bench/results/{NAME}.json, "
+                 f"{s['per_round']} per round, seed {s['seed']}; bench/results/{results_name(s.get('model', 'mlp'))}.json, "
                  f"{results['provenance']['date']}.)")
     return "\n".join(lines)
 

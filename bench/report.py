@@ -109,8 +109,10 @@ def federated(d: dict) -> str:
 def fedbnn_ablation(d: dict) -> str:
     from bench_fedbnn_ablation import docs_table  # bench/ is on sys.path when this script runs
 
-    return ("## FedBNN client update ablation\n\n`python bench/bench_fedbnn_ablation.py` — what closes FedBNN's gap "
-            "to full-precision FedAvg under label skew (docs/federated.md).\n\n" + docs_table(d) + prov(d))
+    model = d["settings"].get("model", "mlp")
+    flag = "" if model == "mlp" else f" --model {model}"
+    return (f"## FedBNN client update ablation ({model})\n\n`python bench/bench_fedbnn_ablation.py{flag}` — what closes "
+            "FedBNN's gap to full-precision FedAvg under label skew (docs/federated.md).\n\n" + docs_table(d) + prov(d))
 
 
 def federation_speed(d: dict) -> str:
@@ -231,7 +233,7 @@ def qonnx(d: dict) -> str:
 
 
 SECTIONS = {"central": central, "hw": hw_device, "verify": verify, "boards": boards, "federated": federated,
-            "federated_fedbnn_ablation": fedbnn_ablation,
+            "federated_fedbnn_ablation": fedbnn_ablation, "federated_fedbnn_conv_ablation": fedbnn_ablation,
             "federation_speed": federation_speed, "qonnx": qonnx, "conv_central": conv_central, "conv_fit": conv_fit,
             "verify_conv": verify_conv, "conv_boards": conv_boards, "hybnn": hybnn}
 
