@@ -100,7 +100,7 @@ MODELS: dict[str, BNNConfig] = {
                   description="HyBNN head: the binary VAE latent (its width follows the VAE: 512 bits by default) -> 128 -> 10"),
         BNNConfig("cnv-fmnist", CNV_FMNIST_SIZES, convs=CNV_FMNIST,
                   description="conv BNN, 8-bit pixel input: 3x3 conv 32-32-pool-64-64-pool (padded by 1), "
-                              "fc 3136-512-10"),
+                              "fc 3136-768-10"),
         BNNConfig("cnv-small", CNV_SMALL_SIZES, convs=CNV_SMALL,
                   description="small conv BNN for the iCEBreaker (68 Kbit of weights): 3x3 conv 16-32-pool-24-pool "
                               "(the first two padded by 1, the third valid), fc 864-64-10"),
