@@ -56,6 +56,9 @@ MLP_RUNS = {
 CONV_MODEL = {"fp-mlp": "fp-cnv-small", "mlp": "cnv-small"}
 RUNS = MLP_RUNS | {label.replace("FedBNN", "FedBNN-conv") if "FedBNN" in label else f"{label}-conv": (algo, CONV_MODEL[m], codec)
                    for label, (algo, m, codec) in MLP_RUNS.items() if m in CONV_MODEL}
+# FedAvg of the same BNN (its latent weights averaged, no rotation): what FedBNN-conv's rotation is measured against
+# when the full-precision twin's lead is binarization's, not federation's
+RUNS["FedAvg-BNN-conv"] = ("fedavg", "cnv-small", "fp32")
 # issue 20 item 6: FedHyBNN on the convolutional VAE's bits against FedBNN on binarized pixels (mlp-bin);
 # VAE_RUNS: the FederatedConfig VAE fields of a FedHyBNN label (the plain label keeps the MLP VAE's defaults)
 # (FedHyBNN-convVAE's head has mlp-bin's hidden widths, so only the input differs; -h128 keeps hybnn-head's 128)
@@ -117,6 +120,9 @@ def goals(rows: list[dict]) -> dict:
                 g[f"{tag}fedbat_minus_best_sign"] = round(mean(fedbat, s) - max(mean(sign, s), mean(ef, s)), 4)
                 g[f"{tag}fedbat_above_sign"] = g[f"{tag}fedbat_minus_best_sign"] > 0
                 g[f"{tag}fedbat_vs_sign_seeds"] = sorted(s)
+            if tag and fedbnn in acc and "FedAvg-BNN-conv" in acc and (s := common(fedbnn, "FedAvg-BNN-conv")):
+                g["conv_fedbnn_minus_fedavg_bnn"] = round(mean(fedbnn, s) - mean("FedAvg-BNN-conv", s), 4)
+                g["conv_fedbnn_vs_fedavg_bnn_seeds"] = sorted(s)
             if fedbnn in acc and fedavg in acc and (s := common(fedbnn, fedavg)):
                 g[f"{tag}fedbnn_minus_fedavg"] = round(mean(fedbnn, s) - mean(fedavg, s), 4)
                 g[f"{tag}fedbnn_within_{bnn_pts}pt"] = g[f"{tag}fedbnn_minus_fedavg"] >= -bnn_pts / 100
@@ -198,7 +204,7 @@ def run_row(part: str, label: str, seed: int, args: argparse.Namespace, tmp: str
     if algo == "fedhybnn":
         row["vae"] = {"arch": cfg.vae, "latent_bits": cfg.vae_bits, "kl_weight": cfg.vae_kl, "epochs": cfg.vae_epochs}
         row["head_hidden"] = conf.get("hidden") or "128"  # hybnn-head's own
-    if algo in ("fedbnn", "fedhybnn") and not args.no_export:  # HyBNN: the head on the test images' latent bits
+    if bnn and not args.no_export:  # every BNN checkpoint exports bit-exact; HyBNN: the head on the latent bits
         from fedxnor.train.to_export import export_checkpoint
 
         summary = export_checkpoint(ckpt, run / "export")  # raises unless torch == integer network

@@ -47,3 +47,10 @@ def test_goals_of_the_conv_labels_and_the_one_bit_uplink():
     assert g["conv_fedbat_minus_fedavg"] == pytest.approx(-0.015) and not g["conv_fedbat_within_1pt"]
     assert g["fedbnn_minus_fedavg"] == pytest.approx(-0.04) and not g["fedbnn_within_3pt"]  # the MLP's own pair
     assert g["one_bit_uplink_max_bits_per_param"] == 1.058 and g["one_bit_uplink_within_1.1"]
+
+
+def test_fedbnn_conv_against_fedavg_of_the_same_bnn():
+    rows = [_row("FedBNN-conv", 0.82, 0), _row("FedBNN-conv", 0.83, 1), _row("FedAvg-BNN-conv", 0.80, 0)]
+    g = bf.goals(rows)["dir0.3"]
+    assert g["conv_fedbnn_minus_fedavg_bnn"] == pytest.approx(0.02) and g["conv_fedbnn_vs_fedavg_bnn_seeds"] == [0]
+    assert bf.RUNS["FedAvg-BNN-conv"] == ("fedavg", "cnv-small", "fp32") and "FedAvg-BNN-conv" not in bf.DEFAULT_RUNS
