@@ -27,6 +27,8 @@ rounds, local epochs, batch, schedule) differ from this run's, so every row keep
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import shutil
 import statistics
@@ -169,6 +171,20 @@ def merge_base(name: str, settings: dict, rerun: set[tuple[str, str, int]]) -> t
     return [r for r in rows if (r["partition"], r["label"], r["seed"]) not in rerun], cmds, old_seed
 
 
+@contextlib.contextmanager
+def results_lock(name: str):
+    """Hold an exclusive lock on the results file's lock file, so that --merge runs side by side (one per partition
+    or seed, each on its own core) read and write the file in turn and keep each other's rows."""
+    from common import RESULTS
+
+    with open(RESULTS / f".{name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def run_row(part: str, label: str, seed: int, args: argparse.Namespace, tmp: str) -> dict:
     """One (partition, algorithm, seed) run in its own directory; returns its results row."""
     torch.set_num_threads(1)
@@ -263,13 +279,23 @@ def main() -> int:
         return every.index(r["partition"]), labels.index(r["label"]), row_seed(r)
     t_all = time.monotonic()
 
+    mine: list[dict] = []
+
     def done(row: dict) -> None:
-        rows.append(row)
-        rows.sort(key=order)
-        settings["seeds"] = sorted({row_seed(r) for r in rows})
+        nonlocal rows
+        mine.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "accuracy_by_round"}), flush=True)
-        write_results(args.name, {"settings": settings, "rows": rows, "summary": summary(rows), "goals": goals(rows),
-                                  "seconds_total": round(time.monotonic() - t_all, 1)})
+        with results_lock(args.name):
+            if args.merge:  # re-read: another --merge run (other labels, partitions or seeds) may have written rows
+                base, cmds, _ = merge_base(args.name, settings, set(todo))
+                settings["commands"] = cmds + [c for c in settings["commands"] if c not in cmds]
+                rows = base + mine
+            else:
+                rows = list(mine)
+            rows.sort(key=order)
+            settings["seeds"] = sorted({row_seed(r) for r in rows})
+            write_results(args.name, {"settings": settings, "rows": rows, "summary": summary(rows),
+                                      "goals": goals(rows), "seconds_total": round(time.monotonic() - t_all, 1)})
 
     with tempfile.TemporaryDirectory(prefix="fedxnor-bench-") as tmp:
         if args.jobs <= 1:

@@ -1,5 +1,6 @@
 """bench/bench_federated.py's multi-seed bookkeeping: per-seed rows, mean ± std, goals on means paired by seed."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -54,3 +55,26 @@ def test_fedbnn_conv_against_fedavg_of_the_same_bnn():
     g = bf.goals(rows)["dir0.3"]
     assert g["conv_fedbnn_minus_fedavg_bnn"] == pytest.approx(0.02) and g["conv_fedbnn_vs_fedavg_bnn_seeds"] == [0]
     assert bf.RUNS["FedAvg-BNN-conv"] == ("fedavg", "cnv-small", "fp32") and "FedAvg-BNN-conv" not in bf.DEFAULT_RUNS
+
+
+def test_merge_runs_side_by_side_keep_each_others_rows(tmp_path, monkeypatch):
+    import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    (tmp_path / "t.json").write_text(json.dumps({"settings": {"command": "first"},
+                                                 "rows": [_row("FedAvg-conv", 0.87, 0)]}))
+    base = ["bench_federated.py", "--name", "t", "--merge", "--partitions", "dir0.3", "--no-export"]
+    monkeypatch.setattr(bf, "SHARED", ())  # the fake file has none of the run's settings
+
+    def fake_run(part, label, seed, args, tmp):
+        if label == "FedBAT-conv":  # while this run trains, another --merge run finishes its row
+            monkeypatch.setattr(sys, "argv", [*base, "--runs", "FedBNN-conv", "--seeds", "1"])
+            bf.main()
+        return _row(label, 0.8 + seed / 100, seed, part)
+
+    monkeypatch.setattr(bf, "run_row", fake_run)
+    monkeypatch.setattr(sys, "argv", [*base, "--runs", "FedBAT-conv", "--seeds", "0"])
+    bf.main()
+    rows = json.loads((tmp_path / "t.json").read_text())["rows"]
+    assert sorted((r["label"], r["seed"]) for r in rows) == [("FedAvg-conv", 0), ("FedBAT-conv", 0), ("FedBNN-conv", 1)]
+
