@@ -57,6 +57,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                             {"logit_adjust": 1.0, "bn_stats": "pooled"}),
     "la-adam-2e-3-pooled": ("Adam 0.002 + logit adjustment + pooled BatchNorm variance",
                             {"lr": 0.002, "logit_adjust": 1.0, "bn_stats": "pooled"}),
+    "la-adam-5e-3": ("Adam 0.005 + logit adjustment (the conv BNNs' central lr)", {"lr": 0.005, "logit_adjust": 1.0}),
     "la-adam-2e-3-norot": ("Adam 0.002 + logit adjustment, no rotation (FedAvg of the BNN's latent weights)",
                            {"lr": 0.002, "logit_adjust": 1.0}),
 }
