@@ -68,6 +68,11 @@ def spram_cells(width: int, depth: int) -> int:
 
 READ_GROUP = 8  # words per first-stage mux of a two-stage activation-buffer read (an 8:1 mux is one slice pair)
 SELECT_BITS = 24  # lanes per register copy of a select (first-stage muxes of activation reads, the image plane select)
+# A conv network's dense tail reads its activation buffers in one stage (NetworkTop has no read_regs with a conv
+# front): bank·W + word into a 2W:1 mux. On a device that wants read registers (ECP5) the solver keeps W at most
+# this: the ULX3S build of the 3136-768-10 tail, its last layer at L = 3 (256 words), routed at 56.5 MHz with that
+# mux as the critical path (17.7 ns, 14.8 of it routing across a congested die); L >= 24 (32 words) costs 21 lanes.
+SINGLE_READ_MAX_WORDS = 32
 READ_STAGE_CONTROL_FFS = 12  # read_regs: the sequencer's token fields delayed one cycle more (~12 bits)
 
 

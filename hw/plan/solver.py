@@ -22,6 +22,7 @@ from typing import Any
 from fedxnor.contract.cost import MODELS, LayerCost, ResourceModel, weight_register_ffs
 from fedxnor.contract.devices import Device, get_device
 from fedxnor.contract.folding import Folding
+from fedxnor.contract.structure import SINGLE_READ_MAX_WORDS
 from fedxnor.errors import FedxnorError
 from fedxnor.hw.plan.budget import DEFAULT_LC_SHARE, Budget, budget_for
 from fedxnor.hw.plan.plan import Plan, after_map, as_built, network_name, plan_for, specs_of
@@ -29,16 +30,20 @@ from fedxnor.hw.plan.plan import Plan, after_map, as_built, network_name, plan_f
 
 @functools.lru_cache(maxsize=256)
 def _options(spec: Any, device: Device, model: ResourceModel, first: bool, spram: bool = False,
-             after_map: int = 0, weight_regs: bool = False) -> tuple[tuple[Folding | None, LayerCost], ...]:
+             after_map: int = 0, weight_regs: bool = False,
+             max_words: int = 0) -> tuple[tuple[Folding | None, LayerCost], ...]:
     """Candidate foldings of one layer with their costs, dominated ones removed, fastest first; a kind without
     weights (max-pool) has one option, the folding None.
 
     spram: the layer's weights in SPRAM; only foldings whose rows fit the device's SPRAM cells.
-    weight_regs: a fully connected layer of a conv network: its weight registers count (plan.layer_cost)."""
+    weight_regs: a fully connected layer of a conv network: its weight registers count (plan.layer_cost).
+    max_words: a fully connected layer's input words at most this (0: any; read_word_limit)."""
     if spec.kind == "conv":
         opts = _conv_options(spec, device, model, first)
     else:
         folds = spec.candidate_foldings() if spec.has_weights else [None]
+        if max_words and spec.kind == "dense":
+            folds = [f for f in folds if -(-spec.fan_in // f.simd) <= max_words]
         opts = [(f, spec.cost(f, device, model, first=first, spram=spram, after_map=after_map)) for f in folds]
         if weight_regs and spec.kind == "dense" and not device.read_regs:
             opts = [(f, replace(c, ffs=c.ffs + weight_register_ffs(spec, f, device, model, spram=spram))) for f, c in opts]
@@ -51,6 +56,16 @@ def _options(spec: Any, device: Device, model: ResourceModel, first: bool, spram
                    and k.luts <= c.luts and k.bram <= c.bram and k.ffs <= c.ffs for _, k in kept):
             kept.append((f, c))
     return tuple(kept)
+
+
+def read_word_limit(specs: Any, i: int, timing_device: Device) -> int:
+    """Layer i's most input words (0: any): a dense layer after a dense layer of a conv network reads its activation
+    buffer in one stage, whose word mux limits the clock on a device that wants read registers
+    (contract/structure.py SINGLE_READ_MAX_WORDS); timing_device: the device before as_built turns them off."""
+    conv = any(s.kind != "dense" for s in specs)
+    if conv and timing_device.read_regs and specs[i].kind == "dense" and i > 0 and specs[i - 1].kind == "dense":
+        return SINGLE_READ_MAX_WORDS
+    return 0
 
 
 PLATEAU = 2  # a conv row count's wider foldings stop once this many in a row no longer lower its own cycles
@@ -156,11 +171,14 @@ class _Search:
     budget: Budget
     options: list[tuple[tuple[Folding | None, LayerCost], ...]] = field(default_factory=list)
     store: tuple[int, ...] = ()  # layers whose weights go to SPRAM
+    timing_device: Device | None = None  # the device as asked for (read_word_limit), before as_built
 
     def __post_init__(self) -> None:
         self.pairs = tuple(a.kind == b.kind == "dense" for a, b in zip(self.specs[:-1], self.specs[1:]))
         conv = any(s.kind != "dense" for s in self.specs)
-        self.options = [_options(s, self.device, self.model, i == 0, i in self.store, after_map(self.specs, i), conv)
+        timing = self.timing_device or self.device
+        self.options = [_options(s, self.device, self.model, i == 0, i in self.store, after_map(self.specs, i), conv,
+                                 read_word_limit(self.specs, i, timing))
                         for i, s in enumerate(self.specs)]
 
     @property
@@ -201,16 +219,17 @@ def solve(export_or_specs: Any, device: str | Device, *, max_lut_share: float = 
     (Plan.weight_store); one that fits in block RAM gets the same plan as without. maps: conv and max-pool layers
     too (plan.specs_of); a max-pool's folding is None.
     """
-    dev = get_device(device)
-    model = model or MODELS[dev.family]
+    asked = get_device(device)
+    model = model or MODELS[asked.family]
     specs = specs_of(export_or_specs, maps=maps)
-    dev = as_built(dev, specs)
-    search = _Search(specs, dev, model, budget_for(dev, max_lut_share, max_lc_share))
+    dev = as_built(asked, specs)
+    search = _Search(specs, dev, model, budget_for(dev, max_lut_share, max_lc_share), timing_device=asked)
     note = ""  # why layer 0 in SPRAM does not help either
     if spram and dev.spram and search.at(search.slowest()) is None and specs[0].kind != "dense":
         note = f"; layer 0 is a {specs[0].kind} layer, whose weights stay in block RAM (SPRAM holds dense layers' only)"
     elif spram and dev.spram and search.at(search.slowest()) is None:
-        alt = _Search(specs, dev, model, budget_for(dev, max_lut_share, max_lc_share, loader=True), store=(0,))
+        alt = _Search(specs, dev, model, budget_for(dev, max_lut_share, max_lc_share, loader=True), store=(0,),
+                      timing_device=asked)
         if not alt.options[0]:
             note = f"; layer 0 does not fold into {dev.spram} SPRAMs either"
         elif alt.at(alt.slowest()) is not None:
@@ -221,7 +240,7 @@ def solve(export_or_specs: Any, device: str | Device, *, max_lut_share: float = 
     if target_cycles is not None:
         best = search.plan(int(target_cycles))
         if best is None:
-            fastest = (solve(specs, dev, max_lut_share=max_lut_share, model=model, max_lc_share=max_lc_share, maps=True)
+            fastest = (solve(specs, asked, max_lut_share=max_lut_share, model=model, max_lc_share=max_lc_share, maps=True)
                        if search.at(slowest) else None)
             hint = (f"the fastest that fits takes {fastest.cycles_per_inference}" if fastest
                     else _why_not(search, export_or_specs))

@@ -97,3 +97,20 @@ def test_conv_exports_plan_with_maps_and_are_refused_without(tmp_path):
     else:
         with pytest.raises(FedxnorError, match=r"not in the hardware yet \(issue 21\)"):
             specs_of(ex)
+
+
+
+def test_a_conv_networks_dense_tail_reads_few_words_where_timing_wants_read_registers():
+    """The one-stage activation read of a conv network's dense tail (no read registers with a conv front) is a
+    2W:1 mux: on ECP5 the solver keeps W <= SINGLE_READ_MAX_WORDS even where fewer lanes would do; iCE40 (no read
+    registers wanted) and a network without a conv front (two-stage reads) are not held."""
+    from fedxnor.contract.structure import SINGLE_READ_MAX_WORDS
+
+    tail = [*CNV[:3], Dense(256, 256, name="fc0"), Dense(256, 10, is_output=True, name="fc1")]
+    slow = 4000  # a slow target: the fewest LUTs want the fewest lanes
+    ecp5 = solve(tail, DEVICES["ecp5-85"], maps=True, target_cycles=slow)
+    assert_plan_ok(ecp5, tail, DEVICES["ecp5-85"], 0.85)
+    assert -(-256 // ecp5.foldings[4].simd) == SINGLE_READ_MAX_WORDS  # fc1 reads fc0's 256 bits: 8 lanes, no fewer
+    up5k = solve(tail, DEVICES["up5k"], maps=True, target_cycles=slow)
+    dense_only = solve(tail[3:], DEVICES["ecp5-85"], target_cycles=slow)
+    assert up5k.foldings[4].simd < 8 and dense_only.foldings[1].simd < 8
