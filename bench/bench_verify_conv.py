@@ -54,11 +54,12 @@ def main() -> int:
                    "folding": None if i.fold is None else [i.pe, i.simd]} for i in ex.layers]
         rows = {}
         for sim, n in (("verilator", args.verilator_images), ("icarus", args.icarus_images)):
-            verify_export(folded, sim=sim, images=1, progress=False)  # build (cached) outside the timed run
-            r = verify_export(folded, sim=sim, images=n, progress=True)
+            # the RTL as the device's board build makes it (weight ROM tiles on ECP5)
+            verify_export(folded, sim=sim, images=1, progress=False, device=args.device)  # build (cached) untimed
+            r = verify_export(folded, sim=sim, images=n, progress=True, device=args.device)
             rows[sim] = {k: r[k] for k in KEEP}
             rows[sim]["mismatching_images_per_layer"] = r["mismatching_images_per_layer"]
-            rows[sim]["command"] = f"fedxnor verify FOLDED --sim {sim} --images {n} --json"
+            rows[sim]["command"] = f"fedxnor verify FOLDED --sim {sim} --images {n} --device {args.device} --json"
             print(sim, json.dumps(rows[sim]), flush=True)
     model = source.get("model")
     data = {

@@ -33,7 +33,7 @@ from fedxnor.boards.uart import divisor_for
 from fedxnor.errors import FedxnorError, ToolError
 from fedxnor.hw.fanout import KEEP_COPIES
 from fedxnor.hw.plan.fit import check_fit
-from fedxnor.hw.plan.plan import as_built
+from fedxnor.hw.plan.plan import build_options
 from fedxnor.hw.plan.solver import solve_foldings
 from fedxnor.hw.top import NetworkTop
 from fedxnor.progress import log
@@ -271,13 +271,15 @@ def board_core(export, board: Board, clock_hz: float, baud: int, *, debug: bool 
                divisor: int | None = None, timeout_cycles: int | None = None) -> LinkedCore:
     """The board-independent design: UART, host link (with the weight loader when `weight_store` names
     layers kept in SPRAM) and the accelerator, with the device's register options (Device.read_regs) and
-    weight ROM placement (weight_roms; None: the device's default, Device.weight_roms).
+    weight ROM placement (weight_roms; None: the device's default, Device.weight_roms) and tiles
+    (hw/plan/plan.py build_options, which `fedxnor verify --device` simulates).
     divisor, timeout_cycles: UART bit time and frame timeout in cycles (default: from clock_hz and baud;
     simulation passes short ones)."""
     # a conv network builds without read registers (the conv front has none yet): as_built is what the planner priced
-    read_regs = as_built(board.resources, [info.spec for info in export.layers]).read_regs
-    accel = NetworkTop(export, debug=debug, weight_store=weight_store, read_regs=read_regs,
-                       weight_roms=weight_roms or board.resources.weight_roms)
+    options = build_options(board.resources, [info.spec for info in export.layers])
+    read_regs = options["read_regs"]
+    accel = NetworkTop(export, debug=debug, weight_store=weight_store, **(options | {"weight_roms": weight_roms or
+                                                                                     options["weight_roms"]}))
     geom = accel.ports.beats.for_link()  # the host link sends images in the accelerator's own beats
     try:
         divisor = divisor or divisor_for(clock_hz, baud)

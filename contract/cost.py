@@ -119,7 +119,14 @@ class LayerCost:
 
 def rom_tiles(width: int, depth: int, device: Device) -> int:
     """Block RAM tiles for a width x depth ROM: the best single tile shape, tiled in width and depth."""
-    return min(-(-width // w) * -(-depth // d) for w, d in device.bram_configs)
+    w, d = best_tile_shape(width, depth, device.bram_configs)
+    return -(-width // w) * -(-depth // d)
+
+
+def best_tile_shape(width: int, depth: int, configs: tuple[tuple[int, int], ...]) -> tuple[int, int]:
+    """The (width, depth) block RAM shape that stores a width x depth ROM in the fewest tiles (the deepest on a
+    tie). A weight ROM tiled in depth by it (hw/array.py) takes exactly rom_tiles blocks."""
+    return min(configs, key=lambda c: (-(-width // c[0]) * -(-depth // c[1]), -c[1]))
 
 
 def rom_cost(width: int, depth: int, device: Device, model: ResourceModel, *, weights: bool = True) -> tuple[int, float]:

@@ -46,10 +46,19 @@ class Device:
     # "auto": Yosys puts a weight ROM in block RAM or LUTs by cost; "logic": always LUTs; "shallow": LUTs up to
     # 64 words deep (NetworkTop weight_roms)
     weight_roms: str = "auto"
+    # Split a weight ROM deeper than one block RAM into single-block tiles in depth, each read into its own register
+    # (NetworkTop weight_tiles): on ECP5 that register becomes the DP16KD's output register (boards/ecp5_outreg.py)
+    # and the tile mux runs after it, where Yosys' own depth cascade muxed the slow unregistered outputs
+    weight_tiles: bool = False
     # the board's weight loader (boards/core.py WeightLoader: SHA-256 core, hex parser, digest compare), built
     # only when a layer keeps its weights in SPRAM: its logic cells and block RAMs come off the budget
     loader_lcs: int = 0
     loader_bram: int = 0
+
+    @property
+    def weight_tile_shapes(self) -> tuple[tuple[int, int], ...]:
+        """The block RAM shapes a deep weight ROM is tiled by (NetworkTop weight_tiles); () for no tiling."""
+        return self.bram_configs if self.weight_tiles else ()
 
     @property
     def bram_port_bits(self) -> int:
@@ -76,9 +85,11 @@ DEVICES: dict[str, Device] = {
     "hx8k": Device("hx8k", "ice40", luts=7680, ffs=7680, bram=32, bram_bits=4096, bram_configs=_ICE40_EBR,
                    default_clock_hz=48e6, yosys_synth="synth_ice40", lcs=7680, top_lcs=250),
     "ecp5-25": Device("ecp5-25", "ecp5", luts=24288, ffs=24288, bram=56, bram_bits=18432, bram_configs=_ECP5_DP16,
-                      dsp=28, default_clock_hz=100e6, yosys_synth="synth_ecp5", read_regs=True, weight_roms="shallow"),
+                      dsp=28, default_clock_hz=100e6, yosys_synth="synth_ecp5", read_regs=True, weight_roms="shallow",
+                      weight_tiles=True),
     "ecp5-85": Device("ecp5-85", "ecp5", luts=83640, ffs=83640, bram=208, bram_bits=18432, bram_configs=_ECP5_DP16,
-                      dsp=156, default_clock_hz=100e6, yosys_synth="synth_ecp5", read_regs=True, weight_roms="shallow"),
+                      dsp=156, default_clock_hz=100e6, yosys_synth="synth_ecp5", read_regs=True, weight_roms="shallow",
+                      weight_tiles=True),
 }
 
 

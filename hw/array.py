@@ -49,7 +49,7 @@ class ArrayShape:
     """Widths of one layer's array, derived from its manifest entry."""
 
     def __init__(self, info, *, stages: int | None = None, store: str | None = None, in_reg: bool = False,
-                 rom_logic: bool = False):
+                 rom_logic: bool = False, tile_depth: int | None = None):
         self.info = info
         self.store = store  # None: weight ROMs initialised by the bitstream; a hw.weightstore kind: written at run time
         self.P, self.L = info.pe, info.simd
@@ -71,6 +71,10 @@ class ArrayShape:
         # needs one, travels a cycle behind its weight address instead, so both arrive together
         self.in_reg = bool(in_reg)
         self.rom_logic = bool(rom_logic)  # weight ROMs as LUT logic, never block RAM (NetworkTop weight_roms)
+        # a block RAM weight ROM deeper than tile_depth words is built as tiles of that depth, each with its own
+        # read register in place of w_near (NetworkTop weight_tiles; needs in_reg, whose second register follows)
+        deep = tile_depth is not None and self.depth > tile_depth
+        self.tile_depth = tile_depth if deep and self.in_reg and not (store or self.rom_logic) else None
         self.R = (tree_levels(self.L) if stages is None else stages) + 2 * self.in_reg  # token in -> count
 
     def early(self) -> data.StructLayout:
@@ -130,6 +134,8 @@ class ProcessingRow(wiring.Component):
             rdata = rd.rdata
         elif s.in_reg and (s.rom_logic or s.L * s.depth <= SMALL_ROM_BITS):
             rdata = self._sliced_logic_rom(m)
+        elif s.tile_depth:
+            rdata = self._tiled_rom(m)
         else:
             rom = Memory(shape=unsigned(s.L), depth=s.depth, init=self.weight_words,
                          attrs=LOGIC_ROM if s.rom_logic else small_rom_attrs(s.L * s.depth))
@@ -147,7 +153,7 @@ class ProcessingRow(wiring.Component):
 
         lanes = LaneGroup(s.L, mode="and" if s.unsigned else "xnor", stages=s.stages, in_reg=s.in_reg)
         m.submodules.lanes = lanes
-        if s.in_reg:
+        if s.in_reg and not s.tile_depth:  # (a tiled ROM registers each tile's read itself)
             # An ECP5 DP16KD's clock-to-output (5.8 ns, no output register) leaves ~2.4 ns of a 120 MHz cycle: a
             # flip-flop whose only load is the next flip-flop can sit beside the RAM, which the lanes' own input
             # register, placed by the lanes, could not (11.35 ns path). The chunk lags its address by one cycle
@@ -207,6 +213,36 @@ class ProcessingRow(wiring.Component):
             ]
         return m
 
+    def _tiled_rom(self, m: Module):
+        """The weight ROM as tiles of tile_depth words, each read into its own register, then the tile mux, selected
+        by the address's high bits two cycles on: the same two cycles as ROM + w_near. On ECP5 each tile is one
+        block RAM column whose read register boards/ecp5_outreg.py moves into the DP16KD (0.7 ns clock-to-output
+        instead of 5.8 ns); Yosys' own depth cascade put a LUT mux between the unregistered outputs and w_near,
+        the ULX3S conv build's critical path at 62 MHz (fc6, 7 DP16KD deep)."""
+        s = self.shape
+        low = (s.tile_depth - 1).bit_length()  # tile_depth is a block RAM depth: a power of two
+        tiles = []
+        for j, start in enumerate(range(0, s.depth, s.tile_depth)):
+            words = self.weight_words[start:start + s.tile_depth]
+            rom = Memory(shape=unsigned(s.L), depth=len(words), init=words, attrs=small_rom_attrs(s.L * len(words)))
+            m.submodules[f"tile{j}"] = rom
+            rd = rom.read_port()
+            m.d.comb += rd.addr.eq(self.e_prev.waddr[:low])
+            reg = Signal(s.L, name=f"w_tile{j}", reset_less=True)
+            m.d.sync += reg.eq(rd.data)
+            tiles.append(reg)
+        sel = self.e_prev.waddr[low:]
+        for step in range(2):  # address -> the tile's read -> its register
+            nxt = Signal(len(sel), name=f"tile_sel{step}", reset_less=True)
+            m.d.sync += nxt.eq(sel)
+            sel = nxt
+        out = Signal(s.L, name="w_tiled")
+        with m.Switch(sel):
+            for j, reg in enumerate(tiles):
+                with m.Case(j):
+                    m.d.comb += out.eq(reg)
+        return out
+
     def _sliced_logic_rom(self, m: Module):
         """A LUT ROM with the read's register on the address side (the same one cycle as a synchronous read),
         in slices of ROM_BITS_PER_ADDRESS bits, each read from its own address copy (hw/fanout.py): one address
@@ -235,8 +271,10 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, info, weight_words, threshold_words=None, *, stages: int | None = None,
-                 store: str | None = None, in_reg: bool = False, rom_logic: bool = False):
-        self.shape = ArrayShape(info, stages=stages, store=store, in_reg=in_reg, rom_logic=rom_logic)
+                 store: str | None = None, in_reg: bool = False, rom_logic: bool = False,
+                 tile_depth: int | None = None):
+        self.shape = ArrayShape(info, stages=stages, store=store, in_reg=in_reg, rom_logic=rom_logic,
+                                tile_depth=tile_depth)
         s = self.shape
         self.weight_words = weight_words
         self.threshold_words = threshold_words

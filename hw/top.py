@@ -19,6 +19,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fedxnor.contract.beats import BeatGeometry
+from fedxnor.contract.cost import best_tile_shape
 from fedxnor.contract.network import check_chain, check_hardware
 from fedxnor.contract.structure import WEIGHT_ROMS, rom_in_logic
 from fedxnor.errors import FedxnorError
@@ -87,7 +88,7 @@ class NetworkTop(wiring.Component):
 
     def __init__(self, export: Export, *, debug: bool = False, stages: int | None = None,
                  weight_store: dict[int, str] | None = None, read_regs: bool = False, weight_roms: str = "auto",
-                 maps: bool = True):
+                 weight_tiles: tuple[tuple[int, int], ...] = (), maps: bool = True):
         check_buildable(export, maps=maps)
         self.export = export
         self.front = front_layers(export)  # conv / max-pool layers (hw/convfront.py)
@@ -106,6 +107,9 @@ class NetworkTop(wiring.Component):
         if weight_roms not in WEIGHT_ROMS:
             raise FedxnorError(f"weight_roms {weight_roms!r}: choose one of {', '.join(WEIGHT_ROMS)}")
         self.weight_roms = weight_roms
+        # block RAM (width, depth) shapes: a deep weight ROM in block RAM is built as single-block tiles of the shape
+        # that stores it in the fewest blocks, each with its own read register (hw/array.py, Device.weight_tiles)
+        self.weight_tiles = tuple(weight_tiles)
         # layers whose weights are written at run time through `wload` (hw/weightstore.py), e.g. {0: "spram"}
         self.weight_store = normalize_weight_store(export, weight_store)
         self.weight_images = writable_images(export, self.weight_store)
@@ -160,7 +164,8 @@ class NetworkTop(wiring.Component):
             store = self.weight_store.get(i)
             arr = SystolicArray(info, ex.weight_words[i], None if info.is_output else ex.threshold_words[i],
                                 stages=self.stages, store=store, in_reg=self.weight_regs,
-                                rom_logic=rom_in_logic(self.weight_roms, info.weight_depth))
+                                rom_logic=rom_in_logic(self.weight_roms, info.weight_depth),
+                                tile_depth=_tile_depth(self.weight_tiles, info))
             if store:
                 base = next(w.index for w in self.weight_images if w.layer == i)
                 m.d.comb += [arr.wr.en[p].eq(wl.en & (wl.row == base + p)) for p in range(info.pe)]
@@ -238,6 +243,11 @@ class NetworkTop(wiring.Component):
                 m.d.sync += [layer.eq(0), bank.eq(~bank)]
 
 
+def _tile_depth(shapes: tuple[tuple[int, int], ...], info) -> int | None:
+    """The depth of the block RAM shape that stores this layer's weight ROMs in the fewest blocks; None: no tiles."""
+    return best_tile_shape(info.simd, info.weight_depth, shapes)[1] if shapes else None
+
+
 def _any(terms):
     out = terms[0]
     for t in terms[1:]:
@@ -247,9 +257,15 @@ def _any(terms):
 
 def generate_verilog(export: Export, *, debug: bool = True, name: str = "fedxnor_top",
                      stages: int | None = None, weight_store: dict[int, str] | None = None,
-                     read_regs: bool = False) -> tuple[str, TopPorts]:
-    """Verilog text of the network top (module `name`) and its port description."""
-    top = NetworkTop(export, debug=debug, stages=stages, weight_store=weight_store, read_regs=read_regs)
+                     read_regs: bool = False, device: str | None = None) -> tuple[str, TopPorts]:
+    """Verilog text of the network top (module `name`) and its port description. device: build it as that
+    device's board build does (hw/plan/plan.py build_options), which then sets read_regs."""
+    options: dict = {"read_regs": read_regs}
+    if device is not None:
+        from fedxnor.hw.plan.plan import build_options
+
+        options = build_options(device, [info.spec for info in export.layers])
+    top = NetworkTop(export, debug=debug, stages=stages, weight_store=weight_store, **options)
     text = verilog.convert(top, name=name, emit_src=False)
     ports = top_ports(export, debug=debug, name=name)
     return text, ports

@@ -28,7 +28,8 @@ def dut_kind() -> str:
     return kind
 
 
-def write_sources(export: Export, directory: Path, kind: str | None = None) -> tuple[list[Path], SimPorts]:
+def write_sources(export: Export, directory: Path, kind: str | None = None,
+                  device: str | None = None) -> tuple[list[Path], SimPorts]:
     kind = kind or dut_kind()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -39,7 +40,7 @@ def write_sources(export: Export, directory: Path, kind: str | None = None) -> t
         ports = standin.standin_ports(export)
         dut_text = standin.standin_verilog(export)
     else:
-        dut_text, ports = hw_verilog(export)
+        dut_text, ports = hw_verilog(export, device)
     dut = directory / "dut.v"
     dut.write_text(dut_text)
     top = directory / "sim_top.v"
@@ -47,15 +48,16 @@ def write_sources(export: Export, directory: Path, kind: str | None = None) -> t
     return [dut, top], ports
 
 
-def hw_verilog(export: Export) -> tuple[str, SimPorts]:
-    """The accelerator's Verilog (with its debug stream) and its ports, as the testbench sees them.
+def hw_verilog(export: Export, device: str | None = None) -> tuple[str, SimPorts]:
+    """The accelerator's Verilog (with its debug stream) and its ports, as the testbench sees them; device: as
+    that device's board build makes it (its read registers, weight ROM placement and tiles).
 
     hw's contract (docs/accelerator.md): Amaranth's flattened port names, reset active
     high, TopPorts describing the payload layouts; busy/cycles are left unconnected.
     """
     from fedxnor.hw.top import generate_verilog
 
-    text, tp = generate_verilog(export, debug=True, name=HW_MODULE)
+    text, tp = generate_verilog(export, debug=True, name=HW_MODULE, device=device)
     dbg = tp.dbg_beats > 0
     extra_in: tuple[tuple[str, int, int], ...] = ()
     extra_out = tuple(tp.extra_outputs)

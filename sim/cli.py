@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-debug", action="store_true", help="check classes only, not every layer's activations")
     p.add_argument("--reference", type=Path, default=None,
                    help="score against this export's reference instead of DIR's (fault-injection checks)")
+    p.add_argument("--device", default=None,
+                   help="simulate the RTL as the board build makes it for this device (e.g. ecp5-85: weight ROM tiles, "
+                        "read registers); default: the plain RTL")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_verify)
 
@@ -34,7 +37,7 @@ def run_verify(args: argparse.Namespace) -> int:
     result = verify_export(args.directory, sim=args.sim, images=args.images, waves=args.waves, progress=True,
                            data_dir=args.data, mode=args.mode, stall_in=args.stall, stall_out=args.stall,
                            seed=args.seed, debug=not args.no_debug,
-                           reference_dir=args.reference)
+                           reference_dir=args.reference, device=args.device)
     if args.json:
         print(json.dumps(result))
     else:

@@ -103,7 +103,7 @@ def _source_fingerprint() -> str:
     return h.hexdigest()
 
 
-def design_key(export: Export, sim: str, waves: bool) -> str:
+def design_key(export: Export, sim: str, waves: bool, device: str | None = None) -> str:
     h = hashlib.sha256()
     h.update(export.sha256.encode())
     for info in export.layers:  # images are pinned by the manifest's sha256 entries, but be explicit
@@ -111,6 +111,8 @@ def design_key(export: Export, sim: str, waves: bool) -> str:
             h.update(f.read_bytes())
     h.update(_source_fingerprint().encode())
     h.update(f"{sim}|{int(waves)}|{verilator_cflags() if sim == 'verilator' else ''}".encode())
+    if device:
+        h.update(f"|device={device}".encode())
     return h.hexdigest()[:20]
 
 
@@ -125,12 +127,13 @@ class Build:
 
 
 def build_design(export: Export | Path | str, sim: str, waves: bool = False, root: Path | None = None,
-                 log: Callable[[str], None] | None = None) -> Build:
-    """Generate the Verilog (hw's generator plus the sim-only wrapper) and compile it for `sim`."""
+                 log: Callable[[str], None] | None = None, device: str | None = None) -> Build:
+    """Generate the Verilog (hw's generator plus the sim-only wrapper) and compile it for `sim`; device: the RTL
+    as that device's board build makes it."""
     export = export if isinstance(export, Export) else load_export(Path(export))
     check_hardware([info.spec for info in export.layers])  # conv and max-pool: issue 21
     apply_simulator_env(sim)
-    key = design_key(export, sim, waves)
+    key = design_key(export, sim, waves, device)
     directory = (root or cache_root()) / f"{sim}-{key}"
     marker = directory / "build.json"
     if marker.is_file():
@@ -145,7 +148,7 @@ def build_design(export: Export | Path | str, sim: str, waves: bool = False, roo
     t0 = time.perf_counter()
     if log:
         log(f"generating Verilog for {export.directory} ({sim})")
-    sources, ports = adapter.write_sources(export, directory / "rtl")
+    sources, ports = adapter.write_sources(export, directory / "rtl", device=device)
     if log:
         log(f"compiling with {sim} (cached afterwards in {directory})")
     from cocotb_tools import runner as cr

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from fedxnor.contract.devices import get_device
 from fedxnor.contract.network import check_hardware
 from fedxnor.errors import FedxnorError, ToolError
 from fedxnor.export.manifest import load_export
@@ -38,13 +39,15 @@ def deadlock_budget(export, stall_in: float, stall_out: float) -> int:
 def verify_export(export_dir, sim: str = "verilator", images: int | None = None, waves: bool = False,
                   progress: bool = True, data_dir=None, *, mode: str = "batch", stall_in: float = 0.0,
                   stall_out: float = 0.0, seed: int = 0, debug: bool = True, inputs: np.ndarray | None = None,
-                  reference_dir=None, build_root=None, run_dir=None) -> dict[str, Any]:
+                  reference_dir=None, build_root=None, run_dir=None, device: str | None = None) -> dict[str, Any]:
     """Simulate the export's RTL on test images and compare every class (and, with the debug
     stream, every hidden layer's activation bits) with the reference.
 
     Returns a JSON-ready dict: images, mismatches (images with any difference), cycles
     (simulated), images_per_s (checked images per wall-clock second of simulation), and
     details (first_mismatch with image, layer, neuron, expected, got; build and run times).
+
+    device: simulate the RTL as that device's board build makes it (read registers, weight ROM tiles).
 
     Test-only hooks: `inputs` (prepared integer inputs instead of the test set),
     `reference_dir` (score against another export's reference: a deliberately broken
@@ -56,6 +59,8 @@ def verify_export(export_dir, sim: str = "verilator", images: int | None = None,
         raise FedxnorError("--images must be at least 1")
     if mode not in ("batch", "cycle"):
         raise FedxnorError(f"unknown mode {mode!r}: use 'batch' or 'cycle'")
+    if device is not None:
+        get_device(device)  # an unknown name is a one-line error before any work
     say = (lambda m: print(f"verify: {m}", file=sys.stderr, flush=True)) if progress else None
     export = load_export(Path(export_dir))
     check_hardware([info.spec for info in export.layers])  # conv and max-pool: issue 21, before any work
@@ -73,7 +78,8 @@ def verify_export(export_dir, sim: str = "verilator", images: int | None = None,
     board = Scoreboard.from_reference(expected, ref.export)
 
     t_build = time.perf_counter()
-    build = build_design(export, sim, waves=waves, root=Path(build_root) if build_root else None, log=say)
+    build = build_design(export, sim, waves=waves, root=Path(build_root) if build_root else None, log=say,
+                         device=device)
     build_s = time.perf_counter() - t_build
     n = len(x)
     last = [time.monotonic()]
@@ -123,6 +129,7 @@ def verify_export(export_dir, sim: str = "verilator", images: int | None = None,
         "run_s": round(run_s, 3),
         "waves": out["waves"],
         "export_sha256": export.sha256,
+        "device": device,
     }
     if say:
         if report.first:

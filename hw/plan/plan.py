@@ -187,6 +187,14 @@ def as_built(device: Device, specs: Sequence[Any]) -> Device:
     return device
 
 
+def build_options(device: str | Device, specs: Sequence[Any]) -> dict[str, Any]:
+    """NetworkTop's options as the device's build uses them (boards/build.py board_core): its read registers
+    (as_built), weight ROM placement and weight ROM tiles. `fedxnor verify --device` simulates the same RTL."""
+    dev = get_device(device)
+    return {"read_regs": as_built(dev, specs).read_regs, "weight_roms": dev.weight_roms,
+            "weight_tiles": dev.weight_tile_shapes}
+
+
 def costs_ii(costs: Sequence[LayerCost]) -> int:
     """The II the solver rebuilds from per-layer (own, drain) terms: max(own, ceil((T_l + D_l + T_l+1) / 2))."""
     ii = max(c.own for c in costs)

@@ -17,15 +17,20 @@ from tool_paths import NEXTPNR_ECP5, YOSYS
 from fedxnor.boards.ecp5_outreg import absorb_ram_output_registers
 from fedxnor.boards.pnr_seeds import RAM_OUTREG_FLAG, SUMMARY
 from fedxnor.boards.pnr_seeds import main as pnr_seeds_main
+from fedxnor.contract.cost import best_tile_shape, rom_tiles
+from fedxnor.contract.devices import get_device
 from fedxnor.export.manifest import Folding, load_export, write_export
 from fedxnor.hw.array import ArrayShape, ProcessingRow
 
 
-def synth_row(tmp_path: Path, in_reg: bool) -> dict:
-    """synth_ecp5 of one processing row of a 784-64-10 network whose 72-bit weight words span two DP16KD."""
-    net = random_network(np.random.default_rng(0), [784, 64, 10])
-    ex = load_export(write_export(net, tmp_path / "exp", [Folding(8, 72), Folding(2, 64)]))
-    row = ProcessingRow(ArrayShape(ex.layers[0], in_reg=in_reg), 0, ex.weight_words[0][0], ex.threshold_words[0][0])
+def synth_row(tmp_path: Path, in_reg: bool, fold: Folding | None = None, tile_depth: int | None = None,
+              hidden: int = 64) -> dict:
+    """synth_ecp5 of one processing row of a 784-`hidden`-10 network (folded 8x72: its 72-bit weight words span two
+    DP16KD)."""
+    net = random_network(np.random.default_rng(0), [784, hidden, 10])
+    ex = load_export(write_export(net, tmp_path / "exp", [fold or Folding(8, 72), Folding(2, 64)]))
+    shape = ArrayShape(ex.layers[0], in_reg=in_reg, tile_depth=tile_depth)
+    row = ProcessingRow(shape, 0, ex.weight_words[0][0], ex.threshold_words[0][0])
     (tmp_path / "row.v").write_text(verilog.convert(row, name="row"))
     # YoWASP's WebAssembly sandbox sees the working directory: relative names
     subprocess.run([YOSYS, "-q", "-p", "read_verilog row.v; synth_ecp5 -abc9 -top row; write_json row.json"],
@@ -71,6 +76,26 @@ def test_each_flip_flop_after_a_ram_moves_into_it(registered):
     assert {ff["connections"]["Q"][0] for ff in reg.values()} <= driven
     assert {ff["connections"]["CLK"][0] for ff in reg.values()} == {
         r["connections"]["CLKB"][0] for r in rams.values()}
+
+
+def test_a_deep_rom_in_tiles_reads_every_block_through_its_output_register(tmp_path):
+    """784-128-10 folded 1x72: 1,408 words of 72 bits, 36x512 blocks 2 wide and 3 deep (best_tile_shape). Whole,
+    Yosys cascades them in depth and muxes their unregistered outputs in LUTs before w_near, so no register can
+    move; in 512-deep tiles (hw/array.py, ECP5's weight_tiles) each block's 36 outputs feed their own register, and
+    all 216 move into the blocks."""
+    ex_depth, tile = 1408, best_tile_shape(72, 1408, get_device("ecp5-85").bram_configs)
+    assert tile == (36, 512)
+    whole = synth_row(tmp_path / "whole", in_reg=True, fold=Folding(1, 72), hidden=128)
+    assert len(weight_rams(whole)) == 6 and absorb_ram_output_registers(whole) == 0
+    tiled = synth_row(tmp_path / "tiled", in_reg=True, fold=Folding(1, 72), hidden=128, tile_depth=tile[1])
+    assert len(weight_rams(tiled)) == 6 == rom_tiles(72, ex_depth, get_device("ecp5-85"))
+    assert absorb_ram_output_registers(tiled) == 216
+    assert all(r["parameters"]["REGMODE_B"] == "OUTREG" for r in weight_rams(tiled).values())
+
+
+def weight_rams(netlist: dict) -> dict[str, dict]:
+    """The DP16KD of the weight ROM (the threshold ROM `trom` is read into the compare, not a register)."""
+    return {n: c for n, c in cells_of(netlist, "DP16KD").items() if not n.startswith("trom")}
 
 
 def test_a_flip_flop_with_an_enable_stays_outside(registered):
