@@ -71,8 +71,10 @@ SELECT_BITS = 24  # lanes per register copy of a select (first-stage muxes of ac
 # A conv network's dense tail reads its activation buffers in one stage (NetworkTop has no read_regs with a conv
 # front): bank·W + word into a 2W:1 mux. On a device that wants read registers (ECP5) the solver keeps W at most
 # this: the ULX3S build of the 3136-768-10 tail, its last layer at L = 3 (256 words), routed at 56.5 MHz with that
-# mux as the critical path (17.7 ns, 14.8 of it routing across a congested die); L >= 24 (32 words) costs 21 lanes.
-SINGLE_READ_MAX_WORDS = 32
+# mux as the critical path (17.7 ns, 14.8 of it routing across a congested die). At 32 words (L = 24) it was the
+# critical path again once fc6's weight ROM read through the block RAM output registers (15.2 ns, 65.7 MHz: word
+# register, select LUT, 5.6 ns route, four mux levels); 16 words (L = 48) drop a mux level for 24 more lanes.
+SINGLE_READ_MAX_WORDS = 16
 READ_STAGE_CONTROL_FFS = 12  # read_regs: the sequencer's token fields delayed one cycle more (~12 bits)
 
 
