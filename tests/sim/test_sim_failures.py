@@ -101,8 +101,8 @@ def test_compile_error_is_tool_error_with_log(tmp_path, monkeypatch):
     exp = single_layer_export(tmp_path)
     real = adapter.write_sources
 
-    def broken_sources(export, directory, kind=None):
-        sources, ports = real(export, directory, kind)
+    def broken_sources(export, directory, kind=None, device=None):
+        sources, ports = real(export, directory, kind, device)
         sources[0].write_text(sources[0].read_text() + "\nmodule broken(; endmodule\n")
         return sources, ports
 
