@@ -277,9 +277,10 @@ def board_core(export, board: Board, clock_hz: float, baud: int, *, debug: bool 
     simulation passes short ones)."""
     # a conv network builds without read registers (the conv front has none yet): as_built is what the planner priced
     options = build_options(board.resources, [info.spec for info in export.layers])
+    if weight_roms:  # the caller's --weight-roms over the device's default
+        options["weight_roms"] = weight_roms
     read_regs = options["read_regs"]
-    accel = NetworkTop(export, debug=debug, weight_store=weight_store, **(options | {"weight_roms": weight_roms or
-                                                                                     options["weight_roms"]}))
+    accel = NetworkTop(export, debug=debug, weight_store=weight_store, **options)
     geom = accel.ports.beats.for_link()  # the host link sends images in the accelerator's own beats
     try:
         divisor = divisor or divisor_for(clock_hz, baud)
