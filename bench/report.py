@@ -81,21 +81,7 @@ def federated(d: dict) -> str:
                  r["uplink_bits_per_param"], (r.get("export") or {}).get("agreement")] for r in d["rows"]]
         main = table(["partition", "method", "model", "codec", "test accuracy", "uplink MB", "uplink bits/param",
                       "export agreement"], rows)
-    goals = d.get("goals", {})
-    grows = []
-    for part, g in goals.items():
-        for tag, net, pts in (("", "", 3), ("conv_", "conv ", 2)):  # the MLP labels, then the -conv ones
-            if not any(k.startswith(tag + "fed") for k in g):
-                continue
-            key = f"{tag}fedbnn_within_{pts}pt"
-            grows.append([part + (f" ({net.strip()})" if net else ""), g.get(f"{tag}fedbat_minus_fedavg"),
-                          g.get(f"{tag}fedbat_within_1pt"), g.get(f"{tag}fedbat_minus_best_sign"),
-                          g.get(f"{tag}fedbat_above_sign"),
-                          ", ".join(map(str, g.get(f"{tag}fedbat_vs_sign_seeds") or g.get(f"{tag}fedbat_vs_fedavg_seeds")
-                                        or [st.get("seed")])),
-                          g.get(f"{tag}fedbnn_minus_fedavg"), f"{g.get(key)} ({pts} pt)" if key in g else None,
-                          ", ".join(map(str, g.get(f"{tag}fedbnn_vs_fedavg_seeds") or [])),
-                          g.get("conv_fedbnn_minus_fedavg_bnn") if tag else None])
+    grows = _federated_goal_rows(d)
     sched = f", {st['lr_schedule']} lr schedule" if st.get("lr_schedule") else ""
     title = (f"Federated training on Fashion-MNIST, {st.get('rounds')} rounds x {st.get('local_epochs')} local epochs"
              f"{sched} (learning rates: {st.get('lr')})")
@@ -108,14 +94,40 @@ def federated(d: dict) -> str:
             "Uplink is measured on the serialized payloads. `export agreement`: the exported "
             "integer network vs torch eval on the 10,000 test images.\n\n"
             + main
-            + ("\n\nGoals (FedBAT within 1 point of FedAvg and above SignSGD/EF-SignSGD; FedBNN within 3 points of "
-               "full-precision FedAvg, FedBNN-conv within 2 points of FedAvg-conv; `FedBNN - FedAvg-BNN`: FedBNN-conv "
-               "against FedAvg of the same BNN, rotation against plain averaging; with several seeds, differences of "
-               "the means over the seeds both sides share):\n\n"
-               + table(["partition", "FedBAT - FedAvg", "within 1 pt", "FedBAT - best sign codec", "above sign codecs",
-                        "FedBAT seeds", "FedBNN - FedAvg", "within goal", "FedBNN seeds", "FedBNN - FedAvg-BNN"],
-                       grows) if grows else "")
+            + ("\n\nGoals, from the rows (differences of the means over the seeds both sides share, the seeds in "
+               "brackets): FedBAT within 1 point of FedAvg and above SignSGD/EF-SignSGD; FedBNN within 3 points of "
+               "full-precision FedAvg (the MLP); FedBNN-conv within 2 points of FedAvg of the same BNN "
+               "(FedAvg-BNN-conv: its latent weights averaged, no rotation). The conv BNN's distance to its "
+               "full-precision twin is shown beside it; it is bounded by what binarization costs before any "
+               "federation (docs/federated.md):\n\n"
+               + table(["partition", "FedBAT - FedAvg", "within 1 pt", "FedBAT - best sign codec",
+                        "above sign codecs", "FedBNN - FedAvg-BNN", "within 2 pt",
+                        "FedBNN - full-precision FedAvg", "within 3 pt"], grows) if grows else "")
             + prov(d))
+
+
+def _federated_goal_rows(d: dict) -> list[list]:
+    """The goals table's rows, recomputed from the rows (a file's stored `goals` may predate a goal's definition)."""
+    from bench_federated import goals  # bench/ is on sys.path when this script runs
+
+    def cell(g: dict, key: str, seeds: str):
+        return f"{g[key]:+.4f} ({', '.join(map(str, g[seeds]))})" if key in g else None
+
+    grows = []
+    for part, g in goals(d["rows"]).items():
+        for tag, net in (("", ""), ("conv_", " (conv)")):  # the MLP labels, then the -conv ones
+            if not any(k.startswith(tag + "fed") for k in g):
+                continue
+            grows.append([part + net,
+                          cell(g, f"{tag}fedbat_minus_fedavg", f"{tag}fedbat_vs_fedavg_seeds"),
+                          g.get(f"{tag}fedbat_within_1pt"),
+                          cell(g, f"{tag}fedbat_minus_best_sign", f"{tag}fedbat_vs_sign_seeds"),
+                          g.get(f"{tag}fedbat_above_sign"),
+                          cell(g, "conv_fedbnn_minus_fedavg_bnn", "conv_fedbnn_vs_fedavg_bnn_seeds") if tag else None,
+                          g.get("conv_fedbnn_within_2pt_of_fedavg_bnn") if tag else None,
+                          cell(g, f"{tag}fedbnn_minus_fedavg", f"{tag}fedbnn_vs_fedavg_seeds"),
+                          None if tag else g.get("fedbnn_within_3pt")])
+    return grows
 
 
 def fedbnn_ablation(d: dict) -> str:

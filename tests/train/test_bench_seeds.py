@@ -54,6 +54,14 @@ def test_fedbnn_conv_against_fedavg_of_the_same_bnn():
     rows = [_row("FedBNN-conv", 0.82, 0), _row("FedBNN-conv", 0.83, 1), _row("FedAvg-BNN-conv", 0.80, 0)]
     g = bf.goals(rows)["dir0.3"]
     assert g["conv_fedbnn_minus_fedavg_bnn"] == pytest.approx(0.02) and g["conv_fedbnn_vs_fedavg_bnn_seeds"] == [0]
+    assert g["conv_fedbnn_within_2pt_of_fedavg_bnn"]
+    rows.append(_row("FedAvg-BNN-conv", 0.85, 1))  # over seeds 0 and 1 both sides average 0.825
+    g = bf.goals(rows)["dir0.3"]
+    assert g["conv_fedbnn_minus_fedavg_bnn"] == pytest.approx(0.0) and g["conv_fedbnn_within_2pt_of_fedavg_bnn"]
+    rows += [_row("FedAvg-BNN-conv", 0.90, 2), _row("FedBNN-conv", 0.80, 2)]
+    g = bf.goals(rows)["dir0.3"]  # seed 2 is 10 points behind: the mean over 0, 1, 2 falls 3.33 points short
+    assert g["conv_fedbnn_minus_fedavg_bnn"] == pytest.approx(-0.0333, abs=1e-4)
+    assert not g["conv_fedbnn_within_2pt_of_fedavg_bnn"]
     assert bf.RUNS["FedAvg-BNN-conv"] == ("fedavg", "cnv-small", "fp32") and "FedAvg-BNN-conv" not in bf.DEFAULT_RUNS
 
 
