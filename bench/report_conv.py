@@ -17,8 +17,11 @@ def teacher_note(d: dict) -> str:
 def conv_central(d: dict) -> str:
     a = d.get("agreement") or {}  # none yet: a run in pieces (--state) that has not reached its last epoch
     last = d["curve"][-1] if d["curve"] else {}
+    # final acc: the exported network's, after BatchNorm re-estimation when the run did one (its own column shows
+    # the accuracy before it); best epoch acc and first epoch at goal: the per-epoch curve, before any re-estimation
     rows = [[d["model"], d["config"]["description"], d["weight_bits"], len(d["curve"]), d.get("final_accuracy"),
-             max(c["test_accuracy"] for c in d["curve"]), d["goal_accuracy"], d.get("first_epoch_at_goal"),
+             d.get("accuracy_before_bn_reestimate"), max(c["test_accuracy"] for c in d["curve"]), d["goal_accuracy"],
+             d.get("first_epoch_at_goal"),
              a.get("test_images"), a.get("mismatches", "not yet exported"), last.get("epoch_seconds")]]
     variant = f"{len(d['curve'])} of {d['epochs_planned']} epochs, lr {d['lr']}" + (
         f", shifts of up to {d['augment_shift_pixels']} px and mirroring" if d.get("augment_shift_pixels") else "") + (
@@ -26,7 +29,8 @@ def conv_central(d: dict) -> str:
         ", stopped by its deadline" if d.get("stopped_by_deadline") else "") + (
         ", in progress (resumable with --state)" if not d.get("agreement") else "")
     return (f"## Central conv BNN: {d['model']}, {variant} (`python bench/bench_conv_central.py`)\n\n"
-            + table(["model", "network", "weight bits", "epochs", "final acc", "best acc", "goal", "first epoch at goal",
+            + table(["model", "network", "weight bits", "epochs", "final acc", "before BN re-estimation",
+                     "best epoch acc", "goal", "first epoch at goal",
                      "export checked on", "export mismatches", "s per epoch (last)"], rows) + "\n\n"
             + table(["epoch", "loss", "test accuracy"], [[c["epoch"], c["loss"], c["test_accuracy"]] for c in d["curve"]])
             + "\n" + prov(d))
