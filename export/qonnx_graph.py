@@ -134,6 +134,7 @@ def load_model(path: Path):
         raise FedxnorError(f"{path}: not a readable ONNX model (truncated or corrupt file?): {type(e).__name__}") from None
     if not proto.HasField("graph"):
         raise FedxnorError(f"{path}: the ONNX model has no graph (truncated file?)")
+    check_text(proto, path)
     load_external(proto, path)
     check_ops(proto)
     check_tensors(proto)
@@ -147,6 +148,20 @@ def load_model(path: Path):
     if len(model.graph.input) != 1:
         raise FedxnorError(f"{path}: after cleanup the graph has {len(model.graph.input)} data inputs; it needs one")
     return model
+
+
+def check_text(proto, path: Path) -> None:
+    """Names and ops must be text: ONNX is proto2, whose Python reader hands back a string field that is not valid
+    UTF-8 as bytes instead of refusing it (a corrupt byte inside a node's name does that)."""
+    g = proto.graph
+    fields = [(f"node {k}", v) for k, n in enumerate(g.node)
+              for v in (n.name, n.op_type, n.domain, *n.input, *n.output)]
+    fields += [("a graph tensor", v) for v in (*(i.name for i in g.input), *(o.name for o in g.output),
+                                               *(t.name for t in g.initializer))]
+    for where, v in fields:
+        if not isinstance(v, str):
+            raise FedxnorError(f"{path}: {where} has a name or op that is not UTF-8 text ({bytes(v)[:24]!r}); "
+                               "the file is corrupt: export the model again")
 
 
 def load_external(proto, path: Path) -> None:

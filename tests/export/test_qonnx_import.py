@@ -153,6 +153,16 @@ def test_truncated_and_missing_files_are_refused(tmp_path):
 GOOD = bnn_graph(np.random.default_rng(8), sizes=(784, 8, 10)).SerializeToString()
 
 
+def test_a_name_that_is_not_utf8_is_refused_in_one_line(tmp_path):
+    """ONNX is proto2: Python hands back a corrupt (non-UTF-8) name as bytes instead of refusing the file."""
+    data = GOOD.replace(b"\x1a\x03inq", b"\x1a\x03\xe9nq", 1)  # node inq's name (field 3, length 3)
+    assert data != GOOD
+    (tmp_path / "m.onnx").write_bytes(data)
+    r = do_import(tmp_path / "m.onnx", tmp_path / "out", 100)
+    assert_refused(r, code=2, nothing_in=tmp_path / "out")
+    assert "not UTF-8 text" in r.err
+
+
 @settings(max_examples=30, deadline=None)
 @given(cut=st.integers(0, len(GOOD) - 1), flips=st.lists(st.tuples(st.integers(0, len(GOOD) - 1), st.integers(1, 255)),
                                                         max_size=3))
